@@ -1,0 +1,68 @@
+// Device-neutral entry points of Loom's compute kernels.
+//
+// Kernels are free functions over tensor views. Activations are f32; weights may be f32 or bf16
+// (converted on the fly, accumulated in f32). Every kernel checks its shapes and dtypes and
+// returns InvalidArgument instead of touching memory when they are wrong. Outputs are written in
+// full (no kernel relies on an output being zeroed). The CPU implementation (kernels/cpu) is the
+// reference; other devices are tested against it.
+#ifndef LOOM_KERNELS_KERNELS_H_
+#define LOOM_KERNELS_KERNELS_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/tensor.h"
+
+namespace loom::kernels {
+
+// out[M, N] = x[M, K] · w[N, K]ᵀ (+ bias[N]). x, out, bias: f32 contiguous; w: f32 or bf16
+// contiguous (the HF [out_features, in_features] layout).
+absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
+
+// out[T, H] = x / rms(x) * weight, per row. weight: f32 [H]. `out` may alias `x`.
+absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out);
+
+// residual += x; x = RmsNorm(residual) * weight. Both [T, H] f32, updated in place.
+absl::Status FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, float eps);
+
+// Rotary embedding in the HF "rotate_half" (NeoX) layout, in place on q [T, Hq, D] and
+// k [T, Hk, D] (f32; the last dim contiguous, heads may be strided views into a fused qkv row).
+// cos_sin: f32 [max_positions, D] — the first D/2 columns are cos, the last D/2 sin, per
+// position, as made by MakeRopeCosSin. positions: i32 [T].
+absl::Status ApplyRope(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& cos_sin);
+
+// out[T, I] = silu(gate_up[:, :I]) * gate_up[:, I:]. gate_up [T, 2I] f32.
+absl::Status SiluAndMul(const Tensor& gate_up, Tensor& out);
+
+// out[T, H] = table[ids[t] - vocab_start] for ids inside [vocab_start, vocab_start + V), zeros
+// for ids outside (that is another rank's vocabulary shard). table: f32 or bf16 [V, H]; ids i32.
+absl::Status Embedding(const Tensor& ids, const Tensor& table, int64_t vocab_start, Tensor& out);
+
+// Writes k, v [T, Hk, D] into the caches [num_blocks, block_size, Hk, D] at the flat slots
+// slot_mapping[t] = block * block_size + offset (i64 [T]); a negative slot skips the token.
+absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const Tensor& slot_mapping,
+                          Tensor& k_cache, Tensor& v_cache);
+
+// Where each sequence of a batch sits in the flat token dimension and in the KV cache.
+struct AttentionBatch {
+  // Per sequence (size B+1): sequence s owns query rows [query_start[s], query_start[s+1]).
+  std::vector<int32_t> query_start;
+  // Per sequence: tokens in the cache after this step's write, new ones included. The query
+  // rows are the last (query_start[s+1] - query_start[s]) of these positions.
+  std::vector<int32_t> context_len;
+  // Per sequence: block ids, in order, covering at least context_len tokens.
+  std::vector<std::vector<int32_t>> block_tables;
+};
+
+// out[T, Hq, D] = softmax(q·Kᵀ·scale + causal mask)·V per sequence, reading K/V from the paged
+// caches [num_blocks, block_size, Hk, D]. Query row i of a sequence with n new tokens and context
+// c sits at position c - n + i and attends to positions [0, c - n + i]. Prefill (n > 1, with or
+// without cached context) and decode (n == 1) are the same call; GQA maps query head h to KV
+// head h / (Hq / Hk). q may be a strided view (fused qkv); out is contiguous f32.
+absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                            const AttentionBatch& batch, float scale, Tensor& out);
+
+}  // namespace loom::kernels
+
+#endif  // LOOM_KERNELS_KERNELS_H_

@@ -1,0 +1,30 @@
+#include "worker/kv_cache.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace loom {
+
+absl::StatusOr<KvCache> KvCache::Create(const KvCacheShape& shape, int64_t memory_budget_bytes) {
+  if (shape.num_layers <= 0 || shape.block_size <= 0 || shape.num_kv_heads <= 0 ||
+      shape.head_dim <= 0) {
+    return absl::InvalidArgumentError("KV cache shape must be positive in every dimension");
+  }
+  const int64_t per_block = shape.BytesPerBlock();
+  const int64_t blocks = memory_budget_bytes / per_block;
+  if (blocks < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("KV cache budget of ", memory_budget_bytes,
+                                                   " bytes holds no block (one block needs ",
+                                                   per_block, " bytes)"));
+  }
+  KvCache cache;
+  cache.shape_ = shape;
+  cache.num_blocks_ = blocks;
+  for (int64_t l = 0; l < shape.num_layers; ++l) {
+    std::vector<int64_t> dims = {blocks, shape.block_size, shape.num_kv_heads, shape.head_dim};
+    cache.k_.push_back(Tensor::Empty(DType::kF32, dims));
+    cache.v_.push_back(Tensor::Empty(DType::kF32, dims));
+  }
+  return cache;
+}
+
+}  // namespace loom
