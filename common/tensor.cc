@@ -1,7 +1,10 @@
 #include "common/tensor.h"
 
 #include <cstdlib>
+#include <sys/mman.h>
+
 #include <cstring>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -9,6 +12,8 @@
 
 namespace loom {
 namespace {
+
+constexpr size_t kLazyZeroBytes = size_t{1} << 20;
 
 std::vector<int64_t> ContiguousStrides(const std::vector<int64_t>& shape) {
   std::vector<int64_t> strides(shape.size());
@@ -63,7 +68,17 @@ Tensor Tensor::Empty(DType dtype, std::vector<int64_t> shape) {
   size_t bytes = t.nbytes();
   size_t padded = (bytes + 63) / 64 * 64;
   if (padded == 0) padded = 64;
+  if (padded >= kLazyZeroBytes) {
+    // Large buffers (weights, KV cache) come zeroed from the kernel page by page, so memory is
+    // only touched when used.
+    void* p = mmap(nullptr, padded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    t.owner_ = std::shared_ptr<void>(p, [padded](void* q) { munmap(q, padded); });
+    t.data_ = p;
+    return t;
+  }
   void* p = std::aligned_alloc(64, padded);
+  if (p == nullptr) throw std::bad_alloc();
   std::memset(p, 0, padded);
   t.owner_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   t.data_ = p;

@@ -1,0 +1,33 @@
+// What a client asks for, and what it gets back.
+#ifndef LOOM_CONTROLLER_REQUEST_H_
+#define LOOM_CONTROLLER_REQUEST_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/sampling.h"
+
+namespace loom {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt_ids;
+  kernels::SamplingParams sampling;
+  int64_t max_tokens = 16;
+  std::vector<int32_t> stop_token_ids;  // in addition to the model's eos ids
+  bool ignore_eos = false;
+};
+
+enum class FinishReason { kNone, kLength, kStop, kAbort };
+const char* FinishReasonName(FinishReason reason);
+
+struct GenerationResult {
+  int64_t request_id = 0;
+  std::vector<int32_t> output_ids;
+  FinishReason finish_reason = FinishReason::kNone;
+  int64_t num_preemptions = 0;
+};
+
+}  // namespace loom
+
+#endif  // LOOM_CONTROLLER_REQUEST_H_

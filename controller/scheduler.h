@@ -1,0 +1,76 @@
+// Continuous batching: decides which sequences run in each step and with which KV blocks.
+//
+// Every step first gives each running sequence its next decode token, then admits waiting
+// sequences' prompts (in chunks when a prompt is longer than the token budget), within
+// max_num_seqs and max_num_batched_tokens. When the KV cache cannot hold a running sequence's
+// next token, the most recently admitted running sequence is preempted: its blocks are freed and
+// it waits to be recomputed from its prompt plus the tokens it already produced, so no request
+// fails and seeded sampling is unchanged. Not thread-safe: the engine loop owns it.
+#ifndef LOOM_CONTROLLER_SCHEDULER_H_
+#define LOOM_CONTROLLER_SCHEDULER_H_
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/engine_config.h"
+#include "controller/block_manager.h"
+#include "controller/request.h"
+#include "worker/step.h"
+
+namespace loom {
+
+struct Sequence {
+  int64_t id = 0;
+  GenerationRequest request;
+  std::vector<int32_t> output_ids;
+  int64_t num_computed = 0;  // tokens whose KV is in the cache
+  int64_t num_preemptions = 0;
+  FinishReason finish_reason = FinishReason::kNone;
+
+  int64_t num_tokens() const {
+    return static_cast<int64_t>(request.prompt_ids.size() + output_ids.size());
+  }
+  int32_t token_at(int64_t i) const {
+    const int64_t p = static_cast<int64_t>(request.prompt_ids.size());
+    return i < p ? request.prompt_ids[i] : output_ids[i - p];
+  }
+};
+
+class Scheduler {
+ public:
+  Scheduler(const SchedulerConfig& config, int64_t max_model_len, int64_t num_blocks,
+            int64_t block_size, std::vector<int32_t> eos_token_ids);
+
+  // Queues a request; InvalidArgument when it can never run (empty prompt, longer than
+  // max_model_len, more KV than the whole cache).
+  absl::StatusOr<int64_t> Add(GenerationRequest request);
+  bool HasWork() const { return !waiting_.empty() || !running_.empty(); }
+
+  // The next step; empty when nothing can run.
+  StepInput Schedule();
+  // Applies a step's sampled tokens; returns the sequences that finished (and frees them).
+  std::vector<GenerationResult> Update(const StepInput& step, const StepOutput& output);
+
+  const BlockManager& block_manager() const { return blocks_; }
+
+ private:
+  bool Finished(const Sequence& seq) const;
+  void Preempt(int64_t seq_id);
+  SequenceStep MakeStep(const Sequence& seq, int64_t num_new) const;
+
+  SchedulerConfig config_;
+  int64_t max_model_len_;
+  BlockManager blocks_;
+  std::vector<int32_t> eos_token_ids_;
+  int64_t next_id_ = 0;
+  std::map<int64_t, std::unique_ptr<Sequence>> sequences_;
+  std::deque<int64_t> waiting_;
+  std::vector<int64_t> running_;  // in admission order
+};
+
+}  // namespace loom
+
+#endif  // LOOM_CONTROLLER_SCHEDULER_H_

@@ -1,0 +1,51 @@
+// A small command-line flag parser for Loom's tools: `--name value`, `--name=value`, and
+// boolean `--name`. Every flag must be declared; unknown flags, missing values and malformed
+// numbers are errors that name the flag.
+#ifndef LOOM_TOOLS_CLI_FLAGS_H_
+#define LOOM_TOOLS_CLI_FLAGS_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace loom::cli {
+
+struct FlagSpec {
+  std::string name;  // without the dashes
+  bool is_bool = false;
+  std::string help;
+  std::string default_value;  // shown in --help
+};
+
+class Flags {
+ public:
+  // Parses argv[first..argc). Positional arguments are collected in order.
+  static absl::StatusOr<Flags> Parse(int argc, char** argv, int first,
+                                     const std::vector<FlagSpec>& specs);
+  static std::string Usage(const std::vector<FlagSpec>& specs);
+
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  bool Bool(const std::string& name) const { return Has(name); }
+  std::string String(const std::string& name, const std::string& fallback = "") const;
+  // Every value given for a repeatable flag, in order.
+  std::vector<std::string> All(const std::string& name) const;
+  absl::StatusOr<int64_t> Int(const std::string& name, int64_t fallback) const;
+  absl::StatusOr<double> Double(const std::string& name, double fallback) const;
+  // Accepts plain bytes or a K/M/G/T suffix (binary multiples): "512M", "2G".
+  absl::StatusOr<int64_t> Bytes(const std::string& name, int64_t fallback) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::map<std::string, std::vector<std::string>> values_;
+  std::vector<std::string> positional_;
+};
+
+// "1,2, 3" -> {1, 2, 3}; anything else is an error naming `what`.
+absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& text, const std::string& what);
+
+}  // namespace loom::cli
+
+#endif  // LOOM_TOOLS_CLI_FLAGS_H_

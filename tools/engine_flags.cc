@@ -1,0 +1,38 @@
+#include "tools/engine_flags.h"
+
+#include "common/status.h"
+
+namespace loom::cli {
+
+std::vector<FlagSpec> EngineFlagSpecs() {
+  return {
+      {"model", false, "HF model directory (config.json + *.safetensors)", ""},
+      {"weight-dtype", false, "in-memory weight type: bfloat16 or float32", "bfloat16"},
+      {"kv-cache-memory", false, "memory for the paged KV cache, e.g. 512M, 2G", "2G"},
+      {"block-size", false, "tokens per KV block", "16"},
+      {"max-num-seqs", false, "most sequences in one step", "64"},
+      {"max-num-batched-tokens", false, "most tokens in one step", "2048"},
+      {"max-model-len", false, "longest prompt + output (0 = the model's limit)", "0"},
+      {"threads", false, "CPU threads (0 = all cores)", "0"},
+  };
+}
+
+absl::StatusOr<EngineConfig> EngineConfigFromFlags(const Flags& flags) {
+  EngineConfig c;
+  c.load.model = flags.String("model");
+  if (c.load.model.empty()) return absl::InvalidArgumentError("--model DIR is required");
+  LOOM_ASSIGN_OR_RETURN(c.load.weight_dtype,
+                        ParseFloatDTypeName(flags.String("weight-dtype", "bfloat16")));
+  LOOM_ASSIGN_OR_RETURN(c.cache.kv_cache_bytes, flags.Bytes("kv-cache-memory", c.cache.kv_cache_bytes));
+  LOOM_ASSIGN_OR_RETURN(c.cache.block_size, flags.Int("block-size", c.cache.block_size));
+  LOOM_ASSIGN_OR_RETURN(c.scheduler.max_num_seqs, flags.Int("max-num-seqs", c.scheduler.max_num_seqs));
+  LOOM_ASSIGN_OR_RETURN(c.scheduler.max_num_batched_tokens,
+                        flags.Int("max-num-batched-tokens", c.scheduler.max_num_batched_tokens));
+  LOOM_ASSIGN_OR_RETURN(c.scheduler.max_model_len, flags.Int("max-model-len", 0));
+  LOOM_ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0));
+  c.num_threads = static_cast<int>(threads);
+  LOOM_RETURN_IF_ERROR(c.Validate());
+  return c;
+}
+
+}  // namespace loom::cli

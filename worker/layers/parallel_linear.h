@@ -1,0 +1,63 @@
+// A linear layer that holds this tensor-parallel rank's shard of its weight, possibly fused from
+// several HF tensors (q/k/v into qkv, gate/up into gate_up).
+//
+// Column-parallel layers split the output features (each fused part separately, so every rank
+// gets its own q, k and v heads); row-parallel layers split the input features and leave the sum
+// across ranks to the caller's all-reduce; replicated layers keep the whole weight. Loading copies
+// the rank's slice of a full tensor into the existing buffer, converting dtype, so buffers are
+// allocated once and pointers stay stable across reloads.
+#ifndef LOOM_WORKER_LAYERS_PARALLEL_LINEAR_H_
+#define LOOM_WORKER_LAYERS_PARALLEL_LINEAR_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/tensor.h"
+
+namespace loom {
+
+enum class ShardKind { kReplicated, kColumn, kRow };
+
+struct LinearPart {
+  std::string name;          // HF name without the ".weight"/".bias" suffix
+  int64_t out_features = 0;  // full (unsharded) size
+};
+
+class ParallelLinear {
+ public:
+  // `parts` are fused along the output dim in order. Sizes must divide by tp_size for the
+  // split dimension (checked by Create).
+  static absl::StatusOr<ParallelLinear> Create(std::vector<LinearPart> parts, int64_t in_features,
+                                               bool has_bias, ShardKind kind, int64_t tp_rank,
+                                               int64_t tp_size, DType weight_dtype);
+
+  // Names this layer loads: "<part>.weight" (and "<part>.bias").
+  std::vector<std::string> ParameterNames() const;
+  // Full HF shape of parameter `name` (must be one of ParameterNames()).
+  std::vector<int64_t> FullShape(const std::string& name) const;
+  // Copies this rank's slice of the full tensor `full` into place. Shape must be the full shape.
+  absl::Status Load(const std::string& name, const Tensor& full);
+
+  // out[M, local_out] = x[M, local_in] · Wᵀ (+ bias).
+  absl::Status Forward(const Tensor& x, Tensor& out) const;
+
+  int64_t local_out_features() const { return weight_.size(0); }
+  int64_t local_in_features() const { return weight_.size(1); }
+  const Tensor& weight() const { return weight_; }
+  // Shares another layer's weight (tied LM head and embedding). Shapes must match.
+  absl::Status TieWeight(const Tensor& weight);
+
+ private:
+  std::vector<LinearPart> parts_;
+  int64_t in_features_ = 0;
+  ShardKind kind_ = ShardKind::kReplicated;
+  int64_t tp_rank_ = 0, tp_size_ = 1;
+  Tensor weight_;  // [local_out, local_in]
+  Tensor bias_;    // [local_out] f32, undefined when there is none
+};
+
+}  // namespace loom
+
+#endif  // LOOM_WORKER_LAYERS_PARALLEL_LINEAR_H_

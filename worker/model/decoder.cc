@@ -1,0 +1,280 @@
+#include "worker/model/decoder.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "kernels/rope.h"
+
+namespace loom {
+namespace {
+
+// Copies a replicated f32 parameter (norm weights) into place, checking its shape.
+absl::Status LoadReplicated(const std::string& name, const Tensor& full, Tensor& dst) {
+  if (full.shape() != dst.shape()) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": expected shape ",
+                                                   ShapeString(dst.shape()), ", got ",
+                                                   ShapeString(full.shape())));
+  }
+  if (!IsFloat(full.dtype())) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": expected a float tensor, got ",
+                                                   DTypeName(full.dtype())));
+  }
+  return dst.CopyFrom(full);
+}
+
+kernels::RopeScaling ToKernelScaling(const RopeScalingConfig& c) {
+  kernels::RopeScaling s;
+  s.type = c.type;
+  s.factor = c.factor;
+  s.low_freq_factor = c.low_freq_factor;
+  s.high_freq_factor = c.high_freq_factor;
+  s.original_max_position_embeddings = c.original_max_position_embeddings;
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Create(const ModelConfig& config,
+                                                         const DecoderOptions& options) {
+  LOOM_RETURN_IF_ERROR(config.Validate());
+  if (options.weight_dtype != DType::kF32 && options.weight_dtype != DType::kBF16) {
+    return absl::InvalidArgumentError("weight dtype must be float32 or bfloat16");
+  }
+  std::unique_ptr<Decoder> d(new Decoder());
+  d->config_ = config;
+  d->options_ = options;
+  d->comm_ = options.comm ? options.comm : &d->single_rank_;
+  LOOM_RETURN_IF_ERROR(d->Build());
+  return d;
+}
+
+absl::Status Decoder::Build() {
+  const ModelConfig& c = config_;
+  const int64_t tp = comm_->world_size(), rank = comm_->rank();
+  if (c.num_attention_heads % tp != 0 || c.num_key_value_heads % tp != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor-parallel size ", tp, " does not divide the model's ", c.num_attention_heads,
+        " attention heads and ", c.num_key_value_heads, " KV heads"));
+  }
+  if (c.vocab_size % tp != 0 || c.intermediate_size % tp != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor-parallel size ", tp,
+                                                   " does not divide vocab_size ", c.vocab_size,
+                                                   " and intermediate_size ", c.intermediate_size));
+  }
+  local_q_heads_ = c.num_attention_heads / tp;
+  local_kv_heads_ = c.num_key_value_heads / tp;
+  const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
+  const DType wd = options_.weight_dtype;
+
+  auto add = [this](const std::string& name, std::vector<int64_t> shape,
+                    std::function<absl::Status(const Tensor&)> fn) {
+    parameters_.push_back({name, std::move(shape)});
+    loaders_[name] = std::move(fn);
+  };
+  auto add_linear = [&](ParallelLinear& layer) {
+    for (const std::string& n : layer.ParameterNames()) {
+      add(n, layer.FullShape(n), [&layer, n](const Tensor& t) { return layer.Load(n, t); });
+    }
+  };
+  auto add_norm = [&](const std::string& name, Tensor& dst) {
+    add(name, dst.shape(), [&dst, name](const Tensor& t) { return LoadReplicated(name, t, dst); });
+  };
+
+  const int64_t vocab_rows = c.vocab_size / tp;
+  embed_ = Tensor::Empty(wd, {vocab_rows, H});
+  add("model.embed_tokens.weight", {c.vocab_size, H}, [this, vocab_rows, rank](const Tensor& t) {
+    if (t.shape() != std::vector<int64_t>{config_.vocab_size, config_.hidden_size}) {
+      return absl::InvalidArgumentError(absl::StrCat("model.embed_tokens.weight: expected shape ",
+                                                     ShapeString({config_.vocab_size,
+                                                                  config_.hidden_size}),
+                                                     ", got ", ShapeString(t.shape())));
+    }
+    if (!IsFloat(t.dtype())) return absl::InvalidArgumentError("embedding must be float");
+    LOOM_ASSIGN_OR_RETURN(Tensor mine, t.Slice(0, rank * vocab_rows, vocab_rows));
+    return embed_.CopyFrom(mine);
+  });
+
+  layers_.resize(c.num_hidden_layers);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    Layer& L = layers_[i];
+    const std::string p = absl::StrCat("model.layers.", i, ".");
+    L.input_norm = Tensor::Empty(DType::kF32, {H});
+    L.post_attention_norm = Tensor::Empty(DType::kF32, {H});
+    LOOM_ASSIGN_OR_RETURN(
+        L.qkv, ParallelLinear::Create({{p + "self_attn.q_proj", c.num_attention_heads * D},
+                                       {p + "self_attn.k_proj", c.num_key_value_heads * D},
+                                       {p + "self_attn.v_proj", c.num_key_value_heads * D}},
+                                      H, c.attention_bias, ShardKind::kColumn, rank, tp, wd));
+    LOOM_ASSIGN_OR_RETURN(L.o, ParallelLinear::Create({{p + "self_attn.o_proj", H}},
+                                                      c.num_attention_heads * D, false,
+                                                      ShardKind::kRow, rank, tp, wd));
+    LOOM_ASSIGN_OR_RETURN(L.gate_up, ParallelLinear::Create({{p + "mlp.gate_proj", I},
+                                                             {p + "mlp.up_proj", I}},
+                                                            H, false, ShardKind::kColumn, rank,
+                                                            tp, wd));
+    LOOM_ASSIGN_OR_RETURN(L.down, ParallelLinear::Create({{p + "mlp.down_proj", H}}, I, false,
+                                                         ShardKind::kRow, rank, tp, wd));
+    add_norm(p + "input_layernorm.weight", L.input_norm);
+    add_linear(L.qkv);
+    if (c.qk_norm) {
+      L.q_norm = Tensor::Empty(DType::kF32, {D});
+      L.k_norm = Tensor::Empty(DType::kF32, {D});
+      add_norm(p + "self_attn.q_norm.weight", L.q_norm);
+      add_norm(p + "self_attn.k_norm.weight", L.k_norm);
+    }
+    add_linear(L.o);
+    add_norm(p + "post_attention_layernorm.weight", L.post_attention_norm);
+    add_linear(L.gate_up);
+    add_linear(L.down);
+  }
+  final_norm_ = Tensor::Empty(DType::kF32, {H});
+  add_norm("model.norm.weight", final_norm_);
+  LOOM_ASSIGN_OR_RETURN(lm_head_, ParallelLinear::Create({{"lm_head", c.vocab_size}}, H, false,
+                                                         ShardKind::kColumn, rank, tp, wd));
+  if (c.tie_word_embeddings) {
+    LOOM_RETURN_IF_ERROR(lm_head_.TieWeight(embed_));
+  } else {
+    add_linear(lm_head_);
+  }
+  LOOM_ASSIGN_OR_RETURN(rope_cos_sin_,
+                        kernels::MakeRopeCosSin(D, c.rope_theta, ToKernelScaling(c.rope_scaling),
+                                                c.max_position_embeddings));
+  return absl::OkStatus();
+}
+
+std::vector<ParameterInfo> Decoder::Parameters() const { return parameters_; }
+
+absl::Status Decoder::LoadWeight(const std::string& name, const Tensor& full) {
+  auto it = loaders_.find(name);
+  if (it == loaders_.end()) {
+    return absl::NotFoundError(absl::StrCat("unexpected parameter ", name, " for ",
+                                            config_.architecture));
+  }
+  return it->second(full);
+}
+
+KvCacheShape Decoder::CacheShape(int64_t block_size) const {
+  KvCacheShape s;
+  s.num_layers = config_.num_hidden_layers;
+  s.block_size = block_size;
+  s.num_kv_heads = local_kv_heads_;
+  s.head_dim = config_.head_dim;
+  return s;
+}
+
+int64_t Decoder::WeightBytes() const {
+  int64_t bytes = static_cast<int64_t>(embed_.nbytes() + final_norm_.nbytes());
+  if (!config_.tie_word_embeddings) bytes += lm_head_.weight().nbytes();
+  for (const Layer& L : layers_) {
+    bytes += L.qkv.weight().nbytes() + L.o.weight().nbytes() + L.gate_up.weight().nbytes() +
+             L.down.weight().nbytes() + L.input_norm.nbytes() + L.post_attention_norm.nbytes();
+  }
+  return bytes;
+}
+
+absl::StatusOr<Tensor> Decoder::Forward(const ForwardBatch& batch, KvCache& cache) {
+  const int64_t T = static_cast<int64_t>(batch.token_ids.size());
+  if (T == 0 || batch.positions.size() != batch.token_ids.size() ||
+      batch.slots.size() != batch.token_ids.size()) {
+    return absl::InvalidArgumentError("forward batch: token, position and slot counts differ");
+  }
+  for (int32_t p : batch.positions) {
+    if (p < 0 || p >= config_.max_position_embeddings) {
+      return absl::InvalidArgumentError(absl::StrCat("position ", p, " outside [0, ",
+                                                     config_.max_position_embeddings, ")"));
+    }
+  }
+  for (int32_t id : batch.token_ids) {
+    if (id < 0 || id >= config_.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("token id ", id, " outside [0, ",
+                                                     config_.vocab_size, ")"));
+    }
+  }
+  for (int32_t r : batch.logits_rows) {
+    if (r < 0 || r >= T) return absl::InvalidArgumentError("logits row out of range");
+  }
+  const int64_t H = config_.hidden_size;
+  Tensor ids = Tensor::Borrow(const_cast<int32_t*>(batch.token_ids.data()), DType::kI32, {T});
+  Tensor positions =
+      Tensor::Borrow(const_cast<int32_t*>(batch.positions.data()), DType::kI32, {T});
+
+  Tensor hidden = Tensor::Empty(DType::kF32, {T, H});
+  LOOM_RETURN_IF_ERROR(kernels::Embedding(ids, embed_, comm_->rank() * embed_.size(0), hidden));
+  LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
+  Tensor residual = Tensor::Empty(DType::kF32, {T, H});
+  for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
+    LOOM_RETURN_IF_ERROR(RunLayer(i, layers_[i], batch, hidden, residual, positions, cache));
+  }
+  LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, final_norm_,
+                                                static_cast<float>(config_.rms_norm_eps)));
+
+  const int64_t R = static_cast<int64_t>(batch.logits_rows.size());
+  Tensor selected = Tensor::Empty(DType::kF32, {R, H});
+  for (int64_t r = 0; r < R; ++r) {
+    std::memcpy(selected.data<float>() + r * H, hidden.data<float>() + batch.logits_rows[r] * H,
+                H * sizeof(float));
+  }
+  Tensor local_logits = Tensor::Empty(DType::kF32, {R, lm_head_.local_out_features()});
+  LOOM_RETURN_IF_ERROR(lm_head_.Forward(selected, local_logits));
+  if (comm_->world_size() == 1) return local_logits;
+  Tensor logits = Tensor::Empty(DType::kF32, {R, config_.vocab_size});
+  LOOM_RETURN_IF_ERROR(comm_->AllGatherLastDim(local_logits, logits));
+  return logits;
+}
+
+// HF's order per layer: h = x + attn(norm(x)); out = h + mlp(norm(h)). The residual add of one
+// sub-block is fused into the next norm, so `hidden` carries the sub-block output and
+// `residual` the running sum.
+absl::Status Decoder::RunLayer(int64_t index, Layer& L, const ForwardBatch& batch, Tensor& hidden,
+                               Tensor& residual, const Tensor& positions, KvCache& cache) {
+  const ModelConfig& c = config_;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const int64_t T = hidden.size(0), D = c.head_dim;
+  const int64_t Hq = local_q_heads_, Hk = local_kv_heads_;
+  if (index == 0) {
+    LOOM_RETURN_IF_ERROR(residual.CopyFrom(hidden));
+    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(residual, L.input_norm, eps, hidden));
+  } else {
+    LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, L.input_norm, eps));
+  }
+
+  Tensor qkv = Tensor::Empty(DType::kF32, {T, (Hq + 2 * Hk) * D});
+  LOOM_RETURN_IF_ERROR(L.qkv.Forward(hidden, qkv));
+  Tensor q = Tensor::Empty(DType::kF32, {T, Hq, D});
+  Tensor k = Tensor::Empty(DType::kF32, {T, Hk, D});
+  Tensor v = Tensor::Empty(DType::kF32, {T, Hk, D});
+  {
+    LOOM_ASSIGN_OR_RETURN(Tensor q_src, qkv.Slice(1, 0, Hq * D));
+    LOOM_ASSIGN_OR_RETURN(Tensor k_src, qkv.Slice(1, Hq * D, Hk * D));
+    LOOM_ASSIGN_OR_RETURN(Tensor v_src, qkv.Slice(1, (Hq + Hk) * D, Hk * D));
+    Tensor q2 = *q.View({T, Hq * D}), k2 = *k.View({T, Hk * D}), v2 = *v.View({T, Hk * D});
+    LOOM_RETURN_IF_ERROR(q2.CopyFrom(q_src));
+    LOOM_RETURN_IF_ERROR(k2.CopyFrom(k_src));
+    LOOM_RETURN_IF_ERROR(v2.CopyFrom(v_src));
+  }
+  if (c.qk_norm) {
+    Tensor q_rows = *q.View({T * Hq, D}), k_rows = *k.View({T * Hk, D});
+    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(q_rows, L.q_norm, eps, q_rows));
+    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(k_rows, L.k_norm, eps, k_rows));
+  }
+  LOOM_RETURN_IF_ERROR(kernels::ApplyRope(q, k, positions, rope_cos_sin_));
+  Tensor slots = Tensor::Borrow(const_cast<int64_t*>(batch.slots.data()), DType::kI64, {T});
+  LOOM_RETURN_IF_ERROR(kernels::WriteKvCache(k, v, slots, cache.k(index), cache.v(index)));
+  Tensor attn = Tensor::Empty(DType::kF32, {T, Hq, D});
+  LOOM_RETURN_IF_ERROR(kernels::PagedAttention(q, cache.k(index), cache.v(index), batch.attention,
+                                               1.0f / std::sqrt(static_cast<float>(D)), attn));
+  LOOM_RETURN_IF_ERROR(L.o.Forward(*attn.View({T, Hq * D}), hidden));
+  LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
+
+  LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, L.post_attention_norm, eps));
+  Tensor gate_up = Tensor::Empty(DType::kF32, {T, L.gate_up.local_out_features()});
+  LOOM_RETURN_IF_ERROR(L.gate_up.Forward(hidden, gate_up));
+  Tensor act = Tensor::Empty(DType::kF32, {T, L.down.local_in_features()});
+  LOOM_RETURN_IF_ERROR(kernels::SiluAndMul(gate_up, act));
+  LOOM_RETURN_IF_ERROR(L.down.Forward(act, hidden));
+  return comm_->AllReduceSum(hidden);
+}
+
+}  // namespace loom

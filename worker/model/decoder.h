@@ -1,0 +1,95 @@
+// The one decoder for the whole Llama family (Llama 2/3, Mistral, Qwen2, Qwen3), driven by
+// ModelConfig flags: qkv bias, per-head q/k RMSNorm, tied embeddings, rope scaling, head_dim,
+// GQA. It holds this rank's shard of every weight and runs the forward pass over a flat batch of
+// tokens from many sequences against the paged KV cache.
+//
+// Weights are loaded by name (HF names, full tensors) through LoadWeight, whatever their source;
+// each layer copies its own slice into buffers allocated once at Create, so reloading keeps every
+// pointer stable. Not thread-safe: one caller runs Forward at a time.
+#ifndef LOOM_WORKER_MODEL_DECODER_H_
+#define LOOM_WORKER_MODEL_DECODER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/model_config.h"
+#include "common/tensor.h"
+#include "kernels/kernels.h"
+#include "worker/comm/communicator.h"
+#include "worker/kv_cache.h"
+#include "worker/layers/parallel_linear.h"
+
+namespace loom {
+
+struct DecoderOptions {
+  DType weight_dtype = DType::kBF16;  // storage of the matmul and embedding weights
+  Communicator* comm = nullptr;       // null = single rank
+};
+
+// One forward pass: T tokens from B sequences, flattened.
+struct ForwardBatch {
+  std::vector<int32_t> token_ids;  // [T]
+  std::vector<int32_t> positions;  // [T]
+  std::vector<int64_t> slots;      // [T] flat KV slot of each token
+  kernels::AttentionBatch attention;
+  std::vector<int32_t> logits_rows;  // which of the T rows need logits (usually each seq's last)
+};
+
+struct ParameterInfo {
+  std::string name;             // HF name
+  std::vector<int64_t> shape;   // full, unsharded
+};
+
+class Decoder {
+ public:
+  static absl::StatusOr<std::unique_ptr<Decoder>> Create(const ModelConfig& config,
+                                                         const DecoderOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  // Every parameter the checkpoint must provide (tied LM head excluded), in a stable order.
+  std::vector<ParameterInfo> Parameters() const;
+  // Loads this rank's slice of the full tensor `name`. Unknown names and wrong shapes are errors.
+  absl::Status LoadWeight(const std::string& name, const Tensor& full);
+
+  // Shape of one rank's KV cache for this model.
+  KvCacheShape CacheShape(int64_t block_size) const;
+
+  // Runs the batch, writing its K/V into `cache`. Returns f32 logits [logits_rows, vocab_size].
+  absl::StatusOr<Tensor> Forward(const ForwardBatch& batch, KvCache& cache);
+
+  // Bytes of weights held by this rank.
+  int64_t WeightBytes() const;
+
+ private:
+  struct Layer {
+    Tensor input_norm, post_attention_norm;  // f32 [H]
+    Tensor q_norm, k_norm;                   // f32 [D] (qk_norm only)
+    ParallelLinear qkv, o, gate_up, down;
+  };
+  Decoder() = default;
+  absl::Status Build();
+  absl::Status RunLayer(int64_t index, Layer& layer, const ForwardBatch& batch, Tensor& hidden,
+                        Tensor& residual, const Tensor& positions, KvCache& cache);
+
+  ModelConfig config_;
+  DecoderOptions options_;
+  SingleRankCommunicator single_rank_;
+  Communicator* comm_ = nullptr;
+  int64_t local_q_heads_ = 0, local_kv_heads_ = 0;
+  Tensor embed_;  // [V / tp, H]
+  std::vector<Layer> layers_;
+  Tensor final_norm_;
+  ParallelLinear lm_head_;
+  Tensor rope_cos_sin_;
+  // HF name -> loader into this rank's buffers.
+  std::map<std::string, std::function<absl::Status(const Tensor&)>> loaders_;
+  std::vector<ParameterInfo> parameters_;
+};
+
+}  // namespace loom
+
+#endif  // LOOM_WORKER_MODEL_DECODER_H_

@@ -1,0 +1,41 @@
+// ModelRunner: one worker's model, KV cache and sampler, executing steps.
+#ifndef LOOM_WORKER_MODEL_RUNNER_H_
+#define LOOM_WORKER_MODEL_RUNNER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "worker/kv_cache.h"
+#include "worker/model/decoder.h"
+#include "worker/step.h"
+
+namespace loom {
+
+struct ModelRunnerOptions {
+  DecoderOptions decoder;
+  int64_t block_size = 16;
+  int64_t kv_cache_bytes = int64_t{1} << 30;
+};
+
+class ModelRunner {
+ public:
+  // Builds the decoder (weights unloaded: load them through decoder()) and the KV cache.
+  static absl::StatusOr<std::unique_ptr<ModelRunner>> Create(const ModelConfig& config,
+                                                             const ModelRunnerOptions& options);
+
+  Decoder& decoder() { return *decoder_; }
+  int64_t num_kv_blocks() const { return cache_.num_blocks(); }
+  int64_t block_size() const { return cache_.shape().block_size; }
+  const KvCache& kv_cache() const { return cache_; }
+
+  // Validates the step against the cache (block ids, table coverage) and runs it.
+  absl::StatusOr<StepOutput> Execute(const StepInput& step);
+
+ private:
+  std::unique_ptr<Decoder> decoder_;
+  KvCache cache_;
+};
+
+}  // namespace loom
+
+#endif  // LOOM_WORKER_MODEL_RUNNER_H_

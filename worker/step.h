@@ -1,0 +1,39 @@
+// One generation step as the controller describes it to a worker: which sequences run, their new
+// tokens, where their KV lives, and how to sample. It mirrors the Step message of the worker
+// protocol so the single-process engine and the distributed one share the model runner.
+#ifndef LOOM_WORKER_STEP_H_
+#define LOOM_WORKER_STEP_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/tensor.h"
+#include "kernels/sampling.h"
+
+namespace loom {
+
+struct SequenceStep {
+  int64_t seq_id = 0;
+  std::vector<int32_t> token_ids;  // the tokens this step computes (a prompt chunk, or 1)
+  int32_t start_position = 0;      // tokens already in the KV cache before token_ids[0]
+  std::vector<int32_t> block_table;  // covers start_position + token_ids.size() slots
+  bool sample = true;  // false for a prompt chunk that is not the prompt's last
+  kernels::SamplingParams sampling;
+  uint64_t sample_index = 0;  // which output token is drawn (keys the seeded RNG)
+};
+
+struct StepInput {
+  std::vector<SequenceStep> sequences;
+  bool return_logits = false;  // also return the logits rows that were sampled
+};
+
+struct StepOutput {
+  // One entry per sequence with sample = true, in input order.
+  std::vector<int64_t> seq_ids;
+  std::vector<int32_t> tokens;
+  Tensor logits;  // [sampled, vocab] f32 when requested
+};
+
+}  // namespace loom
+
+#endif  // LOOM_WORKER_STEP_H_
