@@ -1,0 +1,163 @@
+#include "controller/scheduler.h"
+
+#include <gtest/gtest.h>
+
+namespace loom {
+namespace {
+
+SchedulerConfig Limits(int64_t seqs, int64_t tokens) {
+  SchedulerConfig c;
+  c.max_num_seqs = seqs;
+  c.max_num_batched_tokens = tokens;
+  return c;
+}
+
+GenerationRequest Request(int64_t prompt_len, int64_t max_tokens) {
+  GenerationRequest r;
+  for (int64_t i = 0; i < prompt_len; ++i) r.prompt_ids.push_back(static_cast<int32_t>(10 + i));
+  r.max_tokens = max_tokens;
+  return r;
+}
+
+// Pretends to be the model: every sampled token is `token`.
+StepOutput Sampled(const StepInput& step, int32_t token) {
+  StepOutput out;
+  for (const SequenceStep& s : step.sequences) {
+    if (!s.sample) continue;
+    out.seq_ids.push_back(s.seq_id);
+    out.tokens.push_back(token);
+  }
+  return out;
+}
+
+TEST(SchedulerTest, LongPromptIsPrefilledInChunksAndSampledOnceAtTheEnd) {
+  Scheduler s(Limits(4, 4), 100, 64, 4, {});
+  ASSERT_TRUE(s.Add(Request(10, 1)).ok());
+  std::vector<std::pair<size_t, bool>> chunks;
+  std::vector<GenerationResult> done;
+  while (s.HasWork()) {
+    StepInput step = s.Schedule();
+    ASSERT_EQ(step.sequences.size(), 1u);
+    chunks.push_back({step.sequences[0].token_ids.size(), step.sequences[0].sample});
+    for (auto& r : s.Update(step, Sampled(step, 7))) done.push_back(r);
+  }
+  EXPECT_EQ(chunks, (std::vector<std::pair<size_t, bool>>{{4, false}, {4, false}, {2, true}}));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].output_ids, std::vector<int32_t>{7});
+  EXPECT_EQ(done[0].finish_reason, FinishReason::kLength);
+}
+
+TEST(SchedulerTest, StepsRespectSequenceAndTokenLimits) {
+  Scheduler s(Limits(2, 8), 100, 64, 4, {});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s.Add(Request(3, 4)).ok());
+  StepInput first = s.Schedule();
+  EXPECT_EQ(first.sequences.size(), 2u);  // max_num_seqs
+  int64_t tokens = 0;
+  for (const auto& q : first.sequences) tokens += q.token_ids.size();
+  EXPECT_LE(tokens, 8);
+}
+
+TEST(SchedulerTest, DecodeStepsCarryOnePositionAndGrowBlockTables) {
+  Scheduler s(Limits(4, 64), 100, 64, 4, {});
+  ASSERT_TRUE(s.Add(Request(4, 3)).ok());
+  StepInput prefill = s.Schedule();
+  EXPECT_EQ(prefill.sequences[0].block_table.size(), 1u);
+  s.Update(prefill, Sampled(prefill, 5));
+  StepInput decode = s.Schedule();
+  ASSERT_EQ(decode.sequences.size(), 1u);
+  EXPECT_EQ(decode.sequences[0].token_ids, std::vector<int32_t>{5});
+  EXPECT_EQ(decode.sequences[0].start_position, 4);
+  EXPECT_EQ(decode.sequences[0].block_table.size(), 2u);  // position 4 needs a second block
+  EXPECT_EQ(decode.sequences[0].sample_index, 1u);
+}
+
+TEST(SchedulerTest, WhenBlocksRunOutTheYoungestIsPreemptedAndRecomputedNotFailed) {
+  // 6 blocks of 2 slots; two sequences of 4-token prompts growing to 8 tokens need 8 blocks.
+  Scheduler s(Limits(4, 64), 100, 6, 2, {});
+  ASSERT_TRUE(s.Add(Request(4, 4)).ok());
+  ASSERT_TRUE(s.Add(Request(4, 4)).ok());
+  std::vector<GenerationResult> done;
+  bool saw_recompute = false;
+  int steps = 0;
+  while (s.HasWork() && steps++ < 100) {
+    StepInput step = s.Schedule();
+    ASSERT_FALSE(step.sequences.empty());
+    for (const auto& q : step.sequences) {
+      // A recomputed sequence comes back with its prompt and its earlier outputs at position 0.
+      if (q.start_position == 0 && q.token_ids.size() > 4) saw_recompute = true;
+    }
+    EXPECT_LE(s.block_manager().num_free_blocks(), 6);
+    for (auto& r : s.Update(step, Sampled(step, 9))) done.push_back(r);
+  }
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_TRUE(saw_recompute);
+  int64_t preemptions = 0;
+  for (const auto& r : done) {
+    EXPECT_EQ(r.output_ids.size(), 4u);
+    preemptions += r.num_preemptions;
+  }
+  EXPECT_GT(preemptions, 0);
+  EXPECT_EQ(s.block_manager().num_free_blocks(), 6);  // everything returned
+}
+
+TEST(SchedulerTest, StopsOnEosAndStopIdsUnlessIgnoringEos) {
+  Scheduler s(Limits(4, 64), 100, 64, 4, {2});
+  GenerationRequest eos = Request(3, 10);
+  GenerationRequest ignore = Request(3, 3);
+  ignore.ignore_eos = true;
+  GenerationRequest stop = Request(3, 10);
+  stop.stop_token_ids = {2};
+  stop.ignore_eos = true;
+  ASSERT_TRUE(s.Add(eos).ok());
+  ASSERT_TRUE(s.Add(ignore).ok());
+  ASSERT_TRUE(s.Add(stop).ok());
+  std::map<int64_t, GenerationResult> done;
+  while (s.HasWork()) {
+    StepInput step = s.Schedule();
+    for (auto& r : s.Update(step, Sampled(step, 2))) done[r.request_id] = r;
+  }
+  EXPECT_EQ(done[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(done[0].output_ids.size(), 1u);
+  EXPECT_EQ(done[1].finish_reason, FinishReason::kLength);
+  EXPECT_EQ(done[1].output_ids.size(), 3u);
+  EXPECT_EQ(done[2].finish_reason, FinishReason::kStop);
+}
+
+TEST(SchedulerTest, MaxModelLenEndsASequence) {
+  Scheduler s(Limits(4, 64), 6, 64, 4, {});
+  ASSERT_TRUE(s.Add(Request(4, 100)).ok());
+  std::vector<GenerationResult> done;
+  while (s.HasWork()) {
+    StepInput step = s.Schedule();
+    for (auto& r : s.Update(step, Sampled(step, 1))) done.push_back(r);
+  }
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].output_ids.size(), 2u);
+  EXPECT_EQ(done[0].finish_reason, FinishReason::kLength);
+}
+
+TEST(SchedulerTest, RejectsRequestsThatCanNeverRun) {
+  Scheduler s(Limits(4, 64), 16, 2, 4, {});
+  EXPECT_FALSE(s.Add(Request(0, 1)).ok());    // empty prompt
+  EXPECT_FALSE(s.Add(Request(16, 1)).ok());   // no room in max_model_len
+  EXPECT_FALSE(s.Add(Request(8, 4)).ok());    // 12 tokens need 3 blocks; the cache has 2
+  EXPECT_FALSE(s.Add(Request(2, 0)).ok());    // max_tokens < 1
+  GenerationRequest bad = Request(2, 1);
+  bad.sampling.top_p = 0;
+  EXPECT_FALSE(s.Add(bad).ok());
+  EXPECT_FALSE(s.HasWork());
+}
+
+TEST(BlockManagerTest, GrowIsAllOrNothingAndFreeReturnsEveryBlock) {
+  BlockManager m(3, 4);
+  ASSERT_TRUE(m.Grow(1, 8).ok());
+  EXPECT_EQ(m.BlockTable(1).size(), 2u);
+  EXPECT_FALSE(m.Grow(2, 8).ok());
+  EXPECT_TRUE(m.BlockTable(2).empty());
+  EXPECT_EQ(m.num_free_blocks(), 1);
+  m.Free(1);
+  EXPECT_EQ(m.num_free_blocks(), 3);
+}
+
+}  // namespace
+}  // namespace loom

@@ -1,0 +1,71 @@
+// The `loom` command line as a user runs it: help, generation, and clear errors with non-zero
+// exits on bad input.
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/e2e/model_dir.h"
+#include "tests/test_paths.h"
+
+namespace loom {
+namespace {
+
+std::string Loom() { return testing::BinaryDir() + "/tools/loom"; }
+
+TEST(CliTest, HelpExplainsEveryVerb) {
+  std::string out;
+  EXPECT_EQ(testing::RunCommand(Loom() + " --help", &out), 0);
+  EXPECT_NE(out.find("generate"), std::string::npos);
+  EXPECT_NE(out.find("bench"), std::string::npos);
+  EXPECT_EQ(testing::RunCommand(Loom() + " generate --help", &out), 0);
+  EXPECT_NE(out.find("--prompt-ids"), std::string::npos);
+  EXPECT_NE(out.find("--kv-cache-memory"), std::string::npos);
+  EXPECT_EQ(testing::RunCommand(Loom() + " bench --help", &out), 0);
+}
+
+TEST(CliTest, GeneratePrintsTheSameTokensAsTheReference) {
+  const std::string model = testing::FixtureModel();
+  std::string out;
+  ASSERT_EQ(testing::RunCommand(Loom() + " generate --model " + model +
+                                    " --prompt-ids 1,2,3 --prompt-ids 4,5 --max-tokens 5 "
+                                    "--ignore-eos --json --weight-dtype float32",
+                                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("{\"prompt\": 0, \"output_ids\": ["), std::string::npos) << out;
+  EXPECT_NE(out.find("{\"prompt\": 1, \"output_ids\": ["), std::string::npos) << out;
+  EXPECT_NE(out.find("\"finish_reason\": \"length\""), std::string::npos) << out;
+}
+
+struct BadCall {
+  std::string args;
+  int exit_code;
+  std::string message;
+};
+
+TEST(CliTest, BadInputGetsAClearErrorAndNonZeroExit) {
+  const std::string model = testing::FixtureModel();
+  const std::vector<BadCall> calls = {
+      {"frobnicate", 2, "unknown command"},
+      {"generate --prompt-ids 1,2", 1, "--model"},
+      {"generate --model " + model, 1, "--prompt-ids"},
+      {"generate --model " + model + " --prompt-ids 1,x", 1, "not an integer"},
+      {"generate --model " + model + " --prompt-ids 1 --max-tokens many", 1, "not an integer"},
+      {"generate --model " + model + " --prompt-ids 1 --bogus", 2, "unknown flag --bogus"},
+      {"generate --model " + model + " --prompt-ids 1 --temperature -2", 1, "temperature"},
+      {"generate --model " + model + " --prompt-ids 1 --top-p 0", 1, "top_p"},
+      {"generate --model " + model + " --prompt-ids 99999999", 1, "outside"},
+      {"generate --model " + model + " --prompt-ids 1 --kv-cache-memory lots", 1, "not a size"},
+      {"generate --model " + model + " --prompt-ids 1 --weight-dtype int8", 1, "unsupported"},
+      {"generate --model /nonexistent/model --prompt-ids 1", 1, "/nonexistent/model"},
+      {"generate --model " + model + " --prompt-ids", 2, "needs a value"},
+  };
+  for (const BadCall& c : calls) {
+    std::string out;
+    EXPECT_EQ(testing::RunCommand(Loom() + " " + c.args, &out), c.exit_code) << c.args << "\n" << out;
+    EXPECT_NE(out.find(c.message), std::string::npos) << c.args << "\n" << out;
+  }
+}
+
+}  // namespace
+}  // namespace loom

@@ -1,0 +1,154 @@
+// Loom's greedy tokens and last-position logits equal HF transformers' on every fixture model
+// (tests/data, made by tools/make_reference_fixtures.py), alone and batched together, and on the
+// real trained stories260K model converted by our own tool.
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "controller/engine.h"
+#include "tests/test_paths.h"
+#include "worker/loader/checkpoint_loader.h"
+#include "worker/model_runner.h"
+
+namespace loom {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ReferencePrompt {
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> greedy_ids;
+  std::vector<float> last_logits;
+};
+
+std::vector<ReferencePrompt> ReadReference(const std::string& path) {
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in);
+  std::vector<ReferencePrompt> out;
+  for (const auto& p : j.at("prompts")) {
+    out.push_back({p.at("prompt_ids").get<std::vector<int32_t>>(),
+                   p.at("greedy_ids").get<std::vector<int32_t>>(),
+                   p.at("last_logits").get<std::vector<float>>()});
+  }
+  return out;
+}
+
+// Fixture checkpoints: f32 ones run with f32 weights (tolerance 1e-4); bf16 ones keep their bf16
+// weights exactly (the reference is f32 math on the same bf16 values; tolerance 2e-2).
+struct Case {
+  std::string dir;
+  DType weight_dtype;
+  float tolerance;
+};
+
+std::vector<Case> FixtureCases() {
+  std::vector<Case> cases;
+  const fs::path root = fs::path(testing::SourceDir()) / "tests/data/models";
+  if (!fs::exists(root)) return cases;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (!fs::exists(entry.path() / "reference.json")) continue;
+    const bool bf16 = entry.path().filename().string().find("bf16") != std::string::npos;
+    cases.push_back({entry.path().string(), bf16 ? DType::kBF16 : DType::kF32,
+                     bf16 ? 2e-2f : 1e-4f});
+  }
+  std::sort(cases.begin(), cases.end(), [](const Case& a, const Case& b) { return a.dir < b.dir; });
+  return cases;
+}
+
+EngineConfig ConfigFor(const Case& c) {
+  EngineConfig config;
+  config.load.model = c.dir;
+  config.load.weight_dtype = c.weight_dtype;
+  config.cache.block_size = 4;  // small blocks: every prompt spans several, non-contiguous
+  config.cache.kv_cache_bytes = 8 << 20;
+  return config;
+}
+
+GenerationRequest Greedy(const std::vector<int32_t>& prompt, int64_t n) {
+  GenerationRequest r;
+  r.prompt_ids = prompt;
+  r.max_tokens = n;
+  r.ignore_eos = true;
+  return r;
+}
+
+// Max |a - b| over the vocabulary for the prompt's last position, from a single prefill step.
+float LastLogitsMaxDiff(const Case& c, const ReferencePrompt& p) {
+  ModelConfig mc = *ModelConfig::FromModelDir(c.dir);
+  ModelRunnerOptions options;
+  options.decoder.weight_dtype = c.weight_dtype;
+  options.block_size = 4;
+  options.kv_cache_bytes = 8 << 20;
+  auto runner = ModelRunner::Create(mc, options);
+  EXPECT_TRUE(runner.ok()) << runner.status();
+  auto loaded = LoadCheckpoint(c.dir, (*runner)->decoder());
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  SequenceStep s;
+  s.token_ids = p.prompt_ids;
+  // Blocks in reverse order: the cache layout must not matter.
+  for (int32_t b = 0; b * 4 < static_cast<int32_t>(p.prompt_ids.size()); ++b) {
+    s.block_table.insert(s.block_table.begin(), b + 3);
+  }
+  StepInput step;
+  step.sequences.push_back(s);
+  step.return_logits = true;
+  auto out = (*runner)->Execute(step);
+  EXPECT_TRUE(out.ok()) << out.status();
+  const Tensor& logits = out->logits;
+  EXPECT_EQ(logits.size(1), static_cast<int64_t>(p.last_logits.size()));
+  float worst = 0;
+  for (size_t i = 0; i < p.last_logits.size(); ++i) {
+    worst = std::max(worst, std::fabs(logits.data<float>()[i] - p.last_logits[i]));
+  }
+  return worst;
+}
+
+void CheckModel(const Case& c, const std::string& reference_path) {
+  SCOPED_TRACE(c.dir);
+  const std::vector<ReferencePrompt> refs = ReadReference(reference_path);
+  ASSERT_GE(refs.size(), 3u);
+  auto engine = Engine::Create(ConfigFor(c));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  std::vector<GenerationRequest> all;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const ReferencePrompt& p = refs[i];
+    ASSERT_EQ(p.greedy_ids.size(), 32u);
+    auto alone = (*engine)->Generate({Greedy(p.prompt_ids, 32)});
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    EXPECT_EQ((*alone)[0].output_ids, p.greedy_ids) << "prompt " << i << " alone";
+    EXPECT_LE(LastLogitsMaxDiff(c, p), c.tolerance) << "prompt " << i;
+    all.push_back(Greedy(p.prompt_ids, 32));
+  }
+  auto together = (*engine)->Generate(all);
+  ASSERT_TRUE(together.ok()) << together.status();
+  for (size_t i = 0; i < refs.size(); ++i) {
+    EXPECT_EQ((*together)[i].output_ids, refs[i].greedy_ids) << "prompt " << i << " in a batch";
+  }
+}
+
+TEST(HfReferenceTest, EveryFixtureModelMatchesTransformers) {
+  const std::vector<Case> cases = FixtureCases();
+  ASSERT_GE(cases.size(), 10u) << "expected f32 and bf16 checkpoints of at least five models "
+                                  "in tests/data/models (tools/make_reference_fixtures.py)";
+  for (const Case& c : cases) CheckModel(c, c.dir + "/reference.json");
+}
+
+TEST(HfReferenceTest, Stories260KConvertedByOurToolMatchesTransformers) {
+  const std::string bin = testing::SharedFixtures() + "/models/stories260K/stories260K.bin";
+  if (!fs::exists(bin)) GTEST_SKIP() << "shared fixture missing: " << bin;
+  const std::string out = testing::MakeTempDir("loom-stories") + "/model";
+  const std::string cmd = testing::BinaryDir() + "/tools/loom-convert-llama2c --input " + bin +
+                          " --output " + out + " --dtype float32 > /dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  CheckModel({out, DType::kF32, 1e-4f},
+             testing::SourceDir() + "/tests/data/stories260K/reference.json");
+}
+
+}  // namespace
+}  // namespace loom

@@ -1,0 +1,49 @@
+#include "tests/e2e/model_dir.h"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+
+#include "tests/test_paths.h"
+
+namespace loom::testing {
+
+std::string FixtureModel() {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(SourceDir()) / "tests/data/models";
+  if (fs::exists(root)) {
+    for (const auto& e : fs::directory_iterator(root)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("llama", 0) == 0 && name.find("f32") != std::string::npos) {
+        return e.path().string();
+      }
+    }
+  }
+  throw std::runtime_error("no llama*-f32 fixture model in tests/data/models");
+}
+
+int RunCommand(const std::string& command, std::string* output) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  if (output) output->clear();
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) {
+    if (output) output->append(buf, n);
+  }
+  int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string MakeModel(const std::string& flags) {
+  const std::string dir = MakeTempDir("loom-model") + "/model";
+  std::string out;
+  const std::string cmd =
+      BinaryDir() + "/tools/loom-make-model --output " + dir + " " + flags;
+  if (RunCommand(cmd, &out) != 0) throw std::runtime_error(cmd + " failed: " + out);
+  return dir;
+}
+
+}  // namespace loom::testing
