@@ -1,5 +1,10 @@
 // ModelConfig: the shape of a Llama-family model, read from an HF model directory's config.json
 // (and generation_config.json for the eos ids).
+//
+// Parsing is strict: wrong JSON types, an unknown architecture or rope scaling type, a
+// non-"silu" hidden_act or mlp_bias=true are errors that name the file and field, never silently
+// ignored. Not modelled: sliding-window attention (Mistral's "sliding_window" is read as full
+// attention).
 #ifndef LOOM_COMMON_MODEL_CONFIG_H_
 #define LOOM_COMMON_MODEL_CONFIG_H_
 
@@ -42,16 +47,18 @@ struct ModelConfig {
   int64_t bos_token_id = -1;        // -1 when absent
   std::vector<int64_t> eos_token_ids;  // config.json's, then generation_config.json's, deduped
 
-  // Parses config.json text. `source` names the file in error messages.
+  // Parses config.json text and validates the result. `source` names the file in error messages.
   static absl::StatusOr<ModelConfig> FromJson(const std::string& json_text,
                                               const std::string& source);
-  // Reads DIR/config.json and, when present, DIR/generation_config.json.
+  // Reads DIR/config.json and, when present, DIR/generation_config.json (whose eos ids are
+  // appended after config.json's).
   static absl::StatusOr<ModelConfig> FromModelDir(const std::string& dir);
 
   // Checks internal consistency (positive sizes, heads divide, head_dim even, ...).
   absl::Status Validate() const;
 
-  // Serialises back to HF config.json form (used by the model-making tools).
+  // Serialises back to HF config.json form (used by the model-making tools); transformers loads
+  // it, and FromJson(ToJson()) gives back an equal config.
   std::string ToJson() const;
 };
 

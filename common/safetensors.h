@@ -6,7 +6,9 @@
 // then the data region; offsets are relative to the data region.
 // The reader validates everything before any tensor is handed out: header length bound,
 // well-formed JSON, known dtypes, shape x dtype size equal to the byte range, ranges inside the
-// file and not overlapping. Errors name the file and the problem.
+// file and not overlapping. Errors name the file and the problem (and the tensor where there is
+// one): DataLoss for a malformed file, NotFound for a missing file or tensor, other codes for
+// I/O failures.
 #ifndef LOOM_COMMON_SAFETENSORS_H_
 #define LOOM_COMMON_SAFETENSORS_H_
 
@@ -40,7 +42,9 @@ class SafetensorsFile {
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   bool Has(const std::string& name) const;
-  // A read-only view into the mapping; the view keeps the mapping alive. NotFound when absent.
+  // A read-only view into the mapping; the view keeps the mapping alive (it may outlive this
+  // object). A tensor whose bytes are not aligned to its element size in the file is returned as
+  // an aligned copy instead. NotFound when absent.
   absl::StatusOr<Tensor> Get(const std::string& name) const;
 
  private:
@@ -63,16 +67,21 @@ class Checkpoint {
   std::vector<std::string> Names() const;  // sorted
   bool Has(const std::string& name) const;
   absl::StatusOr<Tensor> Get(const std::string& name) const;
-  // Which file holds `name` (for error messages).
+  // Which file holds `name` (for error messages); empty when none does.
   std::string FileOf(const std::string& name) const;
 
  private:
+  Checkpoint() = default;
+  std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
-  std::map<std::string, size_t> where_;
+  std::map<std::string, size_t> where_;  // name -> index into files_
 };
 
 // Writes `tensors` (any layout, written contiguous in their own dtype) with `metadata` to `path`
-// atomically (a temporary file renamed into place). Names must be unique.
+// atomically (a temporary file beside it, fsynced, then renamed into place). Names must be unique.
+// The header lists names sorted and is space-padded to a multiple of 8 bytes; the data is laid
+// out contiguously, widest dtype first then by name, so every tensor is aligned (as HF's writer
+// does). Errors name `path`.
 absl::Status WriteSafetensors(const std::string& path,
                               const std::vector<std::pair<std::string, Tensor>>& tensors,
                               const std::map<std::string, std::string>& metadata = {});
