@@ -1,0 +1,2 @@
+// Placeholder translation unit until the tokenizer sources land; removed with them.
+namespace loom {}

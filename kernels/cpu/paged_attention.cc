@@ -1,0 +1,232 @@
+// Causal attention over a paged KV cache, one query row and one KV head (with its GQA group of
+// query heads) per work item. Keys are visited in chunks with an online softmax: per chunk the
+// scores of every query head in the group are computed against each key (the key row is read
+// once for the whole group), the running max and sum are rescaled once, and the weighted values
+// are accumulated. Everything is f32; dot products and value updates use AVX2 over head_dim.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "kernels/cpu/check.h"
+#include "kernels/kernels.h"
+
+namespace loom::kernels {
+namespace {
+
+// Keys scored per online-softmax rescale: enough to amortise the rescale, few enough that the
+// scores stay in L1.
+constexpr int64_t kChunk = 64;
+
+inline float Dot(const float* a, const float* b, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  if (i + 8 <= n) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    i += 8;
+  }
+  acc0 = _mm256_add_ps(acc0, acc1);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  float r = _mm_cvtss_f32(s);
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+
+// y += p · x over n floats.
+inline void Axpy(float* y, float p, const float* x, int64_t n) {
+  const __m256 vp = _mm256_set1_ps(p);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vp, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += p * x[i];
+}
+
+struct Geometry {
+  int64_t block_size, kv_heads, head_dim, group;  // group = query heads per KV head
+  int64_t q_row_stride, q_head_stride;
+};
+
+// One query row (at `position`) of one sequence, for the `group` query heads of KV head `g`.
+// `scratch` holds group * (kChunk + head_dim) floats.
+void AttendRow(const float* q, const float* k_cache, const float* v_cache,
+               const int32_t* block_table, int64_t position, int64_t g, const Geometry& geo,
+               float scale, float* out, float* scratch) {
+  const int64_t d = geo.head_dim, group = geo.group;
+  float* scores = scratch;                 // [group][kChunk]
+  float* acc = scratch + group * kChunk;   // [group][d]
+  float running_max[64], running_sum[64];  // group <= 64 is checked by the caller
+  std::fill(acc, acc + group * d, 0.0f);
+  std::fill(running_max, running_max + group, -std::numeric_limits<float>::infinity());
+  std::fill(running_sum, running_sum + group, 0.0f);
+  const int64_t slot_stride = geo.kv_heads * d;
+  const int64_t length = position + 1;
+  // Offsets of this chunk's key/value rows (the same for both caches), walked block by block
+  // so no division is needed per key.
+  int64_t offsets[kChunk];
+  int64_t block_index = 0, in_block = 0;
+  for (int64_t c0 = 0; c0 < length; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, length - c0);
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t slot =
+          static_cast<int64_t>(block_table[block_index]) * geo.block_size + in_block;
+      offsets[j] = slot * slot_stride + g * d;
+      if (++in_block == geo.block_size) {
+        in_block = 0;
+        ++block_index;
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const float* key = k_cache + offsets[j];
+      for (int64_t h = 0; h < group; ++h) {
+        scores[h * kChunk + j] = Dot(q + h * geo.q_head_stride, key, d) * scale;
+      }
+    }
+    for (int64_t h = 0; h < group; ++h) {
+      float* s = scores + h * kChunk;
+      float chunk_max = s[0];
+      for (int64_t j = 1; j < n; ++j) chunk_max = std::max(chunk_max, s[j]);
+      const float new_max = std::max(running_max[h], chunk_max);
+      // exp(-inf) = 0 on the first chunk, so the (empty) accumulator is simply replaced.
+      const float alpha = std::exp(running_max[h] - new_max);
+      float sum = 0.0f;
+      for (int64_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - new_max);
+        sum += s[j];
+      }
+      running_sum[h] = running_sum[h] * alpha + sum;
+      running_max[h] = new_max;
+      float* a = acc + h * d;
+      if (alpha != 1.0f) {
+        for (int64_t i = 0; i < d; ++i) a[i] *= alpha;
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const float* value = v_cache + offsets[j];
+      for (int64_t h = 0; h < group; ++h) Axpy(acc + h * d, scores[h * kChunk + j], value, d);
+    }
+  }
+  for (int64_t h = 0; h < group; ++h) {
+    const float inv = 1.0f / running_sum[h];
+    for (int64_t i = 0; i < d; ++i) out[h * d + i] = acc[h * d + i] * inv;
+  }
+}
+
+absl::Status CheckBatch(const AttentionBatch& batch, int64_t tokens, int64_t num_blocks,
+                        int64_t block_size) {
+  const size_t b = batch.context_len.size();
+  if (batch.query_start.size() != b + 1 || batch.block_tables.size() != b) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PagedAttention: batch has ", batch.query_start.size(), " query starts, ", b,
+        " context lengths and ", batch.block_tables.size(), " block tables; want B+1, B, B"));
+  }
+  if (batch.query_start[0] != 0 || batch.query_start[b] != tokens) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PagedAttention: query_start must run from 0 to the ", tokens,
+                     " query rows, got ", batch.query_start[0], "..", batch.query_start[b]));
+  }
+  for (size_t s = 0; s < b; ++s) {
+    const int64_t n = static_cast<int64_t>(batch.query_start[s + 1]) - batch.query_start[s];
+    const int64_t ctx = batch.context_len[s];
+    if (n < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("PagedAttention: query_start decreases at sequence ", s));
+    }
+    if (ctx < n) {
+      return absl::InvalidArgumentError(absl::StrCat("PagedAttention: sequence ", s, " has ", n,
+                                                     " query rows but context_len ", ctx));
+    }
+    const auto& table = batch.block_tables[s];
+    const int64_t needed = (ctx + block_size - 1) / block_size;
+    if (static_cast<int64_t>(table.size()) < needed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "PagedAttention: sequence ", s, " has context_len ", ctx, " but its block table covers ",
+          static_cast<int64_t>(table.size()) * block_size, " tokens"));
+    }
+    for (int64_t i = 0; i < needed; ++i) {
+      if (table[i] < 0 || table[i] >= num_blocks) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "PagedAttention: sequence ", s, " uses block ", table[i], " of ", num_blocks));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                            const AttentionBatch& batch, float scale, Tensor& out) {
+  constexpr const char* kName = "PagedAttention";
+  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "q", q, DType::kF32, 3, false));
+  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "k_cache", k_cache, DType::kF32, 4, true));
+  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "v_cache", v_cache, DType::kF32, 4, true));
+  LOOM_RETURN_IF_ERROR(internal::CheckShape(kName, "v_cache", v_cache, k_cache.shape()));
+  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "out", out, DType::kF32, 3, true));
+  LOOM_RETURN_IF_ERROR(internal::CheckShape(kName, "out", out, q.shape()));
+  const int64_t tokens = q.size(0), q_heads = q.size(1), head_dim = q.size(2);
+  const int64_t num_blocks = k_cache.size(0), block_size = k_cache.size(1),
+                kv_heads = k_cache.size(2);
+  if (k_cache.size(3) != head_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("PagedAttention: q ", q.DebugString(),
+                                                   " and cache ", k_cache.DebugString(),
+                                                   " disagree on head_dim"));
+  }
+  if (head_dim > 1 && q.strides()[2] != 1) {
+    return absl::InvalidArgumentError("PagedAttention: q needs a contiguous head dimension");
+  }
+  if (kv_heads <= 0 || block_size <= 0 || q_heads % kv_heads != 0 || q_heads / kv_heads > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PagedAttention: ", q_heads, " query heads cannot share ", kv_heads,
+                     " KV heads (need a whole group of at most 64 query heads per KV head)"));
+  }
+  if (!std::isfinite(scale)) {
+    return absl::InvalidArgumentError("PagedAttention: scale must be finite");
+  }
+  LOOM_RETURN_IF_ERROR(CheckBatch(batch, tokens, num_blocks, block_size));
+  if (tokens == 0 || head_dim == 0 || q_heads == 0) return absl::OkStatus();
+
+  const Geometry geo{block_size,         kv_heads,       head_dim,
+                     q_heads / kv_heads, q.strides()[0], q.strides()[1]};
+  // Work items: (query row, KV head); each row knows its sequence through `row_seq`.
+  std::vector<int32_t> row_seq(static_cast<size_t>(tokens));
+  for (size_t s = 0; s + 1 < batch.query_start.size(); ++s) {
+    for (int32_t r = batch.query_start[s]; r < batch.query_start[s + 1]; ++r)
+      row_seq[r] = static_cast<int32_t>(s);
+  }
+  const int64_t items = tokens * kv_heads;
+  const float* qp = q.data<float>();
+  const float* kp = k_cache.data<float>();
+  const float* vp = v_cache.data<float>();
+  float* op = out.data<float>();
+#pragma omp parallel
+  {
+    std::vector<float> scratch(static_cast<size_t>(geo.group * (kChunk + head_dim)));
+    // Rows differ in length under the causal mask, so hand them out dynamically.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t row = item / kv_heads, g = item % kv_heads;
+      const int32_t s = row_seq[row];
+      const int64_t n = batch.query_start[s + 1] - batch.query_start[s];
+      const int64_t position = batch.context_len[s] - n + (row - batch.query_start[s]);
+      const float* q_row = qp + row * geo.q_row_stride + g * geo.group * geo.q_head_stride;
+      float* out_row = op + (row * q_heads + g * geo.group) * head_dim;
+      AttendRow(q_row, kp, vp, batch.block_tables[s].data(), position, g, geo, scale, out_row,
+                scratch.data());
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace loom::kernels

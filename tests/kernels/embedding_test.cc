@@ -1,0 +1,60 @@
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace loom::kernels {
+namespace {
+
+void CheckLookup(DType dtype, int64_t vocab_start) {
+  SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " vocab_start=" << vocab_start);
+  std::mt19937 rng(13);
+  const int64_t vocab = 50, h = 24;
+  Tensor table = dtype == DType::kBF16 ? testing::RandomBf16({vocab, h}, rng)
+                                       : testing::RandomF32({vocab, h}, rng);
+  const std::vector<int32_t> id_values = {
+      static_cast<int32_t>(vocab_start),         static_cast<int32_t>(vocab_start + vocab - 1),
+      static_cast<int32_t>(vocab_start + vocab), static_cast<int32_t>(vocab_start - 1),
+      static_cast<int32_t>(vocab_start + 7),     -5,
+      static_cast<int32_t>(vocab_start + 7)};
+  Tensor ids = Tensor::Empty(DType::kI32, {static_cast<int64_t>(id_values.size())});
+  for (size_t i = 0; i < id_values.size(); ++i) ids.data<int32_t>()[i] = id_values[i];
+  Tensor out = testing::PoisonedF32({ids.size(0), h});
+  ASSERT_TRUE(Embedding(ids, table, vocab_start, out).ok());
+  for (size_t i = 0; i < id_values.size(); ++i) {
+    const int64_t row = id_values[i] - vocab_start;
+    for (int64_t j = 0; j < h; ++j) {
+      float want = 0.0f;
+      if (row >= 0 && row < vocab) {
+        want = dtype == DType::kBF16 ? BF16ToF32(table.data<uint16_t>()[row * h + j])
+                                     : table.data<float>()[row * h + j];
+      }
+      ASSERT_EQ(out.data<float>()[i * h + j], want) << "token " << i << " col " << j;
+    }
+  }
+}
+
+TEST(EmbeddingTest, F32AndBf16WithShardOffsets) {
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    for (int64_t start : {0, 50, 1000}) CheckLookup(dtype, start);
+  }
+}
+
+TEST(EmbeddingTest, RejectsBadArguments) {
+  Tensor ids = Tensor::Empty(DType::kI32, {3});
+  Tensor table = Tensor::Empty(DType::kF32, {10, 4});
+  Tensor out = Tensor::Empty(DType::kF32, {3, 4});
+  Tensor ids64 = Tensor::Empty(DType::kI64, {3});
+  EXPECT_EQ(Embedding(ids64, table, 0, out).code(), absl::StatusCode::kInvalidArgument);
+  Tensor wrong_out = Tensor::Empty(DType::kF32, {3, 5});
+  EXPECT_EQ(Embedding(ids, table, 0, wrong_out).code(), absl::StatusCode::kInvalidArgument);
+  Tensor i32_table = Tensor::Empty(DType::kI32, {10, 4});
+  EXPECT_EQ(Embedding(ids, i32_table, 0, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Embedding(ids, table, -1, out).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace loom::kernels
