@@ -5,8 +5,8 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libabsl-dev nlohmann-json3-dev libopenblas-dev libpcre2-dev
-  libgtest-dev libgmock-dev
+  libabsl-dev nlohmann-json3-dev libopenblas-dev libpcre2-dev libicu-dev
+  libgtest-dev libgmock-dev libgloo-dev
 )
 
 missing=()

@@ -1,9 +1,10 @@
-// Causal attention over a paged KV cache, one query row and one KV head (with its GQA group of
-// query heads) per work item. Keys are visited in chunks with an online softmax: per chunk the
+// Causal attention over a paged KV cache, one query row and a span of KV heads (each with its
+// GQA group of query heads) per work item. Keys are visited in chunks with an online softmax: per chunk the
 // scores of every query head in the group are computed against each key (the key row is read
 // once for the whole group), the running max and sum are rescaled once, and the weighted values
 // are accumulated. Everything is f32; dot products and value updates use AVX2 over head_dim.
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -58,18 +59,20 @@ struct Geometry {
   int64_t q_row_stride, q_head_stride;
 };
 
-// One query row (at `position`) of one sequence, for the `group` query heads of KV head `g`.
-// `scratch` holds group * (kChunk + head_dim) floats.
+// One query row (at `position`) of one sequence, for the query heads of KV heads
+// [g0, g0 + heads): `group` query heads per KV head, laid out consecutively in q and out. A
+// cache slot holds every KV head side by side, so covering several heads per pass reads each
+// slot's rows as one contiguous run instead of one strided row per head.
+// `scratch` holds heads * group * (kChunk + head_dim) floats.
 void AttendRow(const float* q, const float* k_cache, const float* v_cache,
-               const int32_t* block_table, int64_t position, int64_t g, const Geometry& geo,
-               float scale, float* out, float* scratch) {
-  const int64_t d = geo.head_dim, group = geo.group;
+               const int32_t* block_table, int64_t position, int64_t g0, int64_t heads,
+               const Geometry& geo, float scale, float* out, float* scratch) {
+  const int64_t d = geo.head_dim, per_kv = geo.group, group = heads * per_kv;
   float* scores = scratch;                 // [group][kChunk]
   float* acc = scratch + group * kChunk;   // [group][d]
-  float running_max[64], running_sum[64];  // group <= 64 is checked by the caller
+  std::vector<float> running_max(group), running_sum(group);
   std::fill(acc, acc + group * d, 0.0f);
-  std::fill(running_max, running_max + group, -std::numeric_limits<float>::infinity());
-  std::fill(running_sum, running_sum + group, 0.0f);
+  std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
   const int64_t slot_stride = geo.kv_heads * d;
   const int64_t length = position + 1;
   // Offsets of this chunk's key/value rows (the same for both caches), walked block by block
@@ -81,15 +84,15 @@ void AttendRow(const float* q, const float* k_cache, const float* v_cache,
     for (int64_t j = 0; j < n; ++j) {
       const int64_t slot =
           static_cast<int64_t>(block_table[block_index]) * geo.block_size + in_block;
-      offsets[j] = slot * slot_stride + g * d;
+      offsets[j] = slot * slot_stride + g0 * d;
       if (++in_block == geo.block_size) {
         in_block = 0;
         ++block_index;
       }
     }
     for (int64_t j = 0; j < n; ++j) {
-      const float* key = k_cache + offsets[j];
       for (int64_t h = 0; h < group; ++h) {
+        const float* key = k_cache + offsets[j] + (h / per_kv) * d;
         scores[h * kChunk + j] = Dot(q + h * geo.q_head_stride, key, d) * scale;
       }
     }
@@ -113,8 +116,10 @@ void AttendRow(const float* q, const float* k_cache, const float* v_cache,
       }
     }
     for (int64_t j = 0; j < n; ++j) {
-      const float* value = v_cache + offsets[j];
-      for (int64_t h = 0; h < group; ++h) Axpy(acc + h * d, scores[h * kChunk + j], value, d);
+      for (int64_t h = 0; h < group; ++h) {
+        const float* value = v_cache + offsets[j] + (h / per_kv) * d;
+        Axpy(acc + h * d, scores[h * kChunk + j], value, d);
+      }
     }
   }
   for (int64_t h = 0; h < group; ++h) {
@@ -205,25 +210,33 @@ absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor
     for (int32_t r = batch.query_start[s]; r < batch.query_start[s + 1]; ++r)
       row_seq[r] = static_cast<int32_t>(s);
   }
-  const int64_t items = tokens * kv_heads;
+  // Work items: (query row, span of KV heads). Whole rows read each cache slot contiguously;
+  // rows are split into spans only when there are too few rows to keep every thread busy.
+  const int64_t threads = omp_get_max_threads();
+  int64_t spans = 1;
+  while (spans < kv_heads && tokens * spans < 4 * threads && kv_heads % (spans * 2) == 0) {
+    spans *= 2;
+  }
+  const int64_t span_heads = kv_heads / spans;
+  const int64_t items = tokens * spans;
   const float* qp = q.data<float>();
   const float* kp = k_cache.data<float>();
   const float* vp = v_cache.data<float>();
   float* op = out.data<float>();
 #pragma omp parallel
   {
-    std::vector<float> scratch(static_cast<size_t>(geo.group * (kChunk + head_dim)));
+    std::vector<float> scratch(static_cast<size_t>(span_heads * geo.group * (kChunk + head_dim)));
     // Rows differ in length under the causal mask, so hand them out dynamically.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t row = item / kv_heads, g = item % kv_heads;
+      const int64_t row = item / spans, g = (item % spans) * span_heads;
       const int32_t s = row_seq[row];
       const int64_t n = batch.query_start[s + 1] - batch.query_start[s];
       const int64_t position = batch.context_len[s] - n + (row - batch.query_start[s]);
       const float* q_row = qp + row * geo.q_row_stride + g * geo.group * geo.q_head_stride;
       float* out_row = op + (row * q_heads + g * geo.group) * head_dim;
-      AttendRow(q_row, kp, vp, batch.block_tables[s].data(), position, g, geo, scale, out_row,
-                scratch.data());
+      AttendRow(q_row, kp, vp, batch.block_tables[s].data(), position, g, span_heads, geo, scale,
+                out_row, scratch.data());
     }
   }
   return absl::OkStatus();

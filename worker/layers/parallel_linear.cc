@@ -1,11 +1,40 @@
 #include "worker/layers/parallel_linear.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/kernels.h"
 
 namespace loom {
+
+namespace {
+
+// How a part's output rows are laid out on one rank.
+struct PartRows {
+  int64_t capacity = 0;  // rows of the rank's buffer given to the part (padding included)
+  int64_t start = 0;     // first row of the full part that the rank holds
+  int64_t rows = 0;      // rows of the full part that the rank holds (the rest is zero padding)
+};
+
+int64_t NumShards(const LinearPart& part, ShardKind kind, int64_t tp_size) {
+  if (kind == ShardKind::kVocab) return tp_size;
+  if (kind != ShardKind::kColumn) return 1;
+  return part.num_shards > 0 ? part.num_shards : tp_size;
+}
+
+PartRows RowsOf(const LinearPart& part, ShardKind kind, int64_t tp_rank, int64_t tp_size) {
+  const int64_t shards = NumShards(part, kind, tp_size);
+  const int64_t shard = tp_rank * shards / tp_size;
+  PartRows r;
+  r.capacity = (part.out_features + shards - 1) / shards;
+  r.start = std::min(shard * r.capacity, part.out_features);
+  r.rows = std::min(r.capacity, part.out_features - r.start);
+  return r;
+}
+
+}  // namespace
 
 absl::StatusOr<ParallelLinear> ParallelLinear::Create(std::vector<LinearPart> parts,
                                                       int64_t in_features, bool has_bias,
@@ -14,14 +43,21 @@ absl::StatusOr<ParallelLinear> ParallelLinear::Create(std::vector<LinearPart> pa
   if (tp_size < 1 || tp_rank < 0 || tp_rank >= tp_size) {
     return absl::InvalidArgumentError(absl::StrCat("bad tp rank ", tp_rank, " of ", tp_size));
   }
+  if (parts.empty()) return absl::InvalidArgumentError("a linear layer needs at least one part");
+  if (kind == ShardKind::kVocab && (parts.size() != 1 || parts[0].out_features < tp_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        parts[0].name, ": a vocab-parallel layer has one part of at least ", tp_size, " rows"));
+  }
   int64_t local_out = 0;
   for (const LinearPart& p : parts) {
-    if (kind == ShardKind::kColumn && p.out_features % tp_size != 0) {
+    const int64_t shards = NumShards(p, kind, tp_size);
+    if (kind == ShardKind::kColumn &&
+        (shards < 1 || tp_size % shards != 0 || p.out_features % shards != 0)) {
       return absl::InvalidArgumentError(absl::StrCat(p.name, ": ", p.out_features,
-                                                     " output features do not split over ",
-                                                     tp_size, " ranks"));
+                                                     " output features do not split into ",
+                                                     shards, " shards over ", tp_size, " ranks"));
     }
-    local_out += kind == ShardKind::kColumn ? p.out_features / tp_size : p.out_features;
+    local_out += RowsOf(p, kind, tp_rank, tp_size).capacity;
   }
   if (kind == ShardKind::kRow && in_features % tp_size != 0) {
     return absl::InvalidArgumentError(absl::StrCat(parts[0].name, ": ", in_features,
@@ -60,12 +96,11 @@ std::vector<int64_t> ParallelLinear::FullShape(const std::string& name) const {
 absl::Status ParallelLinear::Load(const std::string& name, const Tensor& full) {
   int64_t local_offset = 0;
   for (const LinearPart& p : parts_) {
-    const int64_t local_rows = kind_ == ShardKind::kColumn ? p.out_features / tp_size_
-                                                           : p.out_features;
+    const PartRows rows = RowsOf(p, kind_, tp_rank_, tp_size_);
     const bool is_weight = name == p.name + ".weight";
     const bool is_bias = bias_.defined() && name == p.name + ".bias";
     if (!is_weight && !is_bias) {
-      local_offset += local_rows;
+      local_offset += rows.capacity;
       continue;
     }
     const std::vector<int64_t> want = FullShape(name);
@@ -77,16 +112,15 @@ absl::Status ParallelLinear::Load(const std::string& name, const Tensor& full) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": expected a float tensor, got ",
                                                      DTypeName(full.dtype())));
     }
-    // This rank's rows of the part (column) or columns of the weight (row).
-    Tensor src = full;
-    if (kind_ == ShardKind::kColumn) {
-      LOOM_ASSIGN_OR_RETURN(src, full.Slice(0, tp_rank_ * local_rows, local_rows));
-    } else if (kind_ == ShardKind::kRow && is_weight) {
+    // This rank's rows of the part (column, vocab) or columns of the weight (row). Padding rows
+    // past rows.rows were zeroed at Create and are never written.
+    LOOM_ASSIGN_OR_RETURN(Tensor src, full.Slice(0, rows.start, rows.rows));
+    if (kind_ == ShardKind::kRow && is_weight) {
       const int64_t cols = in_features_ / tp_size_;
       LOOM_ASSIGN_OR_RETURN(src, full.Slice(1, tp_rank_ * cols, cols));
     }
     Tensor& dst_full = is_weight ? weight_ : bias_;
-    LOOM_ASSIGN_OR_RETURN(Tensor dst, dst_full.Slice(0, local_offset, local_rows));
+    LOOM_ASSIGN_OR_RETURN(Tensor dst, dst_full.Slice(0, local_offset, rows.rows));
     return dst.CopyFrom(src);
   }
   return absl::NotFoundError(absl::StrCat("no parameter ", name, " in this layer"));

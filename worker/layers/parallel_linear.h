@@ -3,9 +3,15 @@
 //
 // Column-parallel layers split the output features (each fused part separately, so every rank
 // gets its own q, k and v heads); row-parallel layers split the input features and leave the sum
-// across ranks to the caller's all-reduce; replicated layers keep the whole weight. Loading copies
-// the rank's slice of a full tensor into the existing buffer, converting dtype, so buffers are
+// across ranks to the caller's all-reduce; replicated layers keep the whole weight. Vocab-parallel
+// layers (the LM head) are column-parallel with the last shard zero-padded, so a vocabulary that
+// tp_size does not divide still splits; the caller drops the padded outputs. Loading copies the
+// rank's slice of a full tensor into the existing buffer, converting dtype, so buffers are
 // allocated once and pointers stay stable across reloads.
+//
+// A column part may be cut into fewer shards than there are ranks (LinearPart::num_shards): with
+// fewer KV heads than ranks each KV head is replicated on tp_size / num_kv_heads consecutive
+// ranks, as vLLM does, and rank r holds shard r * num_shards / tp_size.
 #ifndef LOOM_WORKER_LAYERS_PARALLEL_LINEAR_H_
 #define LOOM_WORKER_LAYERS_PARALLEL_LINEAR_H_
 
@@ -18,17 +24,20 @@
 
 namespace loom {
 
-enum class ShardKind { kReplicated, kColumn, kRow };
+enum class ShardKind { kReplicated, kColumn, kRow, kVocab };
 
 struct LinearPart {
   std::string name;          // HF name without the ".weight"/".bias" suffix
   int64_t out_features = 0;  // full (unsharded) size
+  // Column only: how many distinct shards the part is cut into; 0 means tp_size. Otherwise it
+  // must divide tp_size, and each shard is replicated on tp_size / num_shards ranks.
+  int64_t num_shards = 0;
 };
 
 class ParallelLinear {
  public:
-  // `parts` are fused along the output dim in order. Sizes must divide by tp_size for the
-  // split dimension (checked by Create).
+  // `parts` are fused along the output dim in order. Sizes must divide by the number of shards
+  // of the split dimension (checked by Create); a vocab-parallel layer has one part and pads.
   static absl::StatusOr<ParallelLinear> Create(std::vector<LinearPart> parts, int64_t in_features,
                                                bool has_bias, ShardKind kind, int64_t tp_rank,
                                                int64_t tp_size, DType weight_dtype);
@@ -43,6 +52,7 @@ class ParallelLinear {
   // out[M, local_out] = x[M, local_in] · Wᵀ (+ bias).
   absl::Status Forward(const Tensor& x, Tensor& out) const;
 
+  // Includes a vocab-parallel layer's padding: ceil(out_features / tp_size) rows per rank.
   int64_t local_out_features() const { return weight_.size(0); }
   int64_t local_in_features() const { return weight_.size(1); }
   const Tensor& weight() const { return weight_; }

@@ -1,5 +1,6 @@
 #include "worker/model/decoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -53,18 +54,30 @@ absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Create(const ModelConfig& conf
 absl::Status Decoder::Build() {
   const ModelConfig& c = config_;
   const int64_t tp = comm_->world_size(), rank = comm_->rank();
-  if (c.num_attention_heads % tp != 0 || c.num_key_value_heads % tp != 0) {
+  // Query heads split evenly. KV heads split evenly too, or, when there are fewer KV heads than
+  // ranks, each is replicated on tp / num_key_value_heads consecutive ranks (as vLLM does):
+  // rank r holds KV head r * num_key_value_heads / tp, the one its query heads attend with.
+  const int64_t kv_shards = std::min(c.num_key_value_heads, tp);
+  if (c.num_attention_heads % tp != 0 ||
+      (c.num_key_value_heads >= tp ? c.num_key_value_heads % tp != 0
+                                   : tp % c.num_key_value_heads != 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "tensor-parallel size ", tp, " does not divide the model's ", c.num_attention_heads,
-        " attention heads and ", c.num_key_value_heads, " KV heads"));
+        "tensor-parallel size ", tp, " does not fit the model's ", c.num_attention_heads,
+        " attention heads and ", c.num_key_value_heads,
+        " KV heads: the attention heads must divide evenly over the ranks, and the KV heads "
+        "too, or the ranks evenly over the KV heads"));
   }
-  if (c.vocab_size % tp != 0 || c.intermediate_size % tp != 0) {
+  if (c.intermediate_size % tp != 0) {
     return absl::InvalidArgumentError(absl::StrCat("tensor-parallel size ", tp,
-                                                   " does not divide vocab_size ", c.vocab_size,
-                                                   " and intermediate_size ", c.intermediate_size));
+                                                   " does not divide intermediate_size ",
+                                                   c.intermediate_size));
+  }
+  if (c.vocab_size < tp) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor-parallel size ", tp,
+                                                   " exceeds vocab_size ", c.vocab_size));
   }
   local_q_heads_ = c.num_attention_heads / tp;
-  local_kv_heads_ = c.num_key_value_heads / tp;
+  local_kv_heads_ = c.num_key_value_heads / kv_shards;
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const DType wd = options_.weight_dtype;
 
@@ -82,7 +95,9 @@ absl::Status Decoder::Build() {
     add(name, dst.shape(), [&dst, name](const Tensor& t) { return LoadReplicated(name, t, dst); });
   };
 
-  const int64_t vocab_rows = c.vocab_size / tp;
+  // Vocab-parallel: each rank holds ceil(V / tp) rows; the last shard is zero-padded when tp does
+  // not divide V (ids never reach the padding, and Forward drops the padded logits).
+  const int64_t vocab_rows = (c.vocab_size + tp - 1) / tp;
   embed_ = Tensor::Empty(wd, {vocab_rows, H});
   add("model.embed_tokens.weight", {c.vocab_size, H}, [this, vocab_rows, rank](const Tensor& t) {
     if (t.shape() != std::vector<int64_t>{config_.vocab_size, config_.hidden_size}) {
@@ -92,8 +107,11 @@ absl::Status Decoder::Build() {
                                                      ", got ", ShapeString(t.shape())));
     }
     if (!IsFloat(t.dtype())) return absl::InvalidArgumentError("embedding must be float");
-    LOOM_ASSIGN_OR_RETURN(Tensor mine, t.Slice(0, rank * vocab_rows, vocab_rows));
-    return embed_.CopyFrom(mine);
+    const int64_t start = std::min(rank * vocab_rows, config_.vocab_size);
+    const int64_t rows = std::min(vocab_rows, config_.vocab_size - start);
+    LOOM_ASSIGN_OR_RETURN(Tensor mine, t.Slice(0, start, rows));
+    LOOM_ASSIGN_OR_RETURN(Tensor dst, embed_.Slice(0, 0, rows));
+    return dst.CopyFrom(mine);
   });
 
   layers_.resize(c.num_hidden_layers);
@@ -104,8 +122,10 @@ absl::Status Decoder::Build() {
     L.post_attention_norm = Tensor::Empty(DType::kF32, {H});
     LOOM_ASSIGN_OR_RETURN(
         L.qkv, ParallelLinear::Create({{p + "self_attn.q_proj", c.num_attention_heads * D},
-                                       {p + "self_attn.k_proj", c.num_key_value_heads * D},
-                                       {p + "self_attn.v_proj", c.num_key_value_heads * D}},
+                                       {p + "self_attn.k_proj", c.num_key_value_heads * D,
+                                        kv_shards},
+                                       {p + "self_attn.v_proj", c.num_key_value_heads * D,
+                                        kv_shards}},
                                       H, c.attention_bias, ShardKind::kColumn, rank, tp, wd));
     LOOM_ASSIGN_OR_RETURN(L.o, ParallelLinear::Create({{p + "self_attn.o_proj", H}},
                                                       c.num_attention_heads * D, false,
@@ -132,7 +152,7 @@ absl::Status Decoder::Build() {
   final_norm_ = Tensor::Empty(DType::kF32, {H});
   add_norm("model.norm.weight", final_norm_);
   LOOM_ASSIGN_OR_RETURN(lm_head_, ParallelLinear::Create({{"lm_head", c.vocab_size}}, H, false,
-                                                         ShardKind::kColumn, rank, tp, wd));
+                                                         ShardKind::kVocab, rank, tp, wd));
   if (c.tie_word_embeddings) {
     LOOM_RETURN_IF_ERROR(lm_head_.TieWeight(embed_));
   } else {
@@ -219,9 +239,12 @@ absl::StatusOr<Tensor> Decoder::Forward(const ForwardBatch& batch, KvCache& cach
   Tensor local_logits = Tensor::Empty(DType::kF32, {R, lm_head_.local_out_features()});
   LOOM_RETURN_IF_ERROR(lm_head_.Forward(selected, local_logits));
   if (comm_->world_size() == 1) return local_logits;
-  Tensor logits = Tensor::Empty(DType::kF32, {R, config_.vocab_size});
-  LOOM_RETURN_IF_ERROR(comm_->AllGatherLastDim(local_logits, logits));
-  return logits;
+  const int64_t padded_vocab = comm_->world_size() * lm_head_.local_out_features();
+  Tensor gathered = Tensor::Empty(DType::kF32, {R, padded_vocab});
+  LOOM_RETURN_IF_ERROR(comm_->AllGatherLastDim(local_logits, gathered));
+  if (padded_vocab == config_.vocab_size) return gathered;
+  LOOM_ASSIGN_OR_RETURN(Tensor real, gathered.Slice(1, 0, config_.vocab_size));
+  return real.Clone();
 }
 
 // HF's order per layer: h = x + attn(norm(x)); out = h + mlp(norm(h)). The residual add of one

@@ -6,6 +6,10 @@
 // Weights are loaded by name (HF names, full tensors) through LoadWeight, whatever their source;
 // each layer copies its own slice into buffers allocated once at Create, so reloading keeps every
 // pointer stable. Not thread-safe: one caller runs Forward at a time.
+//
+// Tensor parallelism (DecoderOptions::comm): attention heads and intermediate_size must divide
+// over the ranks; KV heads divide over the ranks or, when fewer, are replicated (each rank holds
+// one); the vocabulary is padded to a multiple of the TP size. Anything else fails at Create.
 #ifndef LOOM_WORKER_MODEL_DECODER_H_
 #define LOOM_WORKER_MODEL_DECODER_H_
 
@@ -80,7 +84,7 @@ class Decoder {
   SingleRankCommunicator single_rank_;
   Communicator* comm_ = nullptr;
   int64_t local_q_heads_ = 0, local_kv_heads_ = 0;
-  Tensor embed_;  // [V / tp, H]
+  Tensor embed_;  // [ceil(V / tp), H], the last shard zero-padded
   std::vector<Layer> layers_;
   Tensor final_norm_;
   ParallelLinear lm_head_;

@@ -1,0 +1,232 @@
+#include "worker/comm/gloo_communicator.h"
+
+#include <signal.h>
+
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gloo/allgather.h"
+#include "gloo/allreduce.h"
+#include "gloo/barrier.h"
+#include "gloo/broadcast.h"
+#include "gloo/math.h"
+#include "gloo/rendezvous/context.h"
+#include "gloo/rendezvous/file_store.h"
+#include "gloo/rendezvous/prefix_store.h"
+#include "gloo/transport/tcp/device.h"
+
+namespace loom {
+namespace {
+
+absl::Status CheckContiguous(const char* op, const char* what, const Tensor& t) {
+  if (!t.defined()) {
+    return absl::InvalidArgumentError(absl::StrCat(op, ": ", what, " is undefined"));
+  }
+  if (!t.is_contiguous()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": ", what, " must be contiguous, got ", t.DebugString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckF32(const char* op, const char* what, const Tensor& t) {
+  if (t.dtype() != DType::kF32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": ", what, " must be F32, got ", t.DebugString()));
+  }
+  return CheckContiguous(op, what, t);
+}
+
+// Gloo writes to its sockets with writev(2): a peer that dies mid-collective would kill this
+// process with SIGPIPE instead of failing the write with EPIPE, which Gloo turns into an
+// exception we can report. Leaves a handler someone else installed alone.
+void IgnoreSigpipeUnlessHandled() {
+  struct sigaction current;
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    signal(SIGPIPE, SIG_IGN);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<gloo::rendezvous::Store>> MakeFileStore(
+    const std::string& directory) {
+  std::error_code ec;
+  std::filesystem::create_directories(directory, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("rendezvous directory ", directory, ": ", ec.message()));
+  }
+  try {
+    return std::shared_ptr<gloo::rendezvous::Store>(
+        std::make_shared<gloo::rendezvous::FileStore>(directory));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("rendezvous directory ", directory, ": ", e.what()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
+    const GlooOptions& options) {
+  const int64_t rank = options.rank, world = options.world_size;
+  if (world < 1 || rank < 0 || rank >= world) {
+    return absl::InvalidArgumentError(absl::StrCat("Gloo: bad rank ", rank, " of ", world));
+  }
+  if (options.store == nullptr) {
+    return absl::InvalidArgumentError("Gloo: no rendezvous store");
+  }
+  if (options.timeout.count() <= 0) {
+    return absl::InvalidArgumentError("Gloo: the timeout must be positive");
+  }
+  IgnoreSigpipeUnlessHandled();
+  try {
+    gloo::transport::tcp::attr attr;
+    attr.hostname = options.hostname;
+    std::shared_ptr<gloo::transport::Device> device = gloo::transport::tcp::CreateDevice(attr);
+    auto context = std::make_shared<gloo::rendezvous::Context>(static_cast<int>(rank),
+                                                               static_cast<int>(world));
+    context->setTimeout(options.timeout);
+    gloo::rendezvous::PrefixStore store(options.prefix, *options.store);
+    context->connectFullMesh(store, device);
+    // connectFullMesh can return on one rank while a peer is still finishing its side of the
+    // handshake; a rank that then left would fail the peer's connect. The barrier makes a
+    // successful Create mean that the whole mesh is up.
+    gloo::BarrierOptions barrier(context);
+    gloo::barrier(barrier);
+    return std::unique_ptr<GlooCommunicator>(new GlooCommunicator(rank, world, context));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("Gloo rendezvous failed on rank ", rank, " of ",
+                                               world, " (", options.hostname, ", prefix '",
+                                               options.prefix, "'): ", e.what()));
+  }
+}
+
+GlooCommunicator::GlooCommunicator(int64_t rank, int64_t world_size,
+                                   std::shared_ptr<gloo::Context> context)
+    : rank_(rank), world_size_(world_size), context_(std::move(context)) {}
+
+GlooCommunicator::~GlooCommunicator() = default;
+
+template <typename Op>
+absl::Status GlooCommunicator::Run(const char* name, Op&& op) {
+  absl::MutexLock lock(&mu_);
+  if (!broken_.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Gloo ", name, " on rank ", rank_,
+                     ": communicator unusable after an earlier failure: ", broken_.message()));
+  }
+  try {
+    op(context_);
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    // A Gloo timeout surfaces as an IoException whose text says so; keep Gloo's words.
+    broken_ = absl::UnavailableError(absl::StrCat("Gloo ", name, " failed on rank ", rank_, " of ",
+                                                  world_size_, ": ", e.what()));
+    try {
+      context_->closeConnections();
+    } catch (const std::exception&) {
+      // Already failing; the first error is the one to report.
+    }
+    return broken_;
+  }
+}
+
+absl::Status GlooCommunicator::AllReduceSum(Tensor& tensor) {
+  if (absl::Status s = CheckF32("AllReduceSum", "tensor", tensor); !s.ok()) return s;
+  if (world_size_ == 1 || tensor.numel() == 0) return absl::OkStatus();
+  float* data = tensor.data<float>();
+  const size_t n = static_cast<size_t>(tensor.numel());
+  return Run("AllReduceSum", [&](const std::shared_ptr<gloo::Context>& context) {
+    gloo::AllreduceOptions opts(context);
+    opts.setOutput(data, n);
+    void (*sum)(void*, const void*, const void*, size_t) = &gloo::sum<float>;
+    opts.setReduceFunction(sum);
+    gloo::allreduce(opts);
+  });
+}
+
+absl::Status GlooCommunicator::AllGather(const Tensor& in, Tensor& out) {
+  if (absl::Status s = CheckContiguous("AllGather", "in", in); !s.ok()) return s;
+  if (absl::Status s = CheckContiguous("AllGather", "out", out); !s.ok()) return s;
+  std::vector<int64_t> want = {world_size_};
+  want.insert(want.end(), in.shape().begin(), in.shape().end());
+  if (out.dtype() != in.dtype() || out.shape() != want) {
+    return absl::InvalidArgumentError(absl::StrCat("AllGather: out must be ", ShapeString(want),
+                                                   " ", DTypeName(in.dtype()), ", got ",
+                                                   out.DebugString()));
+  }
+  if (in.nbytes() == 0) return absl::OkStatus();
+  if (world_size_ == 1) {
+    std::memcpy(out.raw_data(), in.raw_data(), in.nbytes());
+    return absl::OkStatus();
+  }
+  auto* src = static_cast<uint8_t*>(in.raw_data());
+  auto* dst = static_cast<uint8_t*>(out.raw_data());
+  const size_t bytes = in.nbytes();
+  return Run("AllGather", [&](const std::shared_ptr<gloo::Context>& context) {
+    gloo::AllgatherOptions opts(context);
+    opts.setInput(src, bytes);
+    opts.setOutput(dst, bytes * static_cast<size_t>(world_size_));
+    gloo::allgather(opts);
+  });
+}
+
+absl::Status GlooCommunicator::AllGatherLastDim(const Tensor& in, Tensor& out) {
+  if (absl::Status s = CheckF32("AllGatherLastDim", "in", in); !s.ok()) return s;
+  if (absl::Status s = CheckF32("AllGatherLastDim", "out", out); !s.ok()) return s;
+  std::vector<int64_t> want = in.shape();
+  if (want.empty()) {
+    return absl::InvalidArgumentError("AllGatherLastDim: input must have at least one dim");
+  }
+  want.back() *= world_size_;
+  if (out.shape() != want) {
+    return absl::InvalidArgumentError(absl::StrCat("AllGatherLastDim: out must be ",
+                                                   ShapeString(want), ", got ", out.DebugString()));
+  }
+  if (world_size_ == 1) return out.CopyFrom(in);
+  // Gloo gathers whole buffers rank after rank: [world, rows, n]. Rows are independent, so
+  // interleaving afterwards gives out[rows, world * n].
+  const int64_t n = in.shape().back(), rows = n == 0 ? 0 : in.numel() / n;
+  std::vector<int64_t> gathered_shape = {world_size_};
+  gathered_shape.insert(gathered_shape.end(), in.shape().begin(), in.shape().end());
+  Tensor gathered = Tensor::Empty(DType::kF32, gathered_shape);
+  if (absl::Status s = AllGather(in, gathered); !s.ok()) return s;
+  const float* g = gathered.data<float>();
+  float* o = out.data<float>();
+  for (int64_t w = 0; w < world_size_; ++w) {
+    for (int64_t r = 0; r < rows; ++r) {
+      std::memcpy(o + (r * world_size_ + w) * n, g + (w * rows + r) * n, n * sizeof(float));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GlooCommunicator::Broadcast(Tensor& tensor, int64_t root) {
+  if (absl::Status s = CheckContiguous("Broadcast", "tensor", tensor); !s.ok()) return s;
+  if (root < 0 || root >= world_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Broadcast: root ", root, " outside [0, ", world_size_, ")"));
+  }
+  if (world_size_ == 1 || tensor.nbytes() == 0) return absl::OkStatus();
+  auto* data = static_cast<uint8_t*>(tensor.raw_data());
+  const size_t bytes = tensor.nbytes();
+  return Run("Broadcast", [&](const std::shared_ptr<gloo::Context>& context) {
+    gloo::BroadcastOptions opts(context);
+    opts.setOutput(data, bytes);  // the root sends from it, the others receive into it
+    opts.setRoot(static_cast<int>(root));
+    gloo::broadcast(opts);
+  });
+}
+
+absl::Status GlooCommunicator::Barrier() {
+  if (world_size_ == 1) return absl::OkStatus();
+  return Run("Barrier", [](const std::shared_ptr<gloo::Context>& context) {
+    gloo::BarrierOptions opts(context);
+    gloo::barrier(opts);
+  });
+}
+
+}  // namespace loom
