@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libabsl-dev nlohmann-json3-dev libopenblas-dev libpcre2-dev libicu-dev
   libgtest-dev libgmock-dev libgloo-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 )
 
 missing=()
