@@ -171,24 +171,13 @@ absl::Status Run(const Flags& flags) {
 }  // namespace
 
 int BenchCommand(int argc, char** argv) {
-  const std::vector<FlagSpec> specs = BenchFlagSpecs();
-  absl::StatusOr<Flags> flags = Flags::Parse(argc, argv, 2, specs);
-  if (flags.ok() && flags->Bool("help")) {
-    std::printf(
-        "usage: loom bench --model DIR [--batch 1,8,32] [--prompt-len 128] [--new-tokens 128]\n\n"
-        "Runs each batch of random prompts to completion and prints prefill and decode\n"
-        "throughput, and the weight bytes read per decode step per second next to the\n"
-        "machine's measured copy and read bandwidth. Make a Qwen3-0.6B-shaped model with\n"
-        "`loom-make-model --preset qwen3-0.6b --output DIR`.\n\n%s",
-        Flags::Usage(specs).c_str());
-    return 0;
-  }
-  absl::Status s = flags.ok() ? Run(*flags) : flags.status();
-  if (!s.ok()) {
-    std::fprintf(stderr, "loom bench: %s\n", std::string(s.message()).c_str());
-    return flags.ok() ? 1 : 2;
-  }
-  return 0;
+  return RunVerb("bench", argc, argv, BenchFlagSpecs(), 
+                 "usage: loom bench --model DIR [--batch 1,8,32] [--prompt-len 128] "
+                 "[--new-tokens 128]\n\n"
+                 "Runs each batch of random prompts to completion and prints prefill and decode\n"
+                 "throughput, and the weight bytes read per decode step per second next to the\n"
+                 "machine's measured memcpy and read bandwidth. Make a Qwen3-0.6B-shaped model\n"
+                 "with `loom-make-model --preset qwen3-0.6b --output DIR`.\n", Run);
 }
 
 }  // namespace loom::cli

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/numbers.h"
@@ -104,6 +105,19 @@ absl::StatusOr<int64_t> Flags::Bytes(const std::string& name, int64_t fallback) 
                                                    "\" is not a size (e.g. 512M, 2G)"));
   }
   return static_cast<int64_t>(v * mult);
+}
+
+int RunVerb(const std::string& verb, int argc, char** argv, const std::vector<FlagSpec>& specs,
+            const std::string& usage, absl::Status (*run)(const Flags&)) {
+  absl::StatusOr<Flags> flags = Flags::Parse(argc, argv, 2, specs);
+  if (flags.ok() && flags->Bool("help")) {
+    std::printf("%s\n%s", usage.c_str(), Flags::Usage(specs).c_str());
+    return 0;
+  }
+  absl::Status s = flags.ok() ? run(*flags) : flags.status();
+  if (s.ok()) return 0;
+  std::fprintf(stderr, "loom %s: %s\n", verb.c_str(), std::string(s.message()).c_str());
+  return flags.ok() ? 1 : 2;
 }
 
 absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& text,

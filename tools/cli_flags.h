@@ -43,6 +43,11 @@ class Flags {
   std::vector<std::string> positional_;
 };
 
+// Runs a verb: parses flags (exit 2 on a parse error), prints `usage` and the flag list for
+// --help, otherwise calls `run` and prints its error as "loom VERB: message" (exit 1).
+int RunVerb(const std::string& verb, int argc, char** argv, const std::vector<FlagSpec>& specs,
+            const std::string& usage, absl::Status (*run)(const Flags&));
+
 // "1,2, 3" -> {1, 2, 3}; anything else is an error naming `what`.
 absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& text, const std::string& what);
 

@@ -99,22 +99,10 @@ absl::Status Run(const Flags& flags) {
 }  // namespace
 
 int GenerateCommand(int argc, char** argv) {
-  const std::vector<FlagSpec> specs = GenerateFlagSpecs();
-  absl::StatusOr<Flags> flags = Flags::Parse(argc, argv, 2, specs);
-  if (flags.ok() && flags->Bool("help")) {
-    std::printf(
-        "usage: loom generate --model DIR --prompt-ids 1,2,3 [--prompt-ids ...] [options]\n\n"
-        "Generates from a HuggingFace model directory in this process and prints the new token\n"
-        "ids. Several --prompt-ids run together in one continuous batch.\n\n%s",
-        Flags::Usage(specs).c_str());
-    return 0;
-  }
-  absl::Status s = flags.ok() ? Run(*flags) : flags.status();
-  if (!s.ok()) {
-    std::fprintf(stderr, "loom generate: %s\n", std::string(s.message()).c_str());
-    return flags.ok() ? 1 : 2;
-  }
-  return 0;
+  return RunVerb("generate", argc, argv, GenerateFlagSpecs(), 
+                 "usage: loom generate --model DIR --prompt-ids 1,2,3 [--prompt-ids ...] [options]\n\n"
+                 "Generates from a HuggingFace model directory in this process and prints the new\n"
+                 "token ids. Several --prompt-ids run together in one continuous batch.\n", Run);
 }
 
 }  // namespace loom::cli
