@@ -1,2 +1,0 @@
-// Placeholder translation unit until the tokenizer sources land; removed with them.
-namespace loom {}
