@@ -1,0 +1,48 @@
+// The worker's collective-RPC methods: a name -> handler table, so new methods are added without
+// touching the transport (DESIGN.md §1). A handler takes the call's JSON args and returns a JSON
+// result or a Status; the Worker service turns that Status into the gRPC one.
+//
+// Registration happens before the worker serves; after that the table is only read, so Call may
+// run from any number of threads at once (each handler guards its own state).
+#ifndef LOOM_WORKER_METHOD_REGISTRY_H_
+#define LOOM_WORKER_METHOD_REGISTRY_H_
+
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+
+namespace loom {
+
+using MethodHandler = std::function<absl::StatusOr<nlohmann::json>(const nlohmann::json& args)>;
+
+class MethodRegistry {
+ public:
+  // AlreadyExists when `name` is taken; InvalidArgument for an empty name or handler.
+  absl::Status Register(const std::string& name, MethodHandler handler);
+
+  // Runs `name`; NotFound (listing the registered names) when there is no such method.
+  absl::StatusOr<nlohmann::json> Call(const std::string& name, const nlohmann::json& args) const;
+
+  std::vector<std::string> Names() const;  // sorted
+
+ private:
+  std::map<std::string, MethodHandler> handlers_;
+};
+
+// Test-only methods, registered when a worker runs with --enable-test-methods:
+//   sleep {"seconds": x, "rank": r}  sleeps x seconds (at most 600; returns early once `stopping`
+//                               is notified) and returns {"slept_seconds": x}; with "rank", only
+//                               rank r sleeps and the others return at once
+//   fail_on_rank {"rank": r}    fails with Internal on rank r, returns {} on the others
+absl::Status RegisterTestMethods(MethodRegistry& registry, int rank,
+                                 const absl::Notification* stopping);
+
+}  // namespace loom
+
+#endif  // LOOM_WORKER_METHOD_REGISTRY_H_

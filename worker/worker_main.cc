@@ -1,0 +1,245 @@
+// loom-worker: one tensor-parallel rank. Started by the controller's supervisor (or by an outside
+// launcher such as Slurm or Kubernetes), it serves the Worker service, registers with the
+// controller, and lives until the controller tells it to stop or goes away.
+//
+//   loom-worker --controller ADDR --rank R --world-size N [--device cpu] [--threads T]
+//               [--listen ADDR] [--enable-test-methods] [--controller-timeout-ms MS]
+//
+// --listen takes "unix:/path" or "host:port" (default 127.0.0.1:0, any free port). A worker that
+// cannot serve (bad device, no listening port) still registers, with the error, so the controller
+// can report "rank R: <error>"; then it exits 1. Exit codes: 0 stopped by the controller, 1 could
+// not start, 2 bad command line, 3 lost the controller.
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <type_traits>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "loom/v1/worker.grpc.pb.h"
+#include "worker/worker_service.h"
+
+namespace loom {
+namespace {
+
+struct Flags {
+  std::string controller;
+  int rank = -1;
+  int world_size = 0;
+  std::string device = "cpu";
+  int threads = 0;
+  std::string listen = "127.0.0.1:0";
+  bool enable_test_methods = false;
+  int64_t controller_timeout_ms = 5000;
+  int64_t register_timeout_ms = 60000;
+};
+
+absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
+  Flags flags;
+  std::map<std::string, std::string> values;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--enable-test-methods") {
+      flags.enable_test_methods = true;
+      continue;
+    }
+    if (!absl::StartsWith(arg, "--")) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", arg));
+    }
+    std::string name = arg.substr(2), value;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+    }
+    values[name] = value;
+  }
+  auto to_int = [&](const std::string& name, auto& out) -> absl::Status {
+    auto it = values.find(name);
+    if (it == values.end()) return absl::OkStatus();
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(it->second, &v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " must be an integer, got ", it->second));
+    }
+    out = static_cast<std::remove_reference_t<decltype(out)>>(v);
+    values.erase(it);
+    return absl::OkStatus();
+  };
+  for (auto [name, field] :
+       {std::pair{"controller", &flags.controller}, std::pair{"device", &flags.device},
+        std::pair{"listen", &flags.listen}}) {
+    if (auto it = values.find(name); it != values.end()) {
+      *field = it->second;
+      values.erase(it);
+    }
+  }
+  for (absl::Status s : {to_int("rank", flags.rank), to_int("world-size", flags.world_size),
+                         to_int("threads", flags.threads),
+                         to_int("controller-timeout-ms", flags.controller_timeout_ms),
+                         to_int("register-timeout-ms", flags.register_timeout_ms)}) {
+    if (!s.ok()) return s;
+  }
+  if (!values.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown flag --", values.begin()->first));
+  }
+  if (flags.controller.empty()) return absl::InvalidArgumentError("--controller is required");
+  if (flags.world_size < 1 || flags.rank < 0 || flags.rank >= flags.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat("--rank ", flags.rank, " --world-size ",
+                                                   flags.world_size,
+                                                   ": need 0 <= rank < world size"));
+  }
+  if (flags.threads <= 0) {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    flags.threads = std::max(1, cores / flags.world_size);
+  }
+  return flags;
+}
+
+// Devices this build can drive; anything else is reported to the controller as this rank's
+// start error.
+absl::Status CheckDevice(const std::string& device) {
+  if (device == "cpu") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("unsupported device \"", device, "\" (this build supports: cpu)"));
+}
+
+std::string Hostname() {
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+// The host part of "host:port" ("[::1]:0" keeps its brackets off).
+std::string HostOf(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host;
+}
+
+int Run(int argc, char** argv) {
+  absl::StatusOr<Flags> parsed = ParseFlags(argc, argv);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "loom-worker: %s\n", std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  const Flags& flags = *parsed;
+  const std::string who = absl::StrCat("loom-worker rank ", flags.rank, " of ", flags.world_size);
+
+  const bool unix_socket = absl::StartsWith(flags.listen, "unix:");
+  std::string host = unix_socket ? "127.0.0.1" : HostOf(flags.listen);
+  if (host == "0.0.0.0" || host == "::" || host.empty()) host = Hostname();
+
+  WorkerServiceOptions options;
+  options.rank = flags.rank;
+  options.world_size = flags.world_size;
+  options.device = flags.device;
+  options.num_threads = flags.threads;
+  options.enable_test_methods = flags.enable_test_methods;
+  options.hostname = host;
+  WorkerService service(options);
+
+  absl::Status start_error = CheckDevice(flags.device);
+  std::unique_ptr<grpc::Server> server;
+  std::string address;
+  if (start_error.ok()) {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+    if (server == nullptr || (!unix_socket && port == 0)) {
+      start_error = absl::UnavailableError(absl::StrCat("cannot listen on ", flags.listen));
+    } else {
+      address = unix_socket ? flags.listen : absl::StrCat(host, ":", port);
+    }
+  }
+
+  auto channel = grpc::CreateChannel(flags.controller, grpc::InsecureChannelCredentials());
+  std::shared_ptr<loom::v1::Controller::StubInterface> controller =
+      loom::v1::Controller::NewStub(channel);
+  loom::v1::RegisterRequest request;
+  request.set_rank(flags.rank);
+  request.set_world_size(flags.world_size);
+  request.set_address(address);
+  request.set_pid(getpid());
+  request.set_device(flags.device);
+  request.set_hostname(Hostname());
+  if (!start_error.ok()) request.set_error(std::string(start_error.message()));
+  loom::v1::RegisterResponse response;
+  grpc::ClientContext context;
+  context.set_wait_for_ready(true);  // an outside launcher may start workers before the controller
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(flags.register_timeout_ms));
+  grpc::Status registered = controller->Register(&context, request, &response);
+  if (!start_error.ok()) {
+    std::fprintf(stderr, "%s: %s\n", who.c_str(), std::string(start_error.message()).c_str());
+    return 1;
+  }
+  if (!registered.ok()) {
+    std::fprintf(stderr, "%s: cannot register with the controller at %s: %s\n", who.c_str(),
+                 flags.controller.c_str(), registered.error_message().c_str());
+    return 1;
+  }
+  service.SetController(controller, response.session_id());
+  std::fprintf(stderr, "%s: serving on %s (pid %d, %d threads)\n", who.c_str(), address.c_str(),
+               static_cast<int>(getpid()), flags.threads);
+
+  // No orphans: a worker whose controller is gone, or was replaced by another session, exits.
+  // (Spawned workers also die with their parent through PR_SET_PDEATHSIG; this covers workers
+  // started by an outside launcher and controllers on other hosts.)
+  std::thread heartbeat([&] {
+    auto last_ok = std::chrono::steady_clock::now();
+    while (!service.stopping().WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      loom::v1::HeartbeatRequest beat;
+      beat.set_rank(flags.rank);
+      beat.set_session_id(response.session_id());
+      loom::v1::HeartbeatResponse ignored;
+      grpc::ClientContext beat_context;
+      beat_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      grpc::Status status = controller->Heartbeat(&beat_context, beat, &ignored);
+      const auto now = std::chrono::steady_clock::now();
+      if (status.ok()) {
+        last_ok = now;
+        continue;
+      }
+      const bool replaced = status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+                            status.error_code() == grpc::StatusCode::NOT_FOUND;
+      if (replaced || now - last_ok > std::chrono::milliseconds(flags.controller_timeout_ms)) {
+        std::fprintf(stderr, "%s: lost the controller at %s (%s); exiting\n", who.c_str(),
+                     flags.controller.c_str(), status.error_message().c_str());
+        std::fflush(stderr);
+        // The model and its communicator may be blocked in a collective: leave without
+        // running destructors.
+        std::_Exit(3);
+      }
+    }
+  });
+
+  service.stopping().WaitForNotification();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  heartbeat.join();
+  std::fprintf(stderr, "%s: stopped\n", who.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace loom
+
+int main(int argc, char** argv) { return loom::Run(argc, argv); }
