@@ -4,8 +4,15 @@
 
 namespace loom::cli {
 
+// Where `loom serve` listens, and the client verbs look, unless told otherwise.
+inline constexpr int kDefaultPort = 7430;
+
 int GenerateCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
+int ServeCommand(int argc, char** argv);
+int RpcCommand(int argc, char** argv);
+int StatusCommand(int argc, char** argv);
+int StopCommand(int argc, char** argv);
 
 }  // namespace loom::cli
 

@@ -9,6 +9,7 @@
 #include "controller/engine.h"
 #include "tools/commands.h"
 #include "tools/engine_flags.h"
+#include "tools/server_client.h"
 
 namespace loom::cli {
 namespace {
@@ -17,6 +18,7 @@ std::vector<FlagSpec> GenerateFlagSpecs() {
   std::vector<FlagSpec> specs = EngineFlagSpecs();
   std::vector<FlagSpec> more = {
       {"prompt-ids", false, "comma-separated prompt token ids; repeat for a batch", ""},
+      {"prompt", false, "prompt text (on a server; needs the model's tokenizer.json)", ""},
       {"max-tokens", false, "new tokens per prompt", "32"},
       {"temperature", false, "0 = greedy", "0"},
       {"top-k", false, "keep the k most likely tokens (0 = all)", "0"},
@@ -28,10 +30,23 @@ std::vector<FlagSpec> GenerateFlagSpecs() {
       {"help", true, "show this help", ""},
   };
   specs.insert(specs.end(), more.begin(), more.end());
+  std::vector<FlagSpec> client = ClientFlagSpecs();
+  specs.insert(specs.end(), client.begin(), client.end());
   return specs;
 }
 
 absl::Status Run(const Flags& flags) {
+  if (!flags.Has("model") || flags.Has("address")) {
+    if (flags.Has("model")) {
+      return absl::InvalidArgumentError("--model (in this process) and --address (on a server) "
+                                        "exclude each other");
+    }
+    return GenerateOnServer(flags);
+  }
+  if (flags.Has("prompt")) {
+    return absl::InvalidArgumentError(
+        "--prompt TEXT runs on a server (`loom serve`); in this process use --prompt-ids");
+  }
   LOOM_ASSIGN_OR_RETURN(EngineConfig config, EngineConfigFromFlags(flags));
   std::vector<std::string> prompts = flags.All("prompt-ids");
   if (prompts.empty()) return absl::InvalidArgumentError("--prompt-ids is required");
@@ -100,9 +115,12 @@ absl::Status Run(const Flags& flags) {
 
 int GenerateCommand(int argc, char** argv) {
   return RunVerb("generate", argc, argv, GenerateFlagSpecs(), 
-                 "usage: loom generate --model DIR --prompt-ids 1,2,3 [--prompt-ids ...] [options]\n\n"
-                 "Generates from a HuggingFace model directory in this process and prints the new\n"
-                 "token ids. Several --prompt-ids run together in one continuous batch.\n", Run);
+                 "usage: loom generate --model DIR --prompt-ids 1,2,3 [--prompt-ids ...] [options]\n"
+                 "       loom generate [--address HOST:PORT] --prompt TEXT | --prompt-ids 1,2,3\n\n"
+                 "With --model: generates from a HuggingFace model directory in this process and\n"
+                 "prints the new token ids; several --prompt-ids run together in one continuous\n"
+                 "batch. Without it: sends one prompt to a running `loom serve` and streams the\n"
+                 "text (or the token ids, when the model has no tokenizer) as it comes.\n", Run);
 }
 
 }  // namespace loom::cli

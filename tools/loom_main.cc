@@ -9,7 +9,11 @@ namespace {
 constexpr char kUsage[] =
     "usage: loom COMMAND [flags]\n\n"
     "Commands:\n"
-    "  generate   generate from a HuggingFace model directory in this process\n"
+    "  serve      start a controller and its tensor-parallel workers; serve the Loom API\n"
+    "  generate   generate from a running server, or (--model DIR) in this process\n"
+    "  rpc        call a worker method on every rank of a running server\n"
+    "  status     show a running server's ranks and requests\n"
+    "  stop       stop a running server and its workers\n"
     "  bench      measure prefill and decode throughput of a model\n\n"
     "Run `loom COMMAND --help` for a command's flags. To make a model to try, see\n"
     "`loom-make-model --help`.\n";
@@ -24,6 +28,10 @@ int main(int argc, char** argv) {
   }
   if (!std::strcmp(argv[1], "generate")) return loom::cli::GenerateCommand(argc, argv);
   if (!std::strcmp(argv[1], "bench")) return loom::cli::BenchCommand(argc, argv);
+  if (!std::strcmp(argv[1], "serve")) return loom::cli::ServeCommand(argc, argv);
+  if (!std::strcmp(argv[1], "rpc")) return loom::cli::RpcCommand(argc, argv);
+  if (!std::strcmp(argv[1], "status")) return loom::cli::StatusCommand(argc, argv);
+  if (!std::strcmp(argv[1], "stop")) return loom::cli::StopCommand(argc, argv);
   std::fprintf(stderr, "loom: unknown command \"%s\"\n\n%s", argv[1], kUsage);
   return 2;
 }

@@ -7,6 +7,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/tools/build.sh"
 build=${LOOM_BUILD_DIR:-$root/build}
 jobs=$(nproc)
+# The example Python client (tools/loom_client.py) is tested too: its packages live in a virtual
+# environment inside the build directory, installed from PyPI on first use.
+venv=$build/python-client
+if ! "$venv/bin/python" -c "import grpc_tools" 2>/dev/null; then
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$root/tools/requirements-client.txt"
+fi
+export LOOM_PYTHON=$venv/bin/python
 (cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 600)
 
 asan=${LOOM_ASAN_BUILD_DIR:-$root/build-asan}

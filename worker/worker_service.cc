@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/engine_config_json.h"
 #include "common/model_config.h"
 #include "common/status.h"
@@ -188,7 +189,11 @@ absl::Status WorkerService::DoInit(const loom::v1::InitRequest& request, int64_t
     std::shared_ptr<loom::v1::Controller::StubInterface> controller;
     std::string session;
     {
+      // The controller may send Init as soon as it has seen our Register, before its reply
+      // has reached us; wait for the reply rather than fail.
       absl::MutexLock lock(&mu_);
+      auto registered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return controller_ != nullptr; };
+      mu_.AwaitWithTimeout(absl::Condition(&registered), absl::Seconds(10));
       controller = controller_;
       session = session_id_;
     }

@@ -1,0 +1,126 @@
+#include "controller/loom_service.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace loom {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+grpc::Status LoomService::Generate(grpc::ServerContext* context,
+                                   const loom::v1::GenerateRequest* request,
+                                   grpc::ServerWriter<loom::v1::GenerateResponse>* writer) {
+  ServingRequest r;
+  r.prompt = request->prompt();
+  GenerationRequest& g = r.generation;
+  g.prompt_ids.assign(request->prompt_ids().begin(), request->prompt_ids().end());
+  g.max_tokens = request->max_tokens() > 0 ? request->max_tokens() : 16;
+  g.sampling.temperature = request->temperature();
+  g.sampling.top_k = request->top_k();
+  g.sampling.top_p = request->top_p() > 0 ? request->top_p() : 1.0f;
+  g.sampling.seed = request->seed();
+  g.stop_token_ids.assign(request->stop_token_ids().begin(), request->stop_token_ids().end());
+  g.ignore_eos = request->ignore_eos();
+  absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
+  if (!stream.ok()) return ToGrpcStatus(stream.status());
+  while (true) {
+    GenerateDelta delta;
+    if (!(*stream)->Next(&delta, std::chrono::milliseconds(100))) {
+      if (context->IsCancelled()) {
+        (*stream)->Cancel();
+        return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      }
+      continue;
+    }
+    if (!delta.error.ok()) return ToGrpcStatus(delta.error);
+    loom::v1::GenerateResponse response;
+    response.mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
+    response.set_text(delta.text);
+    response.set_weight_version(0);
+    if (delta.done) {
+      response.set_finish_reason(FinishReasonName(delta.finish_reason));
+      response.mutable_usage()->set_prompt_tokens(static_cast<int32_t>(delta.prompt_tokens));
+      response.mutable_usage()->set_completion_tokens(
+          static_cast<int32_t>(delta.completion_tokens));
+    }
+    if (!writer->Write(response)) {
+      (*stream)->Cancel();
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+    }
+    if (delta.done) return grpc::Status::OK;
+  }
+}
+
+grpc::Status LoomService::CollectiveRpc(grpc::ServerContext*,
+                                        const loom::v1::CollectiveRpcRequest* request,
+                                        loom::v1::CollectiveRpcResponse* response) {
+  const std::chrono::milliseconds timeout = request->timeout_ms() > 0
+                                                ? std::chrono::milliseconds(request->timeout_ms())
+                                                : options_.default_rpc_timeout;
+  std::vector<int> ranks(request->ranks().begin(), request->ranks().end());
+  for (int r : ranks) {
+    if (r < 0 || r >= engine_->supervisor().world_size()) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("rank ", r, " outside [0, ", engine_->supervisor().world_size(), ")"));
+    }
+  }
+  absl::StatusOr<std::vector<RankResult>> results =
+      engine_->CollectiveCall(request->method(), request->args_json(), timeout, ranks);
+  if (!results.ok()) return ToGrpcStatus(results.status());
+  for (const RankResult& r : *results) {
+    loom::v1::RankResult* out = response->add_results();
+    out->set_rank(r.rank);
+    out->set_result_json(r.result.dump());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetStatusRequest*,
+                                    loom::v1::GetStatusResponse* response) {
+  const EngineStatus status = engine_->Status();
+  response->set_model(status.model);
+  response->set_tensor_parallel_size(status.world_size);
+  response->set_num_kv_blocks(status.num_kv_blocks);
+  response->set_running_requests(status.running_requests);
+  response->set_waiting_requests(status.waiting_requests);
+  for (const RankState& rank : status.ranks) {
+    loom::v1::RankStatus* out = response->add_ranks();
+    out->set_rank(rank.rank);
+    out->set_state(rank.state);
+    out->set_pid(rank.pid);
+    out->set_device(rank.device);
+    out->set_address(rank.address);
+    out->set_error(rank.error);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LoomService::Shutdown(grpc::ServerContext*, const loom::v1::ShutdownRequest*,
+                                   loom::v1::ShutdownResponse*) {
+  if (options_.on_shutdown) options_.on_shutdown();
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartLoomServer(grpc::Service* service,
+                                                              const std::string& address,
+                                                              std::string* bound_address) {
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  }
+  const size_t colon = address.rfind(':');
+  *bound_address = absl::StrCat(address.substr(0, colon), ":", port);
+  return server;
+}
+
+}  // namespace loom

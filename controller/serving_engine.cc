@@ -1,0 +1,324 @@
+#include "controller/serving_engine.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace loom {
+
+bool RequestStream::Next(GenerateDelta* delta, std::chrono::milliseconds timeout) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !pending_.empty(); };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), absl::FromChrono(timeout));
+  if (pending_.empty()) return false;
+  *delta = std::move(pending_.front());
+  pending_.pop_front();
+  // Merge what else arrived, so a slow reader gets fewer, larger messages.
+  while (!delta->done && !pending_.empty()) {
+    GenerateDelta& next = pending_.front();
+    delta->token_ids.insert(delta->token_ids.end(), next.token_ids.begin(), next.token_ids.end());
+    delta->text += next.text;
+    delta->done = next.done;
+    delta->finish_reason = next.finish_reason;
+    delta->prompt_tokens = next.prompt_tokens;
+    delta->completion_tokens = next.completion_tokens;
+    delta->error = next.error;
+    pending_.pop_front();
+  }
+  return true;
+}
+
+void RequestStream::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  pending_.clear();
+}
+
+void RequestStream::Push(GenerateDelta delta) {
+  absl::MutexLock lock(&mu_);
+  if (!cancelled_) pending_.push_back(std::move(delta));
+}
+
+bool RequestStream::cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
+    const ServingEngineOptions& options) {
+  LOOM_RETURN_IF_ERROR(options.config.Validate());
+  std::unique_ptr<ServingEngine> engine(new ServingEngine(options));
+  LOOM_ASSIGN_OR_RETURN(engine->model_config_,
+                        ModelConfig::FromModelDir(options.config.load.model));
+  const ModelConfig& mc = engine->model_config_;
+  const int64_t limit = options.config.scheduler.max_model_len;
+  engine->max_model_len_ =
+      limit > 0 ? std::min(limit, mc.max_position_embeddings) : mc.max_position_embeddings;
+  const std::string tokenizer_path = options.config.load.model + "/tokenizer.json";
+  if (std::filesystem::exists(tokenizer_path)) {
+    LOOM_ASSIGN_OR_RETURN(engine->tokenizer_,
+                          tokenizer::Tokenizer::FromModelDir(options.config.load.model));
+  }
+
+  LOOM_ASSIGN_OR_RETURN(engine->supervisor_, Supervisor::Start(options.supervisor));
+  WorkerGroupOptions group;
+  group.addresses = engine->supervisor_->worker_addresses();
+  group.init_timeout = options.init_timeout;
+  Supervisor* supervisor = engine->supervisor_.get();
+  group.rank_status = [supervisor](int rank) { return supervisor->RankStatus(rank); };
+  LOOM_ASSIGN_OR_RETURN(engine->group_, WorkerGroup::Connect(group));
+  absl::StatusOr<GroupInitResult> init = engine->group_->Init(options.config, options.num_threads);
+  LOOM_RETURN_IF_ERROR(init.status());
+  engine->num_kv_blocks_ = init->num_kv_blocks;
+  engine->NewScheduler();
+  engine->thread_ = std::thread([e = engine.get()] { e->Loop(); });
+  return engine;
+}
+
+ServingEngine::~ServingEngine() { Stop(); }
+
+void ServingEngine::NewScheduler() {
+  std::vector<int32_t> eos(model_config_.eos_token_ids.begin(), model_config_.eos_token_ids.end());
+  scheduler_ =
+      std::make_unique<Scheduler>(options_.config.scheduler, max_model_len_, num_kv_blocks_,
+                                  options_.config.cache.block_size, std::move(eos));
+}
+
+absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequest request) {
+  GenerationRequest& g = request.generation;
+  if (g.prompt_ids.empty()) {
+    if (request.prompt.empty()) {
+      return absl::InvalidArgumentError("the request has neither prompt text nor prompt ids");
+    }
+    if (!tokenizer_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prompt text needs a tokenizer, and the model directory ", options_.config.load.model,
+          " has no tokenizer.json; send prompt ids instead"));
+    }
+    LOOM_ASSIGN_OR_RETURN(g.prompt_ids, tokenizer_->Encode(request.prompt, true));
+    if (g.prompt_ids.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
+  }
+  for (int32_t id : g.prompt_ids) {
+    if (id < 0 || id >= model_config_.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("prompt token id ", id, " outside [0, ", model_config_.vocab_size, ")"));
+    }
+  }
+  if (g.max_tokens <= 0) return absl::InvalidArgumentError("max_tokens must be positive");
+  LOOM_RETURN_IF_ERROR(kernels::ValidateSamplingParams(g.sampling));
+  auto stream = std::make_shared<RequestStream>();
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
+  if (!broken_.ok()) return broken_;
+  queue_.push_back({std::move(g), stream});
+  return stream;
+}
+
+absl::StatusOr<std::vector<RankResult>> ServingEngine::CollectiveCall(
+    const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout,
+    const std::vector<int>& ranks) {
+  absl::ReaderMutexLock lock(&group_mu_);
+  if (group_ == nullptr) return absl::UnavailableError("the server is shutting down");
+  return group_->CollectiveCall(method, args_json, timeout, ranks);
+}
+
+absl::Status ServingEngine::CheckRanks() const {
+  for (int r = 0; r < supervisor_->world_size(); ++r) {
+    absl::Status s = supervisor_->RankStatus(r);
+    if (!s.ok()) return absl::UnavailableError(std::string(s.message()));
+  }
+  return group_->broken();
+}
+
+EngineStatus ServingEngine::Status() const {
+  EngineStatus status;
+  status.model = options_.config.load.model;
+  status.world_size = supervisor_->world_size();
+  status.num_kv_blocks = num_kv_blocks_;
+  {
+    absl::MutexLock lock(&mu_);
+    status.running_requests = num_running_;
+    status.waiting_requests = static_cast<int>(queue_.size());
+    status.broken = broken_;
+  }
+  const auto regs = supervisor_->controller_service().Registrations();
+  for (int r = 0; r < status.world_size; ++r) {
+    RankState& rank = status.ranks.emplace_back();
+    rank.rank = r;
+    if (regs[r]) {
+      rank.pid = regs[r]->pid;
+      rank.device = regs[r]->device;
+      rank.address = regs[r]->address;
+    }
+    absl::Status s = supervisor_->RankStatus(r);
+    if (s.ok()) {
+      rank.state = "ready";
+    } else {
+      rank.state = absl::StrContains(s.message(), "exited with code 0") ? "exited" : "failed";
+      rank.error = std::string(s.message());
+    }
+  }
+  return status;
+}
+
+void ServingEngine::Loop() {
+  while (true) {
+    std::deque<Queued> queued;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]()
+                       ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      if (!scheduler_->HasWork()) {
+        mu_.AwaitWithTimeout(absl::Condition(&ready), absl::FromChrono(kHealthPollInterval));
+      }
+      if (stopping_) break;
+      queued.swap(queue_);
+    }
+    if (!queued.empty()) Admit(std::move(queued));
+    if (scheduler_->HasWork()) {
+      RunStep();
+    } else {
+      absl::Status health = CheckRanks();
+      if (!health.ok()) {
+        absl::MutexLock lock(&mu_);
+        if (broken_.ok()) broken_ = health;
+      }
+    }
+  }
+  FailAll(absl::UnavailableError("the server is shutting down"));
+}
+
+void ServingEngine::Admit(std::deque<Queued> queued) {
+  absl::Status broken;
+  {
+    absl::MutexLock lock(&mu_);
+    broken = broken_;
+  }
+  for (Queued& q : queued) {
+    GenerateDelta end;
+    end.done = true;
+    if (!broken.ok()) {
+      end.error = broken;
+      q.stream->Push(std::move(end));
+      continue;
+    }
+    const int64_t prompt_tokens = static_cast<int64_t>(q.request.prompt_ids.size());
+    absl::StatusOr<int64_t> id = scheduler_->Add(std::move(q.request));
+    if (!id.ok()) {
+      end.error = id.status();
+      q.stream->Push(std::move(end));
+      continue;
+    }
+    Active& active = active_[*id];
+    active.stream = std::move(q.stream);
+    active.prompt_tokens = prompt_tokens;
+    if (tokenizer_) {
+      active.detokenizer =
+          std::make_unique<tokenizer::IncrementalDetokenizer>(tokenizer_.get(), true);
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  num_running_ = static_cast<int>(active_.size());
+}
+
+void ServingEngine::EmitToken(Active& active, int32_t token, GenerateDelta& delta) {
+  delta.token_ids.push_back(token);
+  ++active.completion_tokens;
+  if (active.detokenizer) {
+    absl::StatusOr<std::string> text = active.detokenizer->Next(token);
+    if (text.ok()) delta.text += *text;  // an id the tokenizer lacks adds no text
+  }
+}
+
+void ServingEngine::RunStep() {
+  StepInput step = scheduler_->Schedule();
+  if (step.sequences.empty()) {
+    FailAll(absl::InternalError("the scheduler has work but scheduled nothing"));
+    return;
+  }
+  absl::StatusOr<StepOutput> out = group_->Step(step);
+  if (!out.ok()) {
+    absl::Status error = out.status();
+    absl::Status broken = group_->broken();
+    if (!broken.ok()) {
+      absl::MutexLock lock(&mu_);
+      if (broken_.ok()) broken_ = absl::UnavailableError(std::string(broken.message()));
+      error = broken_;
+    }
+    FailAll(error);
+    return;
+  }
+  std::map<int64_t, GenerateDelta> deltas;
+  for (size_t i = 0; i < out->tokens.size(); ++i) {
+    auto it = active_.find(out->seq_ids[i]);
+    if (it != active_.end()) EmitToken(it->second, out->tokens[i], deltas[it->first]);
+  }
+  for (const GenerationResult& r : scheduler_->Update(step, *out)) {
+    auto it = active_.find(r.request_id);
+    if (it == active_.end()) continue;
+    Active& active = it->second;
+    GenerateDelta& delta = deltas[r.request_id];
+    if (active.detokenizer) {
+      absl::StatusOr<std::string> rest = active.detokenizer->Flush();
+      if (rest.ok()) delta.text += *rest;
+    }
+    delta.done = true;
+    delta.finish_reason = r.finish_reason;
+    delta.prompt_tokens = active.prompt_tokens;
+    delta.completion_tokens = active.completion_tokens;
+  }
+  for (auto& [id, delta] : deltas) {
+    auto it = active_.find(id);
+    const bool done = delta.done;
+    it->second.stream->Push(std::move(delta));
+    if (done) active_.erase(it);
+  }
+  absl::MutexLock lock(&mu_);
+  num_running_ = static_cast<int>(active_.size());
+}
+
+void ServingEngine::FailAll(const absl::Status& error) {
+  for (auto& [id, active] : active_) {
+    GenerateDelta end;
+    end.done = true;
+    end.error = error;
+    end.prompt_tokens = active.prompt_tokens;
+    end.completion_tokens = active.completion_tokens;
+    active.stream->Push(std::move(end));
+  }
+  active_.clear();
+  NewScheduler();
+  std::deque<Queued> queued;
+  {
+    absl::MutexLock lock(&mu_);
+    num_running_ = 0;
+    if (!stopping_ && broken_.ok()) return;  // a one-off failure: queued requests still run
+    queued.swap(queue_);
+  }
+  for (Queued& q : queued) {
+    GenerateDelta end;
+    end.done = true;
+    end.error = error;
+    q.stream->Push(std::move(end));
+  }
+}
+
+void ServingEngine::Stop() {
+  absl::MutexLock stop_lock(&stop_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  {
+    absl::WriterMutexLock lock(&group_mu_);
+    group_.reset();
+  }
+  if (supervisor_) supervisor_->Stop();
+}
+
+}  // namespace loom

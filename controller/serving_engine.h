@@ -1,0 +1,193 @@
+// ServingEngine: the controller's whole serving side in one object — the Supervisor and its
+// worker processes, the WorkerGroup that drives them, the Scheduler with its BlockManager, and
+// the tokenizer — with one engine thread that runs the step loop (DESIGN.md §1).
+//
+// Requests enter with Submit and leave through their RequestStream: token ids and text deltas
+// as they are sampled, then one last message with the finish reason and usage. The engine
+// thread admits new requests between steps (continuous batching), runs a step on every rank,
+// routes rank 0's sampled tokens to their streams through a per-request incremental
+// detokenizer, and ends the requests the scheduler reports finished.
+//
+// A dead rank: the step in flight fails with UNAVAILABLE naming the rank (the WorkerGroup knows
+// it from the Supervisor), and so does every request in flight; an idle engine notices a dead
+// rank within kHealthPollInterval. From then on the engine is broken: Submit fails with the same
+// error, Status shows the failed rank, and collective calls still reach the live ranks. The
+// documented way back is to stop the server and start it again (`loom stop`, `loom serve`).
+//
+// A client that goes away (RequestStream::Cancel) stops receiving; its sequence runs out its
+// max_tokens in the batch (the scheduler has no abort yet) and its output is dropped.
+//
+// Thread-safe. Start must be called from a thread that lives as long as the engine (the
+// workers die with that thread, see Supervisor).
+#ifndef LOOM_CONTROLLER_SERVING_ENGINE_H_
+#define LOOM_CONTROLLER_SERVING_ENGINE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/engine_config.h"
+#include "common/model_config.h"
+#include "controller/request.h"
+#include "controller/scheduler.h"
+#include "controller/supervisor.h"
+#include "controller/tokenizer/incremental_detokenizer.h"
+#include "controller/tokenizer/tokenizer.h"
+#include "controller/worker_group.h"
+
+namespace loom {
+
+struct ServingEngineOptions {
+  EngineConfig config;
+  SupervisorOptions supervisor;  // world_size, launcher, worker binary, device, ...
+  // CPU threads per worker handed to Init (0: the Supervisor's budget).
+  int num_threads = 0;
+  std::chrono::milliseconds init_timeout = std::chrono::minutes(5);
+};
+
+// One message of a request's stream.
+struct GenerateDelta {
+  std::vector<int32_t> token_ids;  // new since the previous delta
+  std::string text;                // the text they add ("" without a tokenizer)
+  bool done = false;               // the last delta: finish_reason/usage, or error
+  FinishReason finish_reason = FinishReason::kNone;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  absl::Status error;  // non-OK: the request failed (UNAVAILABLE for a dead rank)
+};
+
+// The consumer end of one request. Thread-safe.
+class RequestStream {
+ public:
+  // Waits up to `timeout` for what arrived since the last call, merged into one delta. Returns
+  // false on timeout (nothing new). After a delta with done = true, nothing more comes.
+  bool Next(GenerateDelta* delta, std::chrono::milliseconds timeout);
+  // The consumer is gone: later output is dropped.
+  void Cancel();
+
+  // Producer side (the engine thread).
+  void Push(GenerateDelta delta);
+  bool cancelled() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::deque<GenerateDelta> pending_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// What a request asks for: prompt text (needs a tokenizer) or prompt ids (win when both given).
+struct ServingRequest {
+  std::string prompt;
+  GenerationRequest generation;  // prompt_ids, sampling, max_tokens, stop ids, ignore_eos
+};
+
+struct RankState {
+  int rank = 0;
+  std::string state;  // "ready", "failed" or "exited"
+  int64_t pid = 0;
+  std::string device;
+  std::string address;
+  std::string error;
+};
+
+struct EngineStatus {
+  std::string model;
+  int world_size = 0;
+  int64_t num_kv_blocks = 0;
+  int running_requests = 0;  // admitted to the scheduler
+  int waiting_requests = 0;  // submitted, not yet admitted
+  std::vector<RankState> ranks;
+  absl::Status broken;  // OK while the engine serves
+};
+
+class ServingEngine {
+ public:
+  // How often an idle engine checks that every rank is alive.
+  static constexpr std::chrono::milliseconds kHealthPollInterval{100};
+
+  // Starts the workers, initialises them, loads the tokenizer and starts the engine thread.
+  static absl::StatusOr<std::unique_ptr<ServingEngine>> Start(const ServingEngineOptions& options);
+  ~ServingEngine();  // Stop()
+
+  ServingEngine(const ServingEngine&) = delete;
+  ServingEngine& operator=(const ServingEngine&) = delete;
+
+  // Validates and queues a request. InvalidArgument for bad input (text without a tokenizer,
+  // ids outside the vocabulary, bad sampling), Unavailable when the engine is broken or
+  // stopped.
+  absl::StatusOr<std::shared_ptr<RequestStream>> Submit(ServingRequest request);
+
+  // A collective call on the workers (empty ranks = all).
+  absl::StatusOr<std::vector<RankResult>> CollectiveCall(const std::string& method,
+                                                         const std::string& args_json,
+                                                         std::chrono::milliseconds timeout,
+                                                         const std::vector<int>& ranks = {});
+
+  EngineStatus Status() const;
+  const Supervisor& supervisor() const { return *supervisor_; }
+  const ModelConfig& model_config() const { return model_config_; }
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+
+  // Ends every request (UNAVAILABLE), stops the engine thread and the workers. Idempotent.
+  void Stop();
+
+ private:
+  struct Active {
+    std::shared_ptr<RequestStream> stream;
+    std::unique_ptr<tokenizer::IncrementalDetokenizer> detokenizer;
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;
+  };
+  struct Queued {
+    GenerationRequest request;
+    std::shared_ptr<RequestStream> stream;
+  };
+
+  explicit ServingEngine(const ServingEngineOptions& options) : options_(options) {}
+  void Loop();
+  // Admits queued requests into the scheduler; ends the ones it refuses.
+  void Admit(std::deque<Queued> queued);
+  void RunStep();
+  void EmitToken(Active& active, int32_t token, GenerateDelta& delta);
+  // Ends every active request with `error` and starts a fresh scheduler.
+  void FailAll(const absl::Status& error);
+  absl::Status CheckRanks() const;
+  void NewScheduler();
+
+  const ServingEngineOptions options_;
+  ModelConfig model_config_;
+  int64_t max_model_len_ = 0;
+  int64_t num_kv_blocks_ = 0;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<Supervisor> supervisor_;
+  // Reset by Stop before the workers are asked to exit (a worker shuts down only once its step
+  // stream is closed). Callers from other threads hold group_mu_; the engine thread needs not,
+  // as Stop joins it before the reset.
+  mutable absl::Mutex group_mu_;
+  std::unique_ptr<WorkerGroup> group_;
+
+  // Owned by the engine thread.
+  std::unique_ptr<Scheduler> scheduler_;
+  std::map<int64_t, Active> active_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  int num_running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread thread_;
+  absl::Mutex stop_mu_;
+};
+
+}  // namespace loom
+
+#endif  // LOOM_CONTROLLER_SERVING_ENGINE_H_

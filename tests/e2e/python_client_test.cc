@@ -1,0 +1,68 @@
+// tools/loom_client.py, the example Python client generated from the .proto files with
+// grpcio-tools, drives a real `loom serve`: a streaming Generate, GetStatus and a CollectiveRpc.
+// Skipped when grpcio-tools is not importable (set LOOM_PYTHON to an interpreter that has it).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "tests/e2e/model_dir.h"
+#include "tests/e2e/serve_process.h"
+#include "tests/test_paths.h"
+
+namespace loom {
+namespace {
+
+std::string Python() {
+  const char* python = std::getenv("LOOM_PYTHON");
+  return python != nullptr && *python != '\0' ? python : "python3";
+}
+
+TEST(PythonClientTest, StreamsAGenerationReadsStatusAndCallsEveryRank) {
+  std::string out;
+  if (testing::RunCommand(Python() + " -c 'import grpc, grpc_tools'", &out) != 0) {
+    GTEST_SKIP() << "grpcio-tools is not importable by " << Python()
+                 << " (pip install grpcio-tools into a virtual environment and set LOOM_PYTHON "
+                    "to its python)";
+  }
+  const std::string model = testing::SourceDir() + "/tests/data/models/llama-gqa-f32";
+  testing::Server server(absl::StrCat(
+      "--model ", model, " --tp 2 --weight-dtype float32 --block-size 4 --kv-cache-memory 1M"));
+  ASSERT_TRUE(server.ready()) << server.Log();
+  const std::string client =
+      absl::StrCat(Python(), " ", testing::SourceDir(), "/tools/loom_client.py --json --address ",
+                   server.address());
+
+  std::ifstream in(model + "/reference.json");
+  const nlohmann::json ref = nlohmann::json::parse(in).at("prompts").at(0);
+  std::string ids;
+  for (int32_t id : ref.at("prompt_ids")) absl::StrAppend(&ids, ids.empty() ? "" : ",", id);
+  ASSERT_EQ(testing::RunCommand(
+                client + " generate --ignore-eos --max-tokens 32 --prompt-ids " + ids, &out),
+            0)
+      << out;
+  nlohmann::json generated = nlohmann::json::parse(out);
+  EXPECT_EQ(generated.at("output_ids"), ref.at("greedy_ids"));
+  EXPECT_EQ(generated.at("finish_reason"), "length");
+  EXPECT_EQ(generated.at("completion_tokens"), 32);
+
+  ASSERT_EQ(testing::RunCommand(client + " status", &out), 0) << out;
+  nlohmann::json status = nlohmann::json::parse(out);
+  EXPECT_EQ(status.at("tensor_parallel_size"), 2);
+  ASSERT_EQ(status.at("ranks").size(), 2u);
+  EXPECT_EQ(status.at("ranks")[1].at("state"), "ready");
+
+  ASSERT_EQ(testing::RunCommand(client + " rpc describe", &out), 0) << out;
+  nlohmann::json results = nlohmann::json::parse(out);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].at("result").at("rank"), 1);
+
+  EXPECT_NE(testing::RunCommand(client + " rpc no_such_method", &out), 0);
+  EXPECT_TRUE(absl::StrContains(out, "NOT_FOUND")) << out;
+}
+
+}  // namespace
+}  // namespace loom

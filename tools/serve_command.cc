@@ -1,0 +1,144 @@
+// `loom serve`: starts the controller — the worker processes, the engine loop and the Loom gRPC
+// service — and serves until SIGINT, SIGTERM or a client's Shutdown.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "controller/loom_service.h"
+#include "controller/serving_engine.h"
+#include "tools/commands.h"
+#include "tools/engine_flags.h"
+
+namespace loom::cli {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+void OnSignal(int) { stop_requested.store(true); }
+
+std::vector<FlagSpec> ServeFlagSpecs() {
+  std::vector<FlagSpec> specs = EngineFlagSpecs();
+  std::vector<FlagSpec> more = {
+      {"tp", false, "tensor-parallel size: worker processes, one per rank", "1"},
+      {"host", false, "address the Loom service binds to", "127.0.0.1"},
+      {"port", false, "port of the Loom service (0 = any free port)", std::to_string(kDefaultPort)},
+      {"launcher", false, "local (spawn the workers) or external (wait for them)", "local"},
+      {"controller-address", false,
+       "external launcher: where workers reach the controller (HOST:PORT)", "127.0.0.1:0"},
+      {"device", false, "device handed to every worker", "cpu"},
+      {"worker-binary", false, "the loom-worker executable", "beside loom"},
+      {"worker-arg", false, "an extra argument for every worker; repeatable", ""},
+      {"register-timeout", false, "seconds to wait for every worker to register", "60"},
+      {"rpc-timeout", false, "default deadline of a collective RPC, in seconds", "30"},
+      {"help", true, "show this help", ""},
+  };
+  specs.insert(specs.end(), more.begin(), more.end());
+  return specs;
+}
+
+// loom-worker beside this executable, or in the build tree's worker/ directory.
+std::string DefaultWorkerBinary() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "loom-worker";
+  for (const auto& candidate : {self.parent_path() / "loom-worker",
+                                self.parent_path().parent_path() / "worker" / "loom-worker"}) {
+    if (std::filesystem::exists(candidate)) return candidate.string();
+  }
+  return "loom-worker";
+}
+
+absl::Status Run(const Flags& flags) {
+  ServingEngineOptions options;
+  LOOM_ASSIGN_OR_RETURN(options.config, EngineConfigFromFlags(flags));
+  LOOM_ASSIGN_OR_RETURN(int64_t tp, flags.Int("tp", 1));
+  if (tp < 1 || tp > 1024) return absl::InvalidArgumentError("--tp must be in [1, 1024]");
+  LOOM_ASSIGN_OR_RETURN(int64_t port, flags.Int("port", kDefaultPort));
+  if (port < 0 || port > 65535) return absl::InvalidArgumentError("--port must be in [0, 65535]");
+  LOOM_ASSIGN_OR_RETURN(int64_t register_s, flags.Int("register-timeout", 60));
+  LOOM_ASSIGN_OR_RETURN(int64_t rpc_s, flags.Int("rpc-timeout", 30));
+  if (register_s <= 0 || rpc_s <= 0) {
+    return absl::InvalidArgumentError("--register-timeout and --rpc-timeout must be positive");
+  }
+  const std::string launcher = flags.String("launcher", "local");
+  if (launcher != "local" && launcher != "external") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--launcher must be local or external, not \"", launcher, "\""));
+  }
+  SupervisorOptions& sup = options.supervisor;
+  sup.world_size = static_cast<int>(tp);
+  sup.external = launcher == "external";
+  sup.worker_binary = flags.String("worker-binary", DefaultWorkerBinary());
+  sup.device = flags.String("device", "cpu");
+  sup.threads_per_worker = options.config.num_threads;
+  sup.extra_worker_args = flags.All("worker-arg");
+  sup.register_timeout = std::chrono::seconds(register_s);
+  if (sup.external) {
+    sup.controller_address = flags.String("controller-address", "127.0.0.1:0");
+    sup.on_listening = [](const std::string& address) {
+      std::printf(
+          "loom serve: waiting for workers: loom-worker --controller %s --rank R "
+          "--world-size N\n",
+          address.c_str());
+      std::fflush(stdout);
+    };
+  }
+
+  struct sigaction action = {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, ServingEngine::Start(options));
+  LoomServiceOptions service_options;
+  service_options.default_rpc_timeout = std::chrono::seconds(rpc_s);
+  service_options.on_shutdown = [] { stop_requested.store(true); };
+  LoomService service(engine.get(), service_options);
+  std::string address;
+  LOOM_ASSIGN_OR_RETURN(
+      std::unique_ptr<grpc::Server> server,
+      StartLoomServer(&service, absl::StrCat(flags.String("host", "127.0.0.1"), ":", port),
+                      &address));
+
+  const EngineStatus status = engine->Status();
+  std::string ranks;
+  for (const RankState& r : status.ranks) {
+    absl::StrAppend(&ranks, " rank ", r.rank, "=", r.state, "(pid ", r.pid, ", ", r.device, ")");
+  }
+  std::printf("loom serve: listening on %s\n", address.c_str());
+  std::printf("loom serve: ready: %s, tp=%d, %lld KV blocks, tokenizer %s;%s\n",
+              status.model.c_str(), status.world_size, static_cast<long long>(status.num_kv_blocks),
+              engine->has_tokenizer() ? "loaded" : "absent (prompt ids only)", ranks.c_str());
+  std::fflush(stdout);
+
+  while (!stop_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::fprintf(stderr, "loom serve: stopping\n");
+  engine->Stop();  // ends the in-flight streams, so the server's handlers return
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Wait();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int ServeCommand(int argc, char** argv) {
+  return RunVerb(
+      "serve", argc, argv, ServeFlagSpecs(),
+      "usage: loom serve --model DIR [--tp N] [--port P] [--host H] "
+      "[--launcher local|external] [options]\n\n"
+      "Starts one loom-worker process per tensor-parallel rank and serves the Loom gRPC\n"
+      "API (Generate, CollectiveRpc, GetStatus, Shutdown; server reflection on) until\n"
+      "SIGINT, SIGTERM or `loom stop`. A dead worker fails the requests in flight and\n"
+      "shows in `loom status`; stop the server and start it again to recover.\n",
+      Run);
+}
+
+}  // namespace loom::cli
