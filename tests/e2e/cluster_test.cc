@@ -82,14 +82,17 @@ TEST_P(ClusterGreedyTest, TokensEqualTheHfReference) {
   ExpectReferenceTokens(*cluster, model_dir);
 }
 
-// Every model at TP 2; TP 4 where KV heads are split (llama-gqa: 2 KV heads, replicated) and
-// where the only KV head is replicated (mistral); TP 1 as the degenerate group.
+// Every model at TP 2 and 4 (all have 4 attention heads; at TP 4 their 1 or 2 KV heads are
+// replicated), and TP 1 as the degenerate group.
 INSTANTIATE_TEST_SUITE_P(Fixtures, ClusterGreedyTest,
                          ::testing::Values(TpCase{"llama-gqa", 2}, TpCase{"llama3-rope", 2},
                                            TpCase{"llama-linear-rope", 2}, TpCase{"qwen2", 2},
                                            TpCase{"qwen3", 2}, TpCase{"mistral", 2},
-                                           TpCase{"llama-gqa", 4}, TpCase{"mistral", 4},
-                                           TpCase{"qwen3", 1}),
+                                           TpCase{"llama-gqa", 4}, TpCase{"llama3-rope", 4},
+                                           TpCase{"llama-linear-rope", 4}, TpCase{"qwen2", 4},
+                                           TpCase{"qwen3", 4}, TpCase{"mistral", 4},
+                                           TpCase{"llama-gqa", 1}, TpCase{"qwen2", 1},
+                                           TpCase{"qwen3", 1}, TpCase{"mistral", 1}),
                          [](const auto& info) {
                            std::string name = absl::StrCat(info.param.model, "_tp", info.param.tp);
                            for (char& c : name) c = c == '-' ? '_' : c;
