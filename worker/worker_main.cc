@@ -133,7 +133,26 @@ std::string HostOf(const std::string& address) {
   return host;
 }
 
+constexpr char kUsage[] =
+    "usage: loom-worker --controller HOST:PORT --rank R --world-size N [options]\n\n"
+    "One tensor-parallel rank of a Loom cluster. `loom serve` starts these itself; start them\n"
+    "by hand (or from Slurm, Kubernetes) for `loom serve --launcher external`.\n\n"
+    "  --controller ADDR            the controller's address (required)\n"
+    "  --rank R --world-size N      this rank and the number of ranks (required)\n"
+    "  --device cpu                 the device this rank runs on (default cpu)\n"
+    "  --threads T                  CPU threads (default: cores / world size)\n"
+    "  --listen ADDR                where to serve: host:port or unix:/path (default 127.0.0.1:0)\n"
+    "  --controller-timeout-ms MS   exit when the controller is unreachable this long (5000)\n"
+    "  --register-timeout-ms MS     give up registering after this long (60000)\n"
+    "  --enable-test-methods        register the test-only sleep and fail_on_rank methods\n";
+
 int Run(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  }
   absl::StatusOr<Flags> parsed = ParseFlags(argc, argv);
   if (!parsed.ok()) {
     std::fprintf(stderr, "loom-worker: %s\n", std::string(parsed.status().message()).c_str());
