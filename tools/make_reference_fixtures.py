@@ -290,7 +290,7 @@ def make_stories(out_dir, converter, fixtures):
         stories = [sample_llama2c(cfg, w, seed=s, length=n)
                    for s, n in zip((21, 22, 23), PROMPT_LENGTHS)]
         ref = reference_for(good, stories)
-        path = os.path.join(out_dir, "stories260K")
+        path = os.path.join(out_dir, "llama2c-stories")
         os.makedirs(path, exist_ok=True)
         write_reference(os.path.join(path, "reference.json"), "float32", ref, {
             "model": "stories260K",

@@ -147,7 +147,7 @@ TEST(HfReferenceTest, Stories260KConvertedByOurToolMatchesTransformers) {
                           " --output " + out + " --dtype float32 > /dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   CheckModel({out, DType::kF32, 1e-4f},
-             testing::SourceDir() + "/tests/data/stories260K/reference.json");
+             testing::SourceDir() + "/tests/data/llama2c-stories/reference.json");
 }
 
 }  // namespace
