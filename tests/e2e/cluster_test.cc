@@ -4,6 +4,7 @@
 // workers that cannot start, and workers that die, are reported by rank; no process outlives
 // Stop.
 #include "tests/e2e/cluster.h"
+#include "tests/e2e/model_dir.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -13,7 +14,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -30,27 +30,10 @@ using testing::Cluster;
 using testing::GenerateGreedy;
 using testing::StartCluster;
 
-struct Reference {
-  std::vector<std::vector<int32_t>> prompts, greedy;
-};
-
-std::string ModelDir(const std::string& name) {
-  return absl::StrCat(testing::SourceDir(), "/tests/data/models/", name, "-f32");
-}
-
-Reference ReadReference(const std::string& model_dir) {
-  std::ifstream in(model_dir + "/reference.json");
-  nlohmann::json j = nlohmann::json::parse(in);
-  Reference ref;
-  for (const auto& p : j.at("prompts")) {
-    ref.prompts.push_back(p.at("prompt_ids").get<std::vector<int32_t>>());
-    ref.greedy.push_back(p.at("greedy_ids").get<std::vector<int32_t>>());
-  }
-  return ref;
-}
+using testing::HfReference;
 
 void ExpectReferenceTokens(Cluster& cluster, const std::string& model_dir) {
-  const Reference ref = ReadReference(model_dir);
+  const HfReference ref = testing::ReadHfReference(model_dir);
   auto outputs = GenerateGreedy(cluster, ref.prompts, 32);
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   for (size_t i = 0; i < ref.prompts.size(); ++i) {
@@ -60,7 +43,7 @@ void ExpectReferenceTokens(Cluster& cluster, const std::string& model_dir) {
 
 // The first reference prompt, 8 tokens: enough to show the cluster still generates.
 void ExpectStillGenerates(Cluster& cluster, const std::string& model_dir) {
-  const Reference ref = ReadReference(model_dir);
+  const HfReference ref = testing::ReadHfReference(model_dir);
   auto outputs = GenerateGreedy(cluster, {ref.prompts[0]}, 8);
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   EXPECT_EQ((*outputs)[0], std::vector<int32_t>(ref.greedy[0].begin(), ref.greedy[0].begin() + 8));
@@ -76,7 +59,7 @@ struct TpCase {
 class ClusterGreedyTest : public ::testing::TestWithParam<TpCase> {};
 
 TEST_P(ClusterGreedyTest, TokensEqualTheHfReference) {
-  const std::string model_dir = ModelDir(GetParam().model);
+  const std::string model_dir = testing::FixtureModelDir(GetParam().model);
   auto cluster = StartCluster(model_dir, GetParam().tp);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ExpectReferenceTokens(*cluster, model_dir);
@@ -102,7 +85,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClusterGreedyTest,
 class ClusterCallTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto cluster = StartCluster(ModelDir("llama-gqa"), 2);
+    auto cluster = StartCluster(testing::FixtureModelDir("llama-gqa"), 2);
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = new Cluster(std::move(*cluster));
   }
@@ -111,7 +94,7 @@ class ClusterCallTest : public ::testing::Test {
     cluster_ = nullptr;
   }
   void SetUp() override { ASSERT_NE(cluster_, nullptr); }
-  void TearDown() override { ExpectStillGenerates(*cluster_, ModelDir("llama-gqa")); }
+  void TearDown() override { ExpectStillGenerates(*cluster_, testing::FixtureModelDir("llama-gqa")); }
 
   static Cluster* cluster_;
 };
@@ -207,7 +190,7 @@ TEST_F(ClusterCallTest, ABadStepIsRejectedByEveryRankAndTheGroupKeepsServing) {
 TEST(ClusterStartTest, ABadDeviceFailsTheStartNamingTheRank) {
   SupervisorOptions options;
   options.device = "tpu:0";
-  auto cluster = StartCluster(ModelDir("llama-gqa"), 2, options);
+  auto cluster = StartCluster(testing::FixtureModelDir("llama-gqa"), 2, options);
   ASSERT_FALSE(cluster.ok());
   // Every rank fails the same way; the supervisor waits a moment to list them all, but one is
   // enough to name.
@@ -241,7 +224,7 @@ TEST(ClusterStartTest, AWorkerThatExitsBeforeRegisteringIsNamedWithItsStderr) {
 }
 
 TEST(ClusterFailureTest, AKilledWorkerFailsTheNextStepNamingItAndStopLeavesNoProcess) {
-  const std::string model_dir = ModelDir("qwen2");
+  const std::string model_dir = testing::FixtureModelDir("qwen2");
   auto cluster = StartCluster(model_dir, 2);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   ExpectStillGenerates(*cluster, model_dir);
@@ -249,7 +232,7 @@ TEST(ClusterFailureTest, AKilledWorkerFailsTheNextStepNamingItAndStopLeavesNoPro
   ASSERT_EQ(kill(static_cast<pid_t>(pids[1]), SIGKILL), 0);
 
   const auto start = std::chrono::steady_clock::now();
-  const Reference ref = ReadReference(model_dir);
+  const HfReference ref = testing::ReadHfReference(model_dir);
   auto outputs = GenerateGreedy(*cluster, {ref.prompts[0]}, 4);
   const auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(outputs.ok());
@@ -266,7 +249,7 @@ TEST(ClusterFailureTest, AKilledWorkerFailsTheNextStepNamingItAndStopLeavesNoPro
 }
 
 TEST(ClusterFailureTest, StopShutsDownHealthyWorkersAndRemovesTheSocketDirectory) {
-  auto cluster = StartCluster(ModelDir("qwen3"), 2);
+  auto cluster = StartCluster(testing::FixtureModelDir("qwen3"), 2);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   const std::vector<int64_t> pids = cluster->supervisor->worker_pids();
   const std::string dir = cluster->supervisor->socket_dir();
@@ -279,7 +262,7 @@ TEST(ClusterFailureTest, StopShutsDownHealthyWorkersAndRemovesTheSocketDirectory
 }
 
 TEST(ClusterExternalTest, WorkersStartedByAnOutsideLauncherRegisterAndGenerate) {
-  const std::string model_dir = ModelDir("llama3-rope");
+  const std::string model_dir = testing::FixtureModelDir("llama3-rope");
   std::vector<pid_t> pids;
   SupervisorOptions options;
   options.external = true;  // the controller listens on 127.0.0.1, any free port

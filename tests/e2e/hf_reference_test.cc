@@ -4,14 +4,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "controller/engine.h"
+#include "tests/e2e/model_dir.h"
 #include "tests/test_paths.h"
 #include "worker/loader/checkpoint_loader.h"
 #include "worker/model_runner.h"
@@ -21,23 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct ReferencePrompt {
-  std::vector<int32_t> prompt_ids;
-  std::vector<int32_t> greedy_ids;
-  std::vector<float> last_logits;
-};
-
-std::vector<ReferencePrompt> ReadReference(const std::string& path) {
-  std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in);
-  std::vector<ReferencePrompt> out;
-  for (const auto& p : j.at("prompts")) {
-    out.push_back({p.at("prompt_ids").get<std::vector<int32_t>>(),
-                   p.at("greedy_ids").get<std::vector<int32_t>>(),
-                   p.at("last_logits").get<std::vector<float>>()});
-  }
-  return out;
-}
+using testing::HfReference;
 
 // Fixture checkpoints: f32 ones run with f32 weights (tolerance 1e-4); bf16 ones keep their bf16
 // weights exactly (the reference is f32 math on the same bf16 values; tolerance 2e-2).
@@ -79,7 +62,8 @@ GenerationRequest Greedy(const std::vector<int32_t>& prompt, int64_t n) {
 }
 
 // Max |a - b| over the vocabulary for the prompt's last position, from a single prefill step.
-float LastLogitsMaxDiff(const Case& c, const ReferencePrompt& p) {
+float LastLogitsMaxDiff(const Case& c, const std::vector<int32_t>& prompt,
+                        const std::vector<float>& expected) {
   ModelConfig mc = *ModelConfig::FromModelDir(c.dir);
   ModelRunnerOptions options;
   options.decoder.weight_dtype = c.weight_dtype;
@@ -90,9 +74,9 @@ float LastLogitsMaxDiff(const Case& c, const ReferencePrompt& p) {
   auto loaded = LoadCheckpoint(c.dir, (*runner)->decoder());
   EXPECT_TRUE(loaded.ok()) << loaded.status();
   SequenceStep s;
-  s.token_ids = p.prompt_ids;
+  s.token_ids = prompt;
   // Blocks in reverse order: the cache layout must not matter.
-  for (int32_t b = 0; b * 4 < static_cast<int32_t>(p.prompt_ids.size()); ++b) {
+  for (int32_t b = 0; b * 4 < static_cast<int32_t>(prompt.size()); ++b) {
     s.block_table.insert(s.block_table.begin(), b + 3);
   }
   StepInput step;
@@ -101,34 +85,34 @@ float LastLogitsMaxDiff(const Case& c, const ReferencePrompt& p) {
   auto out = (*runner)->Execute(step);
   EXPECT_TRUE(out.ok()) << out.status();
   const Tensor& logits = out->logits;
-  EXPECT_EQ(logits.size(1), static_cast<int64_t>(p.last_logits.size()));
+  EXPECT_EQ(logits.size(1), static_cast<int64_t>(expected.size()));
   float worst = 0;
-  for (size_t i = 0; i < p.last_logits.size(); ++i) {
-    worst = std::max(worst, std::fabs(logits.data<float>()[i] - p.last_logits[i]));
+  for (size_t i = 0; i < expected.size(); ++i) {
+    worst = std::max(worst, std::fabs(logits.data<float>()[i] - expected[i]));
   }
   return worst;
 }
 
 void CheckModel(const Case& c, const std::string& reference_path) {
   SCOPED_TRACE(c.dir);
-  const std::vector<ReferencePrompt> refs = ReadReference(reference_path);
-  ASSERT_GE(refs.size(), 3u);
+  const HfReference ref = testing::ReadHfReference(reference_path);
+  ASSERT_GE(ref.prompts.size(), 3u);
   auto engine = Engine::Create(ConfigFor(c));
   ASSERT_TRUE(engine.ok()) << engine.status();
   std::vector<GenerationRequest> all;
-  for (size_t i = 0; i < refs.size(); ++i) {
-    const ReferencePrompt& p = refs[i];
-    ASSERT_EQ(p.greedy_ids.size(), 32u);
-    auto alone = (*engine)->Generate({Greedy(p.prompt_ids, 32)});
+  for (size_t i = 0; i < ref.prompts.size(); ++i) {
+    ASSERT_EQ(ref.greedy[i].size(), 32u);
+    auto alone = (*engine)->Generate({Greedy(ref.prompts[i], 32)});
     ASSERT_TRUE(alone.ok()) << alone.status();
-    EXPECT_EQ((*alone)[0].output_ids, p.greedy_ids) << "prompt " << i << " alone";
-    EXPECT_LE(LastLogitsMaxDiff(c, p), c.tolerance) << "prompt " << i;
-    all.push_back(Greedy(p.prompt_ids, 32));
+    EXPECT_EQ((*alone)[0].output_ids, ref.greedy[i]) << "prompt " << i << " alone";
+    EXPECT_LE(LastLogitsMaxDiff(c, ref.prompts[i], ref.last_logits[i]), c.tolerance)
+        << "prompt " << i;
+    all.push_back(Greedy(ref.prompts[i], 32));
   }
   auto together = (*engine)->Generate(all);
   ASSERT_TRUE(together.ok()) << together.status();
-  for (size_t i = 0; i < refs.size(); ++i) {
-    EXPECT_EQ((*together)[i].output_ids, refs[i].greedy_ids) << "prompt " << i << " in a batch";
+  for (size_t i = 0; i < ref.prompts.size(); ++i) {
+    EXPECT_EQ((*together)[i].output_ids, ref.greedy[i]) << "prompt " << i << " in a batch";
   }
 }
 

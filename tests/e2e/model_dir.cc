@@ -4,11 +4,32 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/test_paths.h"
 
 namespace loom::testing {
+
+std::string FixtureModelDir(const std::string& name) {
+  return SourceDir() + "/tests/data/models/" + name + "-f32";
+}
+
+HfReference ReadHfReference(const std::string& path) {
+  const bool is_file = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+  std::ifstream in(is_file ? path : path + "/reference.json");
+  if (!in) throw std::runtime_error("cannot read the reference of " + path);
+  const nlohmann::json j = nlohmann::json::parse(in);
+  HfReference ref;
+  for (const auto& p : j.at("prompts")) {
+    ref.prompts.push_back(p.at("prompt_ids").get<std::vector<int32_t>>());
+    ref.greedy.push_back(p.at("greedy_ids").get<std::vector<int32_t>>());
+    ref.last_logits.push_back(p.at("last_logits").get<std::vector<float>>());
+  }
+  return ref;
+}
 
 std::string FixtureModel() {
   namespace fs = std::filesystem;

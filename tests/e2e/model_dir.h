@@ -3,9 +3,24 @@
 #ifndef LOOM_TESTS_E2E_MODEL_DIR_H_
 #define LOOM_TESTS_E2E_MODEL_DIR_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace loom::testing {
+
+// tests/data/models/NAME-f32.
+std::string FixtureModelDir(const std::string& name);
+
+// What HF transformers produced for a fixture model (tools/make_reference_fixtures.py), one
+// entry per prompt in each vector.
+struct HfReference {
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::vector<int32_t>> greedy;       // 32 greedy tokens
+  std::vector<std::vector<float>> last_logits;    // the prompt's last position, whole vocab
+};
+// Reads MODEL_DIR/reference.json, or the given .json file.
+HfReference ReadHfReference(const std::string& path);
 
 // A fixture model whose greedy outputs are not degenerate (an f32 Llama with GQA).
 std::string FixtureModel();

@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -30,10 +29,6 @@ using testing::ProcessExists;
 using testing::Server;
 
 std::string Loom() { return testing::BinaryDir() + "/tools/loom"; }
-
-std::string FixtureDir(const std::string& name) {
-  return absl::StrCat(testing::SourceDir(), "/tests/data/models/", name, "-f32");
-}
 
 struct Streamed {
   std::vector<int32_t> ids;
@@ -73,20 +68,7 @@ Streamed Generate(loom::v1::Loom::Stub& stub, const loom::v1::GenerateRequest& r
   return out;
 }
 
-struct Reference {
-  std::vector<std::vector<int32_t>> prompts, greedy;
-};
-
-Reference ReadReference(const std::string& model_dir) {
-  std::ifstream in(model_dir + "/reference.json");
-  nlohmann::json j = nlohmann::json::parse(in);
-  Reference ref;
-  for (const auto& p : j.at("prompts")) {
-    ref.prompts.push_back(p.at("prompt_ids").get<std::vector<int32_t>>());
-    ref.greedy.push_back(p.at("greedy_ids").get<std::vector<int32_t>>());
-  }
-  return ref;
-}
+using testing::HfReference;
 
 constexpr char kSmallEngine[] = "--weight-dtype float32 --block-size 4 --kv-cache-memory 1M";
 
@@ -96,7 +78,7 @@ class ServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     server_ =
-        new Server(absl::StrCat("--model ", FixtureDir("llama-gqa"), " --tp 2 ", kSmallEngine));
+        new Server(absl::StrCat("--model ", testing::FixtureModelDir("llama-gqa"), " --tp 2 ", kSmallEngine));
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -109,7 +91,7 @@ class ServeTest : public ::testing::Test {
 Server* ServeTest::server_ = nullptr;
 
 TEST_F(ServeTest, GreedyTokensEqualTheHfReference) {
-  const Reference ref = ReadReference(FixtureDir("llama-gqa"));
+  const HfReference ref = testing::ReadHfReference(testing::FixtureModelDir("llama-gqa"));
   for (size_t i = 0; i < ref.prompts.size(); ++i) {
     Streamed out = Generate(server_->stub(), IdsRequest(ref.prompts[i], ref.greedy[i].size()));
     ASSERT_TRUE(out.status.ok()) << out.status.error_message();
@@ -192,7 +174,7 @@ TEST_F(ServeTest, ClientVerbsTalkToTheServer) {
   EXPECT_NE(testing::RunCommand(Loom() + " rpc describe '{bad'" + at, &out), 0);
   EXPECT_TRUE(absl::StrContains(out, "not valid JSON")) << out;
 
-  const Reference ref = ReadReference(FixtureDir("llama-gqa"));
+  const HfReference ref = testing::ReadHfReference(testing::FixtureModelDir("llama-gqa"));
   std::string ids;
   for (int32_t id : ref.prompts[0]) absl::StrAppend(&ids, ids.empty() ? "" : ",", id);
   ASSERT_EQ(testing::RunCommand(Loom() +
@@ -212,14 +194,14 @@ TEST(ServeCliTest, NoServerIsAClearError) {
   EXPECT_EQ(testing::RunCommand(Loom() + " status --address 127.0.0.1:1 --timeout 1", &out), 1);
   EXPECT_TRUE(absl::StrContains(out, "cannot reach a Loom server at 127.0.0.1:1")) << out;
   EXPECT_EQ(testing::RunCommand(
-                Loom() + " serve --model " + FixtureDir("llama-gqa") + " --launcher slurm", &out),
+                Loom() + " serve --model " + testing::FixtureModelDir("llama-gqa") + " --launcher slurm", &out),
             1);
   EXPECT_TRUE(absl::StrContains(out, "--launcher must be local or external")) << out;
 }
 
 TEST(ServeLifecycleTest, AWorkerThatCannotStartFailsServeNamingItsRank) {
   Server server(
-      absl::StrCat("--model ", FixtureDir("llama-gqa"), " --tp 2 --device bogus ", kSmallEngine));
+      absl::StrCat("--model ", testing::FixtureModelDir("llama-gqa"), " --tp 2 --device bogus ", kSmallEngine));
   EXPECT_FALSE(server.ready());
   ASSERT_TRUE(server.Exited(std::chrono::seconds(60))) << server.Log();
   EXPECT_NE(server.exit_code(), 0);
@@ -228,7 +210,7 @@ TEST(ServeLifecycleTest, AWorkerThatCannotStartFailsServeNamingItsRank) {
 }
 
 TEST(ServeLifecycleTest, SigtermStopsTheWorkersAndExitsZero) {
-  Server server(absl::StrCat("--model ", FixtureDir("qwen3"), " --tp 2 ", kSmallEngine));
+  Server server(absl::StrCat("--model ", testing::FixtureModelDir("qwen3"), " --tp 2 ", kSmallEngine));
   ASSERT_TRUE(server.ready()) << server.Log();
   const std::vector<int64_t> pids = server.WorkerPids();
   ASSERT_EQ(pids.size(), 2u);
@@ -241,7 +223,7 @@ TEST(ServeLifecycleTest, SigtermStopsTheWorkersAndExitsZero) {
 TEST(ServeLifecycleTest, AnOutsideLauncherStartsTheWorkersAndGenerationWorks) {
   std::vector<pid_t> workers;
   const std::string marker = "loom-worker --controller ";
-  Server server(absl::StrCat("--model ", FixtureDir("llama-gqa"), " --tp 2 --launcher external ",
+  Server server(absl::StrCat("--model ", testing::FixtureModelDir("llama-gqa"), " --tp 2 --launcher external ",
                              kSmallEngine),
                 [&](const std::string& log) {
                   const size_t at = log.find(marker);
@@ -257,7 +239,7 @@ TEST(ServeLifecycleTest, AnOutsideLauncherStartsTheWorkersAndGenerationWorks) {
   ASSERT_TRUE(server.ready()) << server.Log();
   ASSERT_EQ(workers.size(), 2u);
   EXPECT_EQ(server.WorkerPids(), std::vector<int64_t>(workers.begin(), workers.end()));
-  const Reference ref = ReadReference(FixtureDir("llama-gqa"));
+  const HfReference ref = testing::ReadHfReference(testing::FixtureModelDir("llama-gqa"));
   Streamed out = Generate(server.stub(), IdsRequest(ref.prompts[1], ref.greedy[1].size()));
   ASSERT_TRUE(out.status.ok()) << out.status.error_message();
   EXPECT_EQ(out.ids, ref.greedy[1]);
