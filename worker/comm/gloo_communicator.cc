@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "gloo/allgather.h"
 #include "gloo/allreduce.h"
 #include "gloo/barrier.h"
@@ -18,20 +19,10 @@
 #include "gloo/rendezvous/file_store.h"
 #include "gloo/rendezvous/prefix_store.h"
 #include "gloo/transport/tcp/device.h"
+#include "worker/comm/collective_args.h"
 
 namespace loom {
 namespace {
-
-absl::Status CheckContiguous(const char* op, const char* what, const Tensor& t) {
-  if (!t.defined()) {
-    return absl::InvalidArgumentError(absl::StrCat(op, ": ", what, " is undefined"));
-  }
-  if (!t.is_contiguous()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, ": ", what, " must be contiguous, got ", t.DebugString()));
-  }
-  return absl::OkStatus();
-}
 
 absl::Status CheckF32(const char* op, const char* what, const Tensor& t) {
   if (t.dtype() != DType::kF32) {
@@ -149,15 +140,7 @@ absl::Status GlooCommunicator::AllReduceSum(Tensor& tensor) {
 }
 
 absl::Status GlooCommunicator::AllGather(const Tensor& in, Tensor& out) {
-  if (absl::Status s = CheckContiguous("AllGather", "in", in); !s.ok()) return s;
-  if (absl::Status s = CheckContiguous("AllGather", "out", out); !s.ok()) return s;
-  std::vector<int64_t> want = {world_size_};
-  want.insert(want.end(), in.shape().begin(), in.shape().end());
-  if (out.dtype() != in.dtype() || out.shape() != want) {
-    return absl::InvalidArgumentError(absl::StrCat("AllGather: out must be ", ShapeString(want),
-                                                   " ", DTypeName(in.dtype()), ", got ",
-                                                   out.DebugString()));
-  }
+  LOOM_RETURN_IF_ERROR(CheckAllGatherArgs(in, out, world_size_));
   if (in.nbytes() == 0) return absl::OkStatus();
   if (world_size_ == 1) {
     std::memcpy(out.raw_data(), in.raw_data(), in.nbytes());
@@ -175,17 +158,8 @@ absl::Status GlooCommunicator::AllGather(const Tensor& in, Tensor& out) {
 }
 
 absl::Status GlooCommunicator::AllGatherLastDim(const Tensor& in, Tensor& out) {
-  if (absl::Status s = CheckF32("AllGatherLastDim", "in", in); !s.ok()) return s;
-  if (absl::Status s = CheckF32("AllGatherLastDim", "out", out); !s.ok()) return s;
-  std::vector<int64_t> want = in.shape();
-  if (want.empty()) {
-    return absl::InvalidArgumentError("AllGatherLastDim: input must have at least one dim");
-  }
-  want.back() *= world_size_;
-  if (out.shape() != want) {
-    return absl::InvalidArgumentError(absl::StrCat("AllGatherLastDim: out must be ",
-                                                   ShapeString(want), ", got ", out.DebugString()));
-  }
+  LOOM_RETURN_IF_ERROR(CheckF32("AllGatherLastDim", "in", in));
+  LOOM_RETURN_IF_ERROR(CheckAllGatherLastDimArgs(in, out, world_size_));
   if (world_size_ == 1) return out.CopyFrom(in);
   // Gloo gathers whole buffers rank after rank: [world, rows, n]. Rows are independent, so
   // interleaving afterwards gives out[rows, world * n].

@@ -5,23 +5,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "worker/comm/collective_args.h"
 #include "worker/comm/cuda_check.h"
 
 namespace loom {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-absl::Status CheckContiguous(const char* op, const char* what, const Tensor& t) {
-  if (!t.defined()) {
-    return absl::InvalidArgumentError(absl::StrCat(op, ": ", what, " is undefined"));
-  }
-  if (!t.is_contiguous()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, ": ", what, " must be contiguous, got ", t.DebugString()));
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<ncclDataType_t> ReduceType(const Tensor& t) {
   switch (t.dtype()) {
@@ -217,15 +208,7 @@ absl::Status NcclCommunicator::AllReduceSum(Tensor& tensor) {
 }
 
 absl::Status NcclCommunicator::AllGather(const Tensor& in, Tensor& out) {
-  if (absl::Status s = CheckContiguous("AllGather", "in", in); !s.ok()) return s;
-  if (absl::Status s = CheckContiguous("AllGather", "out", out); !s.ok()) return s;
-  std::vector<int64_t> want = {world_size_};
-  want.insert(want.end(), in.shape().begin(), in.shape().end());
-  if (out.dtype() != in.dtype() || out.shape() != want) {
-    return absl::InvalidArgumentError(absl::StrCat("AllGather: out must be ", ShapeString(want),
-                                                   " ", DTypeName(in.dtype()), ", got ",
-                                                   out.DebugString()));
-  }
+  LOOM_RETURN_IF_ERROR(CheckAllGatherArgs(in, out, world_size_));
   if (in.nbytes() == 0) return absl::OkStatus();
   const void* src = in.raw_data();
   void* dst = out.raw_data();
@@ -239,18 +222,7 @@ absl::Status NcclCommunicator::AllGather(const Tensor& in, Tensor& out) {
 }
 
 absl::Status NcclCommunicator::AllGatherLastDim(const Tensor& in, Tensor& out) {
-  if (absl::Status s = CheckContiguous("AllGatherLastDim", "in", in); !s.ok()) return s;
-  if (absl::Status s = CheckContiguous("AllGatherLastDim", "out", out); !s.ok()) return s;
-  std::vector<int64_t> want = in.shape();
-  if (want.empty()) {
-    return absl::InvalidArgumentError("AllGatherLastDim: input must have at least one dim");
-  }
-  want.back() *= world_size_;
-  if (out.dtype() != in.dtype() || out.shape() != want) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("AllGatherLastDim: out must be ", ShapeString(want), " ",
-                     DTypeName(in.dtype()), ", got ", out.DebugString()));
-  }
+  LOOM_RETURN_IF_ERROR(CheckAllGatherLastDimArgs(in, out, world_size_));
   if (in.nbytes() == 0) return absl::OkStatus();
   // NCCL gathers whole buffers rank after rank into [world, rows, n]; rows are independent, so
   // one strided copy per rank interleaves them into out[rows, world * n].

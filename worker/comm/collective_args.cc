@@ -1,0 +1,50 @@
+#include "worker/comm/collective_args.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace loom {
+
+absl::Status CheckContiguous(const char* op, const char* what, const Tensor& t) {
+  if (!t.defined()) {
+    return absl::InvalidArgumentError(absl::StrCat(op, ": ", what, " is undefined"));
+  }
+  if (!t.is_contiguous()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": ", what, " must be contiguous, got ", t.DebugString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAllGatherArgs(const Tensor& in, const Tensor& out, int64_t world_size) {
+  LOOM_RETURN_IF_ERROR(CheckContiguous("AllGather", "in", in));
+  LOOM_RETURN_IF_ERROR(CheckContiguous("AllGather", "out", out));
+  std::vector<int64_t> want = {world_size};
+  want.insert(want.end(), in.shape().begin(), in.shape().end());
+  if (out.dtype() != in.dtype() || out.shape() != want) {
+    return absl::InvalidArgumentError(absl::StrCat("AllGather: out must be ", ShapeString(want),
+                                                   " ", DTypeName(in.dtype()), ", got ",
+                                                   out.DebugString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAllGatherLastDimArgs(const Tensor& in, const Tensor& out, int64_t world_size) {
+  LOOM_RETURN_IF_ERROR(CheckContiguous("AllGatherLastDim", "in", in));
+  LOOM_RETURN_IF_ERROR(CheckContiguous("AllGatherLastDim", "out", out));
+  std::vector<int64_t> want = in.shape();
+  if (want.empty()) {
+    return absl::InvalidArgumentError("AllGatherLastDim: input must have at least one dim");
+  }
+  want.back() *= world_size;
+  if (out.dtype() != in.dtype() || out.shape() != want) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AllGatherLastDim: out must be ", ShapeString(want), " ",
+                     DTypeName(in.dtype()), ", got ", out.DebugString()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace loom
