@@ -85,45 +85,55 @@ std::vector<std::string> ParallelLinear::ParameterNames() const {
   return names;
 }
 
-std::vector<int64_t> ParallelLinear::FullShape(const std::string& name) const {
+ParameterInfo ParallelLinear::Info(const std::string& name) const {
+  ParameterInfo info;
+  info.name = name;
   for (const LinearPart& p : parts_) {
-    if (name == p.name + ".weight") return {p.out_features, in_features_};
-    if (name == p.name + ".bias") return {p.out_features};
+    const bool is_weight = name == p.name + ".weight";
+    if (!is_weight && name != p.name + ".bias") continue;
+    info.shape = is_weight ? std::vector<int64_t>{p.out_features, in_features_}
+                           : std::vector<int64_t>{p.out_features};
+    if (kind_ == ShardKind::kRow) {
+      // Row-parallel: the weight's input columns split; the bias (added once) is whole.
+      if (is_weight) {
+        info.split_dim = 1;
+        info.length = in_features_ / tp_size_;
+        info.start = tp_rank_ * info.length;
+      }
+    } else if (kind_ != ShardKind::kReplicated) {
+      const PartRows rows = RowsOf(p, kind_, tp_rank_, tp_size_);
+      info.split_dim = 0;
+      info.start = rows.start;
+      info.length = rows.rows;
+    }
+    return info;
   }
-  return {};
+  return info;  // empty shape: not a parameter of this layer
 }
 
-absl::Status ParallelLinear::Load(const std::string& name, const Tensor& full) {
+absl::StatusOr<Tensor> ParallelLinear::Part(const std::string& name) const {
   int64_t local_offset = 0;
   for (const LinearPart& p : parts_) {
     const PartRows rows = RowsOf(p, kind_, tp_rank_, tp_size_);
     const bool is_weight = name == p.name + ".weight";
     const bool is_bias = bias_.defined() && name == p.name + ".bias";
-    if (!is_weight && !is_bias) {
-      local_offset += rows.capacity;
-      continue;
+    if (is_weight || is_bias) {
+      // Padding rows past rows.rows were zeroed at Create and are never written.
+      return (is_weight ? weight_ : bias_).Slice(0, local_offset, rows.rows);
     }
-    const std::vector<int64_t> want = FullShape(name);
-    if (full.shape() != want) {
-      return absl::InvalidArgumentError(absl::StrCat(name, ": expected shape ", ShapeString(want),
-                                                     ", got ", ShapeString(full.shape())));
-    }
-    if (!IsFloat(full.dtype())) {
-      return absl::InvalidArgumentError(absl::StrCat(name, ": expected a float tensor, got ",
-                                                     DTypeName(full.dtype())));
-    }
-    // This rank's rows of the part (column, vocab) or columns of the weight (row). Padding rows
-    // past rows.rows were zeroed at Create and are never written.
-    LOOM_ASSIGN_OR_RETURN(Tensor src, full.Slice(0, rows.start, rows.rows));
-    if (kind_ == ShardKind::kRow && is_weight) {
-      const int64_t cols = in_features_ / tp_size_;
-      LOOM_ASSIGN_OR_RETURN(src, full.Slice(1, tp_rank_ * cols, cols));
-    }
-    Tensor& dst_full = is_weight ? weight_ : bias_;
-    LOOM_ASSIGN_OR_RETURN(Tensor dst, dst_full.Slice(0, local_offset, rows.rows));
-    return dst.CopyFrom(src);
+    local_offset += rows.capacity;
   }
   return absl::NotFoundError(absl::StrCat("no parameter ", name, " in this layer"));
+}
+
+absl::Status ParallelLinear::Load(const std::string& name, const Tensor& part) {
+  LOOM_ASSIGN_OR_RETURN(Tensor dst, Part(name));
+  if (part.shape() != dst.shape()) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": expected this rank's part of shape ",
+                                                   ShapeString(dst.shape()), ", got ",
+                                                   ShapeString(part.shape())));
+  }
+  return dst.CopyFrom(part);
 }
 
 absl::Status ParallelLinear::Forward(const Tensor& x, Tensor& out) const {

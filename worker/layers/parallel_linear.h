@@ -6,7 +6,7 @@
 // across ranks to the caller's all-reduce; replicated layers keep the whole weight. Vocab-parallel
 // layers (the LM head) are column-parallel with the last shard zero-padded, so a vocabulary that
 // tp_size does not divide still splits; the caller drops the padded outputs. Loading copies the
-// rank's slice of a full tensor into the existing buffer, converting dtype, so buffers are
+// rank's part of a tensor into the existing buffer, converting dtype, so buffers are
 // allocated once and pointers stay stable across reloads.
 //
 // A column part may be cut into fewer shards than there are ranks (LinearPart::num_shards): with
@@ -20,7 +20,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/tensor.h"
+#include "worker/model/parameter_info.h"
 
 namespace loom {
 
@@ -44,10 +46,12 @@ class ParallelLinear {
 
   // Names this layer loads: "<part>.weight" (and "<part>.bias").
   std::vector<std::string> ParameterNames() const;
-  // Full HF shape of parameter `name` (must be one of ParameterNames()).
-  std::vector<int64_t> FullShape(const std::string& name) const;
-  // Copies this rank's slice of the full tensor `full` into place. Shape must be the full shape.
-  absl::Status Load(const std::string& name, const Tensor& full);
+  // Parameter `name` (one of ParameterNames()): full HF shape and the region this rank holds.
+  ParameterInfo Info(const std::string& name) const;
+  // Copies this rank's part of `name` (shape Info(name).local_shape(), any float dtype) into place.
+  absl::Status Load(const std::string& name, const Tensor& part);
+  // A view of this rank's part of `name` in the layer's buffer (padding excluded).
+  absl::StatusOr<Tensor> Part(const std::string& name) const;
 
   // out[M, local_out] = x[M, local_in] · Wᵀ (+ bias).
   absl::Status Forward(const Tensor& x, Tensor& out) const;

@@ -11,20 +11,6 @@
 namespace loom {
 namespace {
 
-// Copies a replicated f32 parameter (norm weights) into place, checking its shape.
-absl::Status LoadReplicated(const std::string& name, const Tensor& full, Tensor& dst) {
-  if (full.shape() != dst.shape()) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": expected shape ",
-                                                   ShapeString(dst.shape()), ", got ",
-                                                   ShapeString(full.shape())));
-  }
-  if (!IsFloat(full.dtype())) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": expected a float tensor, got ",
-                                                   DTypeName(full.dtype())));
-  }
-  return dst.CopyFrom(full);
-}
-
 kernels::RopeScaling ToKernelScaling(const RopeScalingConfig& c) {
   kernels::RopeScaling s;
   s.type = c.type;
@@ -81,38 +67,41 @@ absl::Status Decoder::Build() {
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const DType wd = options_.weight_dtype;
 
-  auto add = [this](const std::string& name, std::vector<int64_t> shape,
-                    std::function<absl::Status(const Tensor&)> fn) {
-    parameters_.push_back({name, std::move(shape)});
-    loaders_[name] = std::move(fn);
+  // Every parameter is registered with its region and a view of its part in our buffers; the
+  // views share storage, so LoadWeight writes straight into the model.
+  auto add = [this](ParameterInfo info, Tensor part) {
+    index_[info.name] = parameters_.size();
+    parameters_.push_back(std::move(info));
+    parts_.push_back(std::move(part));
   };
-  auto add_linear = [&](ParallelLinear& layer) {
+  auto add_linear = [&](ParallelLinear& layer) -> absl::Status {
     for (const std::string& n : layer.ParameterNames()) {
-      add(n, layer.FullShape(n), [&layer, n](const Tensor& t) { return layer.Load(n, t); });
+      LOOM_ASSIGN_OR_RETURN(Tensor part, layer.Part(n));
+      add(layer.Info(n), std::move(part));
     }
+    return absl::OkStatus();
   };
   auto add_norm = [&](const std::string& name, Tensor& dst) {
-    add(name, dst.shape(), [&dst, name](const Tensor& t) { return LoadReplicated(name, t, dst); });
+    ParameterInfo info;
+    info.name = name;
+    info.shape = dst.shape();
+    add(std::move(info), dst);
   };
 
   // Vocab-parallel: each rank holds ceil(V / tp) rows; the last shard is zero-padded when tp does
   // not divide V (ids never reach the padding, and Forward drops the padded logits).
   const int64_t vocab_rows = (c.vocab_size + tp - 1) / tp;
   embed_ = Tensor::Empty(wd, {vocab_rows, H});
-  add("model.embed_tokens.weight", {c.vocab_size, H}, [this, vocab_rows, rank](const Tensor& t) {
-    if (t.shape() != std::vector<int64_t>{config_.vocab_size, config_.hidden_size}) {
-      return absl::InvalidArgumentError(absl::StrCat("model.embed_tokens.weight: expected shape ",
-                                                     ShapeString({config_.vocab_size,
-                                                                  config_.hidden_size}),
-                                                     ", got ", ShapeString(t.shape())));
-    }
-    if (!IsFloat(t.dtype())) return absl::InvalidArgumentError("embedding must be float");
-    const int64_t start = std::min(rank * vocab_rows, config_.vocab_size);
-    const int64_t rows = std::min(vocab_rows, config_.vocab_size - start);
-    LOOM_ASSIGN_OR_RETURN(Tensor mine, t.Slice(0, start, rows));
-    LOOM_ASSIGN_OR_RETURN(Tensor dst, embed_.Slice(0, 0, rows));
-    return dst.CopyFrom(mine);
-  });
+  {
+    ParameterInfo info;
+    info.name = "model.embed_tokens.weight";
+    info.shape = {c.vocab_size, H};
+    info.split_dim = 0;
+    info.start = std::min(rank * vocab_rows, c.vocab_size);
+    info.length = std::min(vocab_rows, c.vocab_size - info.start);
+    LOOM_ASSIGN_OR_RETURN(Tensor part, embed_.Slice(0, 0, info.length));
+    add(std::move(info), std::move(part));
+  }
 
   layers_.resize(c.num_hidden_layers);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
@@ -137,17 +126,17 @@ absl::Status Decoder::Build() {
     LOOM_ASSIGN_OR_RETURN(L.down, ParallelLinear::Create({{p + "mlp.down_proj", H}}, I, false,
                                                          ShardKind::kRow, rank, tp, wd));
     add_norm(p + "input_layernorm.weight", L.input_norm);
-    add_linear(L.qkv);
+    LOOM_RETURN_IF_ERROR(add_linear(L.qkv));
     if (c.qk_norm) {
       L.q_norm = Tensor::Empty(DType::kF32, {D});
       L.k_norm = Tensor::Empty(DType::kF32, {D});
       add_norm(p + "self_attn.q_norm.weight", L.q_norm);
       add_norm(p + "self_attn.k_norm.weight", L.k_norm);
     }
-    add_linear(L.o);
+    LOOM_RETURN_IF_ERROR(add_linear(L.o));
     add_norm(p + "post_attention_layernorm.weight", L.post_attention_norm);
-    add_linear(L.gate_up);
-    add_linear(L.down);
+    LOOM_RETURN_IF_ERROR(add_linear(L.gate_up));
+    LOOM_RETURN_IF_ERROR(add_linear(L.down));
   }
   final_norm_ = Tensor::Empty(DType::kF32, {H});
   add_norm("model.norm.weight", final_norm_);
@@ -156,7 +145,7 @@ absl::Status Decoder::Build() {
   if (c.tie_word_embeddings) {
     LOOM_RETURN_IF_ERROR(lm_head_.TieWeight(embed_));
   } else {
-    add_linear(lm_head_);
+    LOOM_RETURN_IF_ERROR(add_linear(lm_head_));
   }
   LOOM_ASSIGN_OR_RETURN(rope_cos_sin_,
                         kernels::MakeRopeCosSin(D, c.rope_theta, ToKernelScaling(c.rope_scaling),
@@ -164,15 +153,50 @@ absl::Status Decoder::Build() {
   return absl::OkStatus();
 }
 
-std::vector<ParameterInfo> Decoder::Parameters() const { return parameters_; }
-
-absl::Status Decoder::LoadWeight(const std::string& name, const Tensor& full) {
-  auto it = loaders_.find(name);
-  if (it == loaders_.end()) {
+absl::Status Decoder::LoadWeight(const std::string& name, const Tensor& t) {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
     return absl::NotFoundError(absl::StrCat("unexpected parameter ", name, " for ",
                                             config_.architecture));
   }
-  return it->second(full);
+  const ParameterInfo& info = parameters_[it->second];
+  if (!IsFloat(t.dtype())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": expected a float tensor, got ", DTypeName(t.dtype())));
+  }
+  Tensor part = t;
+  if (t.shape() == info.shape && !info.is_whole()) {
+    LOOM_ASSIGN_OR_RETURN(part, t.Slice(info.split_dim, info.start, info.length));
+  } else if (t.shape() != info.local_shape()) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": expected shape ",
+                                                   ShapeString(info.shape), ", got ",
+                                                   ShapeString(t.shape())));
+  }
+  return parts_[it->second].CopyFrom(part);
+}
+
+absl::StatusOr<Tensor> Decoder::Part(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    return absl::NotFoundError(absl::StrCat("no parameter ", name, " in ", config_.architecture));
+  }
+  return parts_[it->second];
+}
+
+absl::Status Decoder::CopyWeightsFrom(const Decoder& other) {
+  if (other.parameters_.size() != parameters_.size()) {
+    return absl::InvalidArgumentError("cannot copy weights between different models");
+  }
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    if (other.parameters_[i].name != parameters_[i].name ||
+        other.parts_[i].shape() != parts_[i].shape() ||
+        other.parts_[i].dtype() != parts_[i].dtype()) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot copy ", other.parameters_[i].name,
+                                                     " into ", parameters_[i].name));
+    }
+  }
+  for (size_t i = 0; i < parts_.size(); ++i) LOOM_RETURN_IF_ERROR(parts_[i].CopyFrom(other.parts_[i]));
+  return absl::OkStatus();
 }
 
 KvCacheShape Decoder::CacheShape(int64_t block_size) const {

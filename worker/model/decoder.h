@@ -26,6 +26,7 @@
 #include "worker/comm/communicator.h"
 #include "worker/kv_cache.h"
 #include "worker/layers/parallel_linear.h"
+#include "worker/model/parameter_info.h"
 
 namespace loom {
 
@@ -43,21 +44,24 @@ struct ForwardBatch {
   std::vector<int32_t> logits_rows;  // which of the T rows need logits (usually each seq's last)
 };
 
-struct ParameterInfo {
-  std::string name;             // HF name
-  std::vector<int64_t> shape;   // full, unsharded
-};
-
 class Decoder {
  public:
   static absl::StatusOr<std::unique_ptr<Decoder>> Create(const ModelConfig& config,
                                                          const DecoderOptions& options);
 
   const ModelConfig& config() const { return config_; }
-  // Every parameter the checkpoint must provide (tied LM head excluded), in a stable order.
-  std::vector<ParameterInfo> Parameters() const;
-  // Loads this rank's slice of the full tensor `name`. Unknown names and wrong shapes are errors.
-  absl::Status LoadWeight(const std::string& name, const Tensor& full);
+  // Every parameter the checkpoint must provide (tied LM head excluded), with the region this
+  // rank holds, in a stable order.
+  const std::vector<ParameterInfo>& Parameters() const { return parameters_; }
+  // Loads parameter `name` from `t`: the full tensor (this rank keeps its slice) or already this
+  // rank's part (shape local_shape()). Any float dtype. Unknown names and other shapes are errors
+  // that change nothing.
+  absl::Status LoadWeight(const std::string& name, const Tensor& t);
+  // A view of this rank's part of `name` in the model's own buffer (what sharded state saves).
+  absl::StatusOr<Tensor> Part(const std::string& name) const;
+  // Copies every weight of `other` (same config and TP layout) into this decoder's buffers, in
+  // place: pointers stay stable (a staged commit).
+  absl::Status CopyWeightsFrom(const Decoder& other);
 
   // Shape of one rank's KV cache for this model.
   KvCacheShape CacheShape(int64_t block_size) const;
@@ -89,8 +93,10 @@ class Decoder {
   Tensor final_norm_;
   ParallelLinear lm_head_;
   Tensor rope_cos_sin_;
-  // HF name -> loader into this rank's buffers.
-  std::map<std::string, std::function<absl::Status(const Tensor&)>> loaders_;
+  // HF name -> index into parameters_ and parts_.
+  std::map<std::string, size_t> index_;
+  // Each parameter's part in this rank's buffers (views that share the storage).
+  std::vector<Tensor> parts_;
   std::vector<ParameterInfo> parameters_;
 };
 
