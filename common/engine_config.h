@@ -1,7 +1,12 @@
 // EngineConfig: the one place for every setting of an engine (DESIGN.md §3.7).
+//
+// A plain value type. Validate() checks every setting and names the bad one by its JSON key path
+// (e.g. "load_config.dummy_range"), the same path engine_config_json and update_config patches
+// use.
 #ifndef LOOM_COMMON_ENGINE_CONFIG_H_
 #define LOOM_COMMON_ENGINE_CONFIG_H_
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -10,9 +15,22 @@
 
 namespace loom {
 
+// The values LoadConfig::load_format and LoadConfig::strategy accept.
+inline constexpr std::array<const char*, 3> kLoadFormats = {"auto", "dummy", "sharded_state"};
+inline constexpr std::array<const char*, 2> kLoadStrategies = {"per_rank", "broadcast"};
+
 struct LoadConfig {
-  std::string model;                  // HF model directory
-  std::string load_format = "auto";   // "auto": safetensors from `model`
+  std::string model;  // HF model directory (config.json, tokenizer, and for "auto" the weights)
+  // "auto": safetensors from `model`; "dummy": random weights (see dummy_seed); "sharded_state":
+  // per-rank files written by save_sharded_state.
+  std::string load_format = "auto";
+  // "per_rank": every rank reads its own part; "broadcast": rank 0 reads and sends each rank its
+  // part through the communicator.
+  std::string strategy = "per_rank";
+  // Dummy weights are uniform in ±dummy_range, from a counter-based generator keyed by
+  // (dummy_seed, parameter name, global element index): the same model at every TP size.
+  uint64_t dummy_seed = 0;
+  double dummy_range = 1e-3;
   DType weight_dtype = DType::kBF16;  // in-memory storage of matmul/embedding weights
 };
 
@@ -22,9 +40,9 @@ struct CacheConfig {
 };
 
 struct SchedulerConfig {
-  int64_t max_num_seqs = 64;             // sequences in one step
+  int64_t max_num_seqs = 64;              // sequences in one step
   int64_t max_num_batched_tokens = 2048;  // tokens in one step (prompt chunks + decodes)
-  int64_t max_model_len = 0;             // prompt + output; 0 = the model's max positions
+  int64_t max_model_len = 0;              // prompt + output; 0 = the model's max positions
 };
 
 struct EngineConfig {
@@ -33,6 +51,7 @@ struct EngineConfig {
   SchedulerConfig scheduler;
   int num_threads = 0;  // CPU threads for kernels; 0 = all cores
 
+  // InvalidArgument naming the first bad setting by its key path.
   absl::Status Validate() const;
 };
 

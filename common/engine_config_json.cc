@@ -1,6 +1,7 @@
 #include "common/engine_config_json.h"
 
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -17,9 +18,9 @@ using nlohmann::json;
 absl::Status CheckKeys(const json& object, const std::string& path,
                        const std::set<std::string>& known) {
   if (!object.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path.empty() ? "config" : path,
-                                                   ": expected an object, got ",
-                                                   std::string(object.type_name())));
+    std::string where = path.empty() ? "config" : path.substr(0, path.size() - 1);
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": expected an object, got ", std::string(object.type_name())));
   }
   for (const auto& [key, value] : object.items()) {
     if (known.count(key) == 0) {
@@ -30,14 +31,38 @@ absl::Status CheckKeys(const json& object, const std::string& path,
   return absl::OkStatus();
 }
 
+absl::Status TypeError(const std::string& path, const char* key, const char* expected,
+                       const json& value) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, key, ": expected ", expected, ", got ", std::string(value.type_name())));
+}
+
 absl::Status ReadInt(const json& object, const std::string& path, const char* key, int64_t& out) {
   auto it = object.find(key);
   if (it == object.end()) return absl::OkStatus();
-  if (!it->is_number_integer()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, key, ": expected an integer, got ", std::string(it->type_name())));
+  if (!it->is_number_integer()) return TypeError(path, key, "an integer", *it);
+  if (it->is_number_unsigned() &&
+      it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat(path, key, ": out of range"));
   }
   out = it->get<int64_t>();
+  return absl::OkStatus();
+}
+
+absl::Status ReadUnsigned(const json& object, const std::string& path, const char* key,
+                          uint64_t& out) {
+  auto it = object.find(key);
+  if (it == object.end()) return absl::OkStatus();
+  if (!it->is_number_unsigned()) return TypeError(path, key, "an unsigned integer", *it);
+  out = it->get<uint64_t>();
+  return absl::OkStatus();
+}
+
+absl::Status ReadNumber(const json& object, const std::string& path, const char* key, double& out) {
+  auto it = object.find(key);
+  if (it == object.end()) return absl::OkStatus();
+  if (!it->is_number()) return TypeError(path, key, "a number", *it);
+  out = it->get<double>();
   return absl::OkStatus();
 }
 
@@ -45,10 +70,7 @@ absl::Status ReadString(const json& object, const std::string& path, const char*
                         std::string& out) {
   auto it = object.find(key);
   if (it == object.end()) return absl::OkStatus();
-  if (!it->is_string()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, key, ": expected a string, got ", std::string(it->type_name())));
-  }
+  if (!it->is_string()) return TypeError(path, key, "a string", *it);
   out = it->get<std::string>();
   return absl::OkStatus();
 }
@@ -66,17 +88,42 @@ const char* WeightDTypeName(DType dtype) {
   }
 }
 
+absl::Status ReadLoadConfig(const json& j, LoadConfig& load) {
+  const std::string p = "load_config.";
+  LOOM_RETURN_IF_ERROR(CheckKeys(
+      j, p, {"model", "load_format", "strategy", "dummy_seed", "dummy_range", "weight_dtype"}));
+  LOOM_RETURN_IF_ERROR(ReadString(j, p, "model", load.model));
+  LOOM_RETURN_IF_ERROR(ReadString(j, p, "load_format", load.load_format));
+  LOOM_RETURN_IF_ERROR(ReadString(j, p, "strategy", load.strategy));
+  LOOM_RETURN_IF_ERROR(ReadUnsigned(j, p, "dummy_seed", load.dummy_seed));
+  LOOM_RETURN_IF_ERROR(ReadNumber(j, p, "dummy_range", load.dummy_range));
+  std::string dtype;
+  LOOM_RETURN_IF_ERROR(ReadString(j, p, "weight_dtype", dtype));
+  if (j.contains("weight_dtype")) {
+    absl::StatusOr<DType> parsed = ParseFloatDTypeName(dtype);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(p, "weight_dtype: ", std::string(parsed.status().message())));
+    }
+    load.weight_dtype = *parsed;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string EngineConfigToJson(const EngineConfig& config) {
   json j = {
-      {"load",
+      {"load_config",
        {{"model", config.load.model},
         {"load_format", config.load.load_format},
+        {"strategy", config.load.strategy},
+        {"dummy_seed", config.load.dummy_seed},
+        {"dummy_range", config.load.dummy_range},
         {"weight_dtype", WeightDTypeName(config.load.weight_dtype)}}},
-      {"cache",
+      {"cache_config",
        {{"block_size", config.cache.block_size}, {"kv_cache_bytes", config.cache.kv_cache_bytes}}},
-      {"scheduler",
+      {"scheduler_config",
        {{"max_num_seqs", config.scheduler.max_num_seqs},
         {"max_num_batched_tokens", config.scheduler.max_num_batched_tokens},
         {"max_model_len", config.scheduler.max_model_len}}},
@@ -88,34 +135,32 @@ std::string EngineConfigToJson(const EngineConfig& config) {
 absl::StatusOr<EngineConfig> EngineConfigFromJson(const std::string& json_text) {
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("engine config: not valid JSON");
-  LOOM_RETURN_IF_ERROR(CheckKeys(j, "", {"load", "cache", "scheduler", "num_threads"}));
+  LOOM_RETURN_IF_ERROR(
+      CheckKeys(j, "", {"load_config", "cache_config", "scheduler_config", "num_threads"}));
   EngineConfig config;
-  if (auto it = j.find("load"); it != j.end()) {
-    LOOM_RETURN_IF_ERROR(CheckKeys(*it, "load.", {"model", "load_format", "weight_dtype"}));
-    LOOM_RETURN_IF_ERROR(ReadString(*it, "load.", "model", config.load.model));
-    LOOM_RETURN_IF_ERROR(ReadString(*it, "load.", "load_format", config.load.load_format));
-    std::string dtype;
-    LOOM_RETURN_IF_ERROR(ReadString(*it, "load.", "weight_dtype", dtype));
-    if (!dtype.empty()) {
-      LOOM_ASSIGN_OR_RETURN(config.load.weight_dtype, ParseFloatDTypeName(dtype));
-    }
+  if (auto it = j.find("load_config"); it != j.end()) {
+    LOOM_RETURN_IF_ERROR(ReadLoadConfig(*it, config.load));
   }
-  if (auto it = j.find("cache"); it != j.end()) {
-    LOOM_RETURN_IF_ERROR(CheckKeys(*it, "cache.", {"block_size", "kv_cache_bytes"}));
-    LOOM_RETURN_IF_ERROR(ReadInt(*it, "cache.", "block_size", config.cache.block_size));
-    LOOM_RETURN_IF_ERROR(ReadInt(*it, "cache.", "kv_cache_bytes", config.cache.kv_cache_bytes));
+  if (auto it = j.find("cache_config"); it != j.end()) {
+    const std::string p = "cache_config.";
+    LOOM_RETURN_IF_ERROR(CheckKeys(*it, p, {"block_size", "kv_cache_bytes"}));
+    LOOM_RETURN_IF_ERROR(ReadInt(*it, p, "block_size", config.cache.block_size));
+    LOOM_RETURN_IF_ERROR(ReadInt(*it, p, "kv_cache_bytes", config.cache.kv_cache_bytes));
   }
-  if (auto it = j.find("scheduler"); it != j.end()) {
+  if (auto it = j.find("scheduler_config"); it != j.end()) {
+    const std::string p = "scheduler_config.";
     LOOM_RETURN_IF_ERROR(
-        CheckKeys(*it, "scheduler.", {"max_num_seqs", "max_num_batched_tokens", "max_model_len"}));
-    LOOM_RETURN_IF_ERROR(ReadInt(*it, "scheduler.", "max_num_seqs", config.scheduler.max_num_seqs));
-    LOOM_RETURN_IF_ERROR(ReadInt(*it, "scheduler.", "max_num_batched_tokens",
-                                 config.scheduler.max_num_batched_tokens));
+        CheckKeys(*it, p, {"max_num_seqs", "max_num_batched_tokens", "max_model_len"}));
+    LOOM_RETURN_IF_ERROR(ReadInt(*it, p, "max_num_seqs", config.scheduler.max_num_seqs));
     LOOM_RETURN_IF_ERROR(
-        ReadInt(*it, "scheduler.", "max_model_len", config.scheduler.max_model_len));
+        ReadInt(*it, p, "max_num_batched_tokens", config.scheduler.max_num_batched_tokens));
+    LOOM_RETURN_IF_ERROR(ReadInt(*it, p, "max_model_len", config.scheduler.max_model_len));
   }
   int64_t threads = config.num_threads;
   LOOM_RETURN_IF_ERROR(ReadInt(j, "", "num_threads", threads));
+  if (threads < std::numeric_limits<int>::min() || threads > std::numeric_limits<int>::max()) {
+    return absl::InvalidArgumentError("num_threads: out of range");
+  }
   config.num_threads = static_cast<int>(threads);
   return config;
 }

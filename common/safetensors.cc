@@ -229,6 +229,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
 
   const uint64_t data_size = size - 8 - header_len;
   file->data_region_ = header_text + header_len;
+  file->data_offset_ = 8 + header_len;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == kMetadataKey) {
       LOOM_RETURN_IF_ERROR(ParseMetadata(path, it.value(), &file->metadata_));
@@ -269,6 +270,11 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
 SafetensorsFile::~SafetensorsFile() = default;
 
 bool SafetensorsFile::Has(const std::string& name) const { return index_.count(name) > 0; }
+
+const SafetensorsEntry* SafetensorsFile::Find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
 
 absl::StatusOr<Tensor> SafetensorsFile::Get(const std::string& name) const {
   auto it = index_.find(name);
@@ -388,6 +394,11 @@ absl::StatusOr<Tensor> Checkpoint::Get(const std::string& name) const {
 std::string Checkpoint::FileOf(const std::string& name) const {
   auto it = where_.find(name);
   return it == where_.end() ? std::string() : files_[it->second]->path();
+}
+
+const SafetensorsFile* Checkpoint::FileFor(const std::string& name) const {
+  auto it = where_.find(name);
+  return it == where_.end() ? nullptr : files_[it->second].get();
 }
 
 absl::Status WriteSafetensors(const std::string& path,

@@ -42,6 +42,11 @@ class SafetensorsFile {
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   bool Has(const std::string& name) const;
+  // `name`'s entry, or null when absent.
+  const SafetensorsEntry* Find(const std::string& name) const;
+  // Byte offset of the data region in the file (8 + header length): an entry's bytes are at
+  // [data_offset() + begin, data_offset() + end), for readers that use pread instead of the map.
+  uint64_t data_offset() const { return data_offset_; }
   // A read-only view into the mapping; the view keeps the mapping alive (it may outlive this
   // object). A tensor whose bytes are not aligned to its element size in the file is returned as
   // an aligned copy instead. NotFound when absent.
@@ -52,6 +57,7 @@ class SafetensorsFile {
   std::string path_;
   std::shared_ptr<void> mapping_;  // unmaps on last release
   const char* data_region_ = nullptr;
+  uint64_t data_offset_ = 0;
   std::vector<SafetensorsEntry> entries_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
@@ -69,6 +75,8 @@ class Checkpoint {
   absl::StatusOr<Tensor> Get(const std::string& name) const;
   // Which file holds `name` (for error messages); empty when none does.
   std::string FileOf(const std::string& name) const;
+  // The file that holds `name`, or null when none does.
+  const SafetensorsFile* FileFor(const std::string& name) const;
 
  private:
   Checkpoint() = default;

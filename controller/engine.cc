@@ -24,8 +24,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   options.block_size = config.cache.block_size;
   options.kv_cache_bytes = config.cache.kv_cache_bytes;
   LOOM_ASSIGN_OR_RETURN(engine->runner_, ModelRunner::Create(mc, options));
+  SingleRankCommunicator single;
   LOOM_ASSIGN_OR_RETURN(engine->load_report_,
-                        LoadCheckpoint(config.load.model, engine->runner_->decoder()));
+                        LoadWeights(config.load, engine->runner_->decoder(), single));
   std::vector<int32_t> eos(mc.eos_token_ids.begin(), mc.eos_token_ids.end());
   engine->scheduler_ = std::make_unique<Scheduler>(config.scheduler, engine->max_model_len_,
                                                    engine->runner_->num_kv_blocks(),

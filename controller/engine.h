@@ -13,7 +13,7 @@
 #include "common/model_config.h"
 #include "controller/request.h"
 #include "controller/scheduler.h"
-#include "worker/loader/checkpoint_loader.h"
+#include "worker/loader/weight_load.h"
 #include "worker/model_runner.h"
 
 namespace loom {
@@ -27,7 +27,7 @@ class Engine {
   const EngineConfig& config() const { return config_; }
   int64_t num_kv_blocks() const { return runner_->num_kv_blocks(); }
   int64_t max_model_len() const { return max_model_len_; }
-  const LoadReport& load_report() const { return load_report_; }
+  const LoadResult& load_report() const { return load_report_; }
   int64_t weight_bytes() const { return runner_->decoder().WeightBytes(); }
   ModelRunner& runner() { return *runner_; }
 
@@ -52,7 +52,7 @@ class Engine {
   EngineConfig config_;
   ModelConfig model_config_;
   int64_t max_model_len_ = 0;
-  LoadReport load_report_;
+  LoadResult load_report_;
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Scheduler> scheduler_;
 };

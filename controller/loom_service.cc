@@ -40,7 +40,7 @@ grpc::Status LoomService::Generate(grpc::ServerContext* context,
     loom::v1::GenerateResponse response;
     response.mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
     response.set_text(delta.text);
-    response.set_weight_version(0);
+    response.set_weight_version(delta.weight_version);
     if (delta.done) {
       response.set_finish_reason(FinishReasonName(delta.finish_reason));
       response.mutable_usage()->set_prompt_tokens(static_cast<int32_t>(delta.prompt_tokens));
@@ -96,7 +96,25 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetSta
     out->set_device(rank.device);
     out->set_address(rank.address);
     out->set_error(rank.error);
+    const nlohmann::json& w = rank.weights;
+    if (w.is_object()) {
+      const nlohmann::json serving = w.value("serving", nlohmann::json::object());
+      const nlohmann::json staged = w.value("staged", nlohmann::json());
+      const nlohmann::json progress = w.value("progress", nlohmann::json::object());
+      out->set_weight_state(w.value("state", ""));
+      out->set_load_format(serving.value("load_format", ""));
+      out->set_weight_source(serving.value("source", ""));
+      out->set_serving_version(serving.value("version", uint64_t{0}));
+      out->set_dummy(serving.value("dummy", false));
+      if (staged.is_object()) out->set_staged_version(staged.value("version", uint64_t{0}));
+      out->set_load_bytes_done(progress.value("bytes_done", int64_t{0}));
+      out->set_load_bytes_total(progress.value("bytes_total", int64_t{0}));
+    }
   }
+  response->set_serving_weight_version(status.serving_weight_version);
+  response->set_staged_weight_version(status.staged_weight_version);
+  response->set_controller_address(status.controller_address);
+  response->set_session_id(status.session_id);
   return grpc::Status::OK;
 }
 

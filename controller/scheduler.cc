@@ -72,6 +72,35 @@ void Scheduler::Preempt(int64_t seq_id) {
   waiting_.push_front(seq_id);
 }
 
+int64_t Scheduler::RecomputeAll() {
+  // Youngest first, so the waiting queue keeps admission order at its front.
+  const int64_t n = static_cast<int64_t>(running_.size());
+  while (!running_.empty()) Preempt(running_.back());
+  return n;
+}
+
+std::vector<GenerationResult> Scheduler::AbortStarted() {
+  std::vector<GenerationResult> results;
+  auto finish = [&](int64_t id) {
+    Sequence& seq = *sequences_[id];
+    results.push_back({seq.id, seq.output_ids, FinishReason::kAbort, seq.num_preemptions});
+    blocks_.Free(id);
+    sequences_.erase(id);
+  };
+  for (int64_t id : running_) finish(id);
+  running_.clear();
+  std::deque<int64_t> kept;
+  for (int64_t id : waiting_) {
+    if (sequences_[id]->output_ids.empty()) {
+      kept.push_back(id);
+    } else {
+      finish(id);
+    }
+  }
+  waiting_.swap(kept);
+  return results;
+}
+
 StepInput Scheduler::Schedule() {
   StepInput step;
   int64_t budget = config_.max_num_batched_tokens;

@@ -54,6 +54,13 @@ class Scheduler {
   // Applies a step's sampled tokens; returns the sequences that finished (and frees them).
   std::vector<GenerationResult> Update(const StepInput& step, const StepOutput& output);
 
+  // At a weight switch: every sequence with KV in the cache gives it up and waits to be
+  // recomputed (prompt plus the tokens it produced) with the new weights. Returns how many.
+  int64_t RecomputeAll();
+  // At a weight switch under the abort policy: every sequence that has run (KV or output from
+  // the old weights) finishes with FinishReason::kAbort and is freed; the others stay queued.
+  std::vector<GenerationResult> AbortStarted();
+
   const BlockManager& block_manager() const { return blocks_; }
 
  private:

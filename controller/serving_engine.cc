@@ -1,11 +1,13 @@
 #include "controller/serving_engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/status.h"
 
 namespace loom {
@@ -18,7 +20,8 @@ bool RequestStream::Next(GenerateDelta* delta, std::chrono::milliseconds timeout
   *delta = std::move(pending_.front());
   pending_.pop_front();
   // Merge what else arrived, so a slow reader gets fewer, larger messages.
-  while (!delta->done && !pending_.empty()) {
+  while (!delta->done && !pending_.empty() &&
+         pending_.front().weight_version == delta->weight_version) {
     GenerateDelta& next = pending_.front();
     delta->token_ids.insert(delta->token_ids.end(), next.token_ids.begin(), next.token_ids.end());
     delta->text += next.text;
@@ -71,10 +74,40 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
   Supervisor* supervisor = engine->supervisor_.get();
   group.rank_status = [supervisor](int rank) { return supervisor->RankStatus(rank); };
   LOOM_ASSIGN_OR_RETURN(engine->group_, WorkerGroup::Connect(group));
+  std::atomic<bool> initialised{false};
+  std::thread progress;
+  if (options.on_load_progress) {
+    progress = std::thread([&] {
+      WorkerGroup& group = *engine->group_;
+      while (!initialised.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        std::vector<nlohmann::json> ranks(group.world_size());
+        absl::StatusOr<std::vector<RankResult>> d =
+            group.CollectiveCall("describe", "{}", std::chrono::seconds(1));
+        if (!d.ok() || initialised.load()) continue;
+        for (const RankResult& r : *d) ranks[r.rank] = r.result.value("weights", nlohmann::json());
+        options.on_load_progress(ranks);
+      }
+    });
+  }
   absl::StatusOr<GroupInitResult> init = engine->group_->Init(options.config, options.num_threads);
+  initialised = true;
+  if (progress.joinable()) progress.join();
   LOOM_RETURN_IF_ERROR(init.status());
   engine->num_kv_blocks_ = init->num_kv_blocks;
   engine->NewScheduler();
+  WeightCoordinatorHooks hooks;
+  ServingEngine* e = engine.get();
+  hooks.call = [e](const std::string& method, const std::string& args,
+                   std::chrono::milliseconds timeout) -> absl::StatusOr<std::vector<RankResult>> {
+    absl::ReaderMutexLock lock(&e->group_mu_);
+    if (e->group_ == nullptr) return absl::UnavailableError("the server is shutting down");
+    return e->group_->CollectiveCall(method, args, timeout);
+  };
+  hooks.between_steps = [e](std::function<absl::Status()> fn) { return e->BetweenSteps(fn); };
+  hooks.switched = [e](uint64_t version, SwitchPolicy policy) { e->Switched(version, policy); };
+  hooks.broken = [e](const absl::Status& error) { e->Break(error); };
+  engine->weights_ = std::make_unique<WeightCoordinator>(options.config, std::move(hooks));
   engine->thread_ = std::thread([e = engine.get()] { e->Loop(); });
   return engine;
 }
@@ -121,6 +154,14 @@ absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequ
 absl::StatusOr<std::vector<RankResult>> ServingEngine::CollectiveCall(
     const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout,
     const std::vector<int>& ranks) {
+  if (WeightCoordinator::Handles(method)) {
+    if (!ranks.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("method ", method, " changes the weights of every rank; it cannot be sent "
+                       "to some ranks only"));
+    }
+    return weights_->Call(method, args_json, timeout);
+  }
   absl::ReaderMutexLock lock(&group_mu_);
   if (group_ == nullptr) return absl::UnavailableError("the server is shutting down");
   return group_->CollectiveCall(method, args_json, timeout, ranks);
@@ -145,6 +186,23 @@ EngineStatus ServingEngine::Status() const {
     status.waiting_requests = static_cast<int>(queue_.size());
     status.broken = broken_;
   }
+  status.serving_weight_version = weights_->serving_version();
+  status.staged_weight_version = weights_->staged_version();
+  status.controller_address = supervisor_->controller_address();
+  status.session_id = supervisor_->session_id();
+  std::vector<nlohmann::json> described(status.world_size);
+  {
+    // What each rank says about its weights; a rank busy loading still answers (describe
+    // runs beside loads), a dead one simply has none.
+    absl::ReaderMutexLock lock(&group_mu_);
+    if (group_ != nullptr) {
+      for (int r = 0; r < status.world_size; ++r) {
+        absl::StatusOr<std::vector<RankResult>> d =
+            group_->CollectiveCall("describe", "{}", std::chrono::seconds(2), {r});
+        if (d.ok() && !d->empty()) described[r] = (*d)[0].result.value("weights", nlohmann::json());
+      }
+    }
+  }
   const auto regs = supervisor_->controller_service().Registrations();
   for (int r = 0; r < status.world_size; ++r) {
     RankState& rank = status.ranks.emplace_back();
@@ -161,6 +219,7 @@ EngineStatus ServingEngine::Status() const {
       rank.state = absl::StrContains(s.message(), "exited with code 0") ? "exited" : "failed";
       rank.error = std::string(s.message());
     }
+    rank.weights = described[r];
   }
   return status;
 }
@@ -168,16 +227,20 @@ EngineStatus ServingEngine::Status() const {
 void ServingEngine::Loop() {
   while (true) {
     std::deque<Queued> queued;
+    std::deque<std::function<void()>> between;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]()
-                       ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty() || !between_steps_.empty();
+      };
       if (!scheduler_->HasWork()) {
         mu_.AwaitWithTimeout(absl::Condition(&ready), absl::FromChrono(kHealthPollInterval));
       }
       if (stopping_) break;
       queued.swap(queue_);
+      between.swap(between_steps_);
     }
+    for (auto& fn : between) fn();
     if (!queued.empty()) Admit(std::move(queued));
     if (scheduler_->HasWork()) {
       RunStep();
@@ -190,6 +253,62 @@ void ServingEngine::Loop() {
     }
   }
   FailAll(absl::UnavailableError("the server is shutting down"));
+  std::deque<std::function<void()>> between;
+  {
+    absl::MutexLock lock(&mu_);
+    between.swap(between_steps_);
+  }
+  for (auto& fn : between) fn();  // each sees stopping_ and fails
+}
+
+absl::Status ServingEngine::BetweenSteps(std::function<absl::Status()> fn) {
+  auto done = std::make_shared<absl::Notification>();
+  auto result = std::make_shared<absl::Status>();
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("the server is shutting down");
+    between_steps_.push_back([this, fn, done, result] {
+      bool stopping;
+      {
+        absl::MutexLock lock(&mu_);
+        stopping = stopping_;
+      }
+      *result = stopping ? absl::UnavailableError("the server is shutting down") : fn();
+      done->Notify();
+    });
+  }
+  done->WaitForNotification();
+  return *result;
+}
+
+void ServingEngine::Switched(uint64_t version, SwitchPolicy policy) {
+  serving_version_ = version;
+  if (policy == SwitchPolicy::kRecompute) {
+    scheduler_->RecomputeAll();
+    return;
+  }
+  for (const GenerationResult& r : scheduler_->AbortStarted()) {
+    auto it = active_.find(r.request_id);
+    if (it == active_.end()) continue;
+    GenerateDelta end;
+    end.done = true;
+    end.finish_reason = FinishReason::kAbort;
+    end.prompt_tokens = it->second.prompt_tokens;
+    end.completion_tokens = it->second.completion_tokens;
+    end.weight_version = version;
+    it->second.stream->Push(std::move(end));
+    active_.erase(it);
+  }
+  absl::MutexLock lock(&mu_);
+  num_running_ = static_cast<int>(active_.size());
+}
+
+void ServingEngine::Break(const absl::Status& error) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (broken_.ok()) broken_ = error;
+  }
+  FailAll(error);
 }
 
 void ServingEngine::Admit(std::deque<Queued> queued) {
@@ -236,6 +355,7 @@ void ServingEngine::EmitToken(Active& active, int32_t token, GenerateDelta& delt
 
 void ServingEngine::RunStep() {
   StepInput step = scheduler_->Schedule();
+  step.weight_version = serving_version_;
   if (step.sequences.empty()) {
     FailAll(absl::InternalError("the scheduler has work but scheduled nothing"));
     return;
@@ -253,6 +373,7 @@ void ServingEngine::RunStep() {
     return;
   }
   std::map<int64_t, GenerateDelta> deltas;
+  for (size_t i = 0; i < out->seq_ids.size(); ++i) deltas[out->seq_ids[i]].weight_version = serving_version_;
   for (size_t i = 0; i < out->tokens.size(); ++i) {
     auto it = active_.find(out->seq_ids[i]);
     if (it != active_.end()) EmitToken(it->second, out->tokens[i], deltas[it->first]);
@@ -267,6 +388,7 @@ void ServingEngine::RunStep() {
       if (rest.ok()) delta.text += *rest;
     }
     delta.done = true;
+    delta.weight_version = serving_version_;
     delta.finish_reason = r.finish_reason;
     delta.prompt_tokens = active.prompt_tokens;
     delta.completion_tokens = active.completion_tokens;

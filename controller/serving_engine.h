@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,6 +43,7 @@
 #include "controller/supervisor.h"
 #include "controller/tokenizer/incremental_detokenizer.h"
 #include "controller/tokenizer/tokenizer.h"
+#include "controller/weight_coordinator.h"
 #include "controller/worker_group.h"
 
 namespace loom {
@@ -52,6 +54,9 @@ struct ServingEngineOptions {
   // CPU threads per worker handed to Init (0: the Supervisor's budget).
   int num_threads = 0;
   std::chrono::milliseconds init_timeout = std::chrono::minutes(5);
+  // Called about every 250 ms while the workers load their first weights, with each rank's
+  // `describe`.weights (null for a rank that has not said yet). Optional.
+  std::function<void(const std::vector<nlohmann::json>& ranks)> on_load_progress;
 };
 
 // One message of a request's stream.
@@ -63,6 +68,7 @@ struct GenerateDelta {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   absl::Status error;  // non-OK: the request failed (UNAVAILABLE for a dead rank)
+  uint64_t weight_version = 0;  // the weights that produced these tokens
 };
 
 // The consumer end of one request. Thread-safe.
@@ -97,6 +103,7 @@ struct RankState {
   std::string device;
   std::string address;
   std::string error;
+  nlohmann::json weights;  // the rank's `describe`.weights (state, serving, staged, progress)
 };
 
 struct EngineStatus {
@@ -107,6 +114,10 @@ struct EngineStatus {
   int waiting_requests = 0;  // submitted, not yet admitted
   std::vector<RankState> ranks;
   absl::Status broken;  // OK while the engine serves
+  uint64_t serving_weight_version = 0;
+  uint64_t staged_weight_version = 0;
+  std::string controller_address;
+  std::string session_id;
 };
 
 class ServingEngine {
@@ -126,7 +137,8 @@ class ServingEngine {
   // stopped.
   absl::StatusOr<std::shared_ptr<RequestStream>> Submit(ServingRequest request);
 
-  // A collective call on the workers (empty ranks = all).
+  // A collective call on the workers (empty ranks = all). Weight methods go through the
+  // WeightCoordinator (all ranks only), which orders them with the steps.
   absl::StatusOr<std::vector<RankResult>> CollectiveCall(const std::string& method,
                                                          const std::string& args_json,
                                                          std::chrono::milliseconds timeout,
@@ -160,6 +172,11 @@ class ServingEngine {
   void EmitToken(Active& active, int32_t token, GenerateDelta& delta);
   // Ends every active request with `error` and starts a fresh scheduler.
   void FailAll(const absl::Status& error);
+  // Runs `fn` on the engine thread between steps (WeightCoordinatorHooks::between_steps).
+  absl::Status BetweenSteps(std::function<absl::Status()> fn);
+  // The weights switched to `version` (on the engine thread).
+  void Switched(uint64_t version, SwitchPolicy policy);
+  void Break(const absl::Status& error);
   absl::Status CheckRanks() const;
   void NewScheduler();
 
@@ -174,13 +191,16 @@ class ServingEngine {
   // as Stop joins it before the reset.
   mutable absl::Mutex group_mu_;
   std::unique_ptr<WorkerGroup> group_;
+  std::unique_ptr<WeightCoordinator> weights_;
 
   // Owned by the engine thread.
   std::unique_ptr<Scheduler> scheduler_;
   std::map<int64_t, Active> active_;
+  uint64_t serving_version_ = 1;  // what steps carry
 
   mutable absl::Mutex mu_;
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::function<void()>> between_steps_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;

@@ -18,6 +18,7 @@ absl::Status FromGrpc(const grpc::Status& status) {
 loom::v1::StepRequest ToProto(const StepInput& input, uint64_t step_id) {
   loom::v1::StepRequest request;
   request.set_step_id(step_id);
+  request.set_weight_version(input.weight_version);
   for (const SequenceStep& s : input.sequences) {
     loom::v1::SequenceStep* p = request.add_sequences();
     p->set_seq_id(s.seq_id);
@@ -226,6 +227,7 @@ absl::StatusOr<std::vector<RankResult>> WorkerGroup::CollectiveCall(
 
   std::vector<RankResult> results;
   std::vector<std::string> failures;
+  std::vector<std::string> aborted;
   std::vector<int> late;
   absl::StatusCode code = absl::StatusCode::kOk;
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -233,6 +235,9 @@ absl::StatusOr<std::vector<RankResult>> WorkerGroup::CollectiveCall(
     const grpc::Status& s = pending[i].status;
     if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       late.push_back(r);
+    } else if (s.error_code() == grpc::StatusCode::ABORTED) {
+      // A rank that stopped because another failed: the cause is named first.
+      aborted.push_back(absl::StrCat("rank ", r, ": ", s.error_message()));
     } else if (!s.ok()) {
       if (code == absl::StatusCode::kOk) code = static_cast<absl::StatusCode>(s.error_code());
       std::string message = s.error_message();
@@ -250,7 +255,9 @@ absl::StatusOr<std::vector<RankResult>> WorkerGroup::CollectiveCall(
       results.push_back({r, std::move(result)});
     }
   }
-  if (failures.empty() && late.empty()) return results;
+  if (failures.empty() && aborted.empty() && late.empty()) return results;
+  if (code == absl::StatusCode::kOk && !aborted.empty()) code = absl::StatusCode::kAborted;
+  failures.insert(failures.end(), aborted.begin(), aborted.end());
   if (!late.empty()) {
     failures.push_back(absl::StrCat("rank", late.size() > 1 ? "s " : " ", absl::StrJoin(late, ", "),
                                     " did not answer within ", timeout.count(), " ms"));

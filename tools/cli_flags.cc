@@ -108,15 +108,16 @@ absl::StatusOr<int64_t> Flags::Bytes(const std::string& name, int64_t fallback) 
 }
 
 int RunVerb(const std::string& verb, int argc, char** argv, const std::vector<FlagSpec>& specs,
-            const std::string& usage, absl::Status (*run)(const Flags&)) {
-  absl::StatusOr<Flags> flags = Flags::Parse(argc, argv, 2, specs);
+            const std::string& usage, absl::Status (*run)(const Flags&), int first_arg) {
+  absl::StatusOr<Flags> flags = Flags::Parse(argc, argv, first_arg, specs);
   if (flags.ok() && flags->Bool("help")) {
     std::printf("%s\n%s", usage.c_str(), Flags::Usage(specs).c_str());
     return 0;
   }
   absl::Status s = flags.ok() ? run(*flags) : flags.status();
   if (s.ok()) return 0;
-  std::fprintf(stderr, "loom %s: %s\n", verb.c_str(), std::string(s.message()).c_str());
+  std::fprintf(stderr, "%s%s: %s\n", first_arg == 2 ? "loom " : "", verb.c_str(),
+               std::string(s.message()).c_str());
   return flags.ok() ? 1 : 2;
 }
 

@@ -45,8 +45,10 @@ class Flags {
 
 // Runs a verb: parses flags (exit 2 on a parse error), prints `usage` and the flag list for
 // --help, otherwise calls `run` and prints its error as "loom VERB: message" (exit 1).
+// A standalone tool passes first_arg = 1 (its flags start right after the program name) and is
+// named by `verb` alone in errors.
 int RunVerb(const std::string& verb, int argc, char** argv, const std::vector<FlagSpec>& specs,
-            const std::string& usage, absl::Status (*run)(const Flags&));
+            const std::string& usage, absl::Status (*run)(const Flags&), int first_arg = 2);
 
 // "1,2, 3" -> {1, 2, 3}; anything else is an error naming `what`.
 absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& text, const std::string& what);

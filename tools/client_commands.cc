@@ -1,10 +1,13 @@
 // `loom rpc`, `loom status` and `loom stop`: verbs against a running `loom serve`.
+#include <atomic>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "tools/commands.h"
+#include "tools/load_progress.h"
 #include "tools/server_client.h"
 
 namespace loom::cli {
@@ -13,6 +16,27 @@ namespace {
 std::vector<FlagSpec> WithHelp(std::vector<FlagSpec> specs) {
   specs.push_back({"help", true, "show this help", ""});
   return specs;
+}
+
+// Polls the server's status until `done`, printing the ranks that are loading.
+void ShowLoadProgress(loom::v1::Loom::Stub& stub, const std::atomic<bool>& done) {
+  LoadProgressPrinter printer(stderr);
+  bool shown = false;
+  while (!done.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    loom::v1::GetStatusResponse s;
+    if (!stub.GetStatus(&context, loom::v1::GetStatusRequest(), &s).ok() || done.load()) continue;
+    std::vector<RankLoad> ranks;
+    bool loading = false;
+    for (const loom::v1::RankStatus& r : s.ranks()) {
+      ranks.push_back({r.rank(), r.weight_state(), r.load_bytes_done(), r.load_bytes_total()});
+      loading = loading || r.weight_state() == "loading" || r.weight_state() == "staging";
+    }
+    if (loading || shown) printer.Update(ranks);
+    shown = shown || loading;
+  }
 }
 
 absl::Status Rpc(const Flags& flags) {
@@ -40,7 +64,20 @@ absl::Status Rpc(const Flags& flags) {
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<loom::v1::Loom::Stub> stub, ConnectToServer(flags));
   grpc::ClientContext context;
   loom::v1::CollectiveRpcResponse response;
-  LOOM_RETURN_IF_ERROR(FromGrpc(stub->CollectiveRpc(&context, request, &response), Address(flags)));
+  grpc::Status status;
+  {
+    // Loads show each rank's progress on stderr while the call runs.
+    const bool loads = args[0] == "reload_weights" || args[0] == "stage_weights";
+    std::atomic<bool> done{false};
+    std::thread progress;
+    if (loads) {
+      progress = std::thread([&] { ShowLoadProgress(*stub, done); });
+    }
+    status = stub->CollectiveRpc(&context, request, &response);
+    done = true;
+    if (progress.joinable()) progress.join();
+  }
+  LOOM_RETURN_IF_ERROR(FromGrpc(status, Address(flags)));
   for (const loom::v1::RankResult& r : response.results()) {
     if (!r.error().empty()) {
       std::printf("rank %d: error: %s\n", r.rank(), r.error().c_str());
@@ -60,10 +97,20 @@ absl::Status Status(const Flags& flags) {
   std::printf("model %s, tp=%d, %lld KV blocks, %d running, %d waiting\n", s.model().c_str(),
               s.tensor_parallel_size(), static_cast<long long>(s.num_kv_blocks()),
               s.running_requests(), s.waiting_requests());
+  std::printf("weights: serving version %llu, staged %s\n",
+              static_cast<unsigned long long>(s.serving_weight_version()),
+              s.staged_weight_version() ? std::to_string(s.staged_weight_version()).c_str()
+                                        : "none");
   for (const loom::v1::RankStatus& r : s.ranks()) {
     std::printf("rank %d: %s, pid %lld, %s, %s%s%s\n", r.rank(), r.state().c_str(),
                 static_cast<long long>(r.pid()), r.device().c_str(), r.address().c_str(),
                 r.error().empty() ? "" : ": ", r.error().c_str());
+    std::printf("  weights %s: version %llu%s, %s from %s%s\n", r.weight_state().c_str(),
+                static_cast<unsigned long long>(r.serving_version()),
+                r.staged_version() ? absl::StrCat(" (staged ", r.staged_version(), ")").c_str()
+                                   : "",
+                r.load_format().c_str(), r.weight_source().c_str(),
+                r.dummy() ? " [dummy]" : "");
   }
   return absl::OkStatus();
 }

@@ -1,12 +1,40 @@
 #include "tools/engine_flags.h"
 
+#include <algorithm>
+#include <array>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status.h"
 
 namespace loom::cli {
+namespace {
+
+// The value of --`name` if it is one of `allowed`, else an error naming the flag.
+template <size_t N>
+absl::StatusOr<std::string> OneOf(const Flags& flags, const std::string& name,
+                                  const std::string& fallback,
+                                  const std::array<const char*, N>& allowed) {
+  std::string value = flags.String(name, fallback);
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return value;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", name, ": \"", value, "\" is not one of ", absl::StrJoin(allowed, ", ")));
+}
+
+}  // namespace
 
 std::vector<FlagSpec> EngineFlagSpecs() {
   return {
       {"model", false, "HF model directory (config.json + *.safetensors)", ""},
+      {"load-format", false,
+       "where weights come from: auto (safetensors in --model), dummy (random), sharded_state",
+       "auto"},
+      {"load-strategy", false,
+       "per_rank (each rank reads its part) or broadcast (rank 0 reads and sends)", "per_rank"},
+      {"dummy-seed", false, "seed of --load-format dummy weights", "0"},
+      {"dummy-range", false, "dummy weights are uniform in +-this", "0.001"},
       {"weight-dtype", false, "in-memory weight type: bfloat16 or float32", "bfloat16"},
       {"kv-cache-memory", false, "memory for the paged KV cache, e.g. 512M, 2G", "2G"},
       {"block-size", false, "tokens per KV block", "16"},
@@ -21,11 +49,27 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags(const Flags& flags) {
   EngineConfig c;
   c.load.model = flags.String("model");
   if (c.load.model.empty()) return absl::InvalidArgumentError("--model DIR is required");
+  LOOM_ASSIGN_OR_RETURN(c.load.load_format,
+                        OneOf(flags, "load-format", c.load.load_format, kLoadFormats));
+  LOOM_ASSIGN_OR_RETURN(c.load.strategy,
+                        OneOf(flags, "load-strategy", c.load.strategy, kLoadStrategies));
+  if (flags.Has("dummy-seed") &&
+      !absl::SimpleAtoi(flags.String("dummy-seed"), &c.load.dummy_seed)) {
+    return absl::InvalidArgumentError(absl::StrCat("--dummy-seed: \"", flags.String("dummy-seed"),
+                                                   "\" is not a non-negative integer"));
+  }
+  LOOM_ASSIGN_OR_RETURN(c.load.dummy_range, flags.Double("dummy-range", c.load.dummy_range));
+  if (!(c.load.dummy_range > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dummy-range: \"", flags.String("dummy-range"), "\" must be > 0"));
+  }
   LOOM_ASSIGN_OR_RETURN(c.load.weight_dtype,
                         ParseFloatDTypeName(flags.String("weight-dtype", "bfloat16")));
-  LOOM_ASSIGN_OR_RETURN(c.cache.kv_cache_bytes, flags.Bytes("kv-cache-memory", c.cache.kv_cache_bytes));
+  LOOM_ASSIGN_OR_RETURN(c.cache.kv_cache_bytes,
+                        flags.Bytes("kv-cache-memory", c.cache.kv_cache_bytes));
   LOOM_ASSIGN_OR_RETURN(c.cache.block_size, flags.Int("block-size", c.cache.block_size));
-  LOOM_ASSIGN_OR_RETURN(c.scheduler.max_num_seqs, flags.Int("max-num-seqs", c.scheduler.max_num_seqs));
+  LOOM_ASSIGN_OR_RETURN(c.scheduler.max_num_seqs,
+                        flags.Int("max-num-seqs", c.scheduler.max_num_seqs));
   LOOM_ASSIGN_OR_RETURN(c.scheduler.max_num_batched_tokens,
                         flags.Int("max-num-batched-tokens", c.scheduler.max_num_batched_tokens));
   LOOM_ASSIGN_OR_RETURN(c.scheduler.max_model_len, flags.Int("max-model-len", 0));

@@ -14,7 +14,8 @@ constexpr char kUsage[] =
     "  rpc        call a worker method on every rank of a running server\n"
     "  status     show a running server's ranks and requests\n"
     "  stop       stop a running server and its workers\n"
-    "  bench      measure prefill and decode throughput of a model\n\n"
+    "  bench      measure prefill and decode throughput of a model\n"
+    "  save-sharded-state  write a model's per-rank shards for fast restarts at --tp N\n\n"
     "Run `loom COMMAND --help` for a command's flags. To make a model to try, see\n"
     "`loom-make-model --help`.\n";
 
@@ -32,6 +33,9 @@ int main(int argc, char** argv) {
   if (!std::strcmp(argv[1], "rpc")) return loom::cli::RpcCommand(argc, argv);
   if (!std::strcmp(argv[1], "status")) return loom::cli::StatusCommand(argc, argv);
   if (!std::strcmp(argv[1], "stop")) return loom::cli::StopCommand(argc, argv);
+  if (!std::strcmp(argv[1], "save-sharded-state")) {
+    return loom::cli::SaveShardedStateCommand(argc, argv);
+  }
   std::fprintf(stderr, "loom: unknown command \"%s\"\n\n%s", argv[1], kUsage);
   return 2;
 }

@@ -14,9 +14,22 @@
 #include "controller/loom_service.h"
 #include "controller/serving_engine.h"
 #include "tools/commands.h"
+#include "tools/load_progress.h"
 #include "tools/engine_flags.h"
 
 namespace loom::cli {
+// loom-worker beside this executable, or in the build tree's worker/ directory.
+std::string DefaultWorkerBinary() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "loom-worker";
+  for (const auto& candidate : {self.parent_path() / "loom-worker",
+                                self.parent_path().parent_path() / "worker" / "loom-worker"}) {
+    if (std::filesystem::exists(candidate)) return candidate.string();
+  }
+  return "loom-worker";
+}
+
 namespace {
 
 std::atomic<bool> stop_requested{false};
@@ -41,18 +54,6 @@ std::vector<FlagSpec> ServeFlagSpecs() {
   };
   specs.insert(specs.end(), more.begin(), more.end());
   return specs;
-}
-
-// loom-worker beside this executable, or in the build tree's worker/ directory.
-std::string DefaultWorkerBinary() {
-  std::error_code ec;
-  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "loom-worker";
-  for (const auto& candidate : {self.parent_path() / "loom-worker",
-                                self.parent_path().parent_path() / "worker" / "loom-worker"}) {
-    if (std::filesystem::exists(candidate)) return candidate.string();
-  }
-  return "loom-worker";
 }
 
 absl::Status Run(const Flags& flags) {
@@ -97,6 +98,17 @@ absl::Status Run(const Flags& flags) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 
+  LoadProgressPrinter progress(stderr);
+  options.on_load_progress = [&progress](const std::vector<nlohmann::json>& ranks) {
+    std::vector<RankLoad> loads;
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      if (!ranks[r].is_object()) continue;
+      const nlohmann::json p = ranks[r].value("progress", nlohmann::json::object());
+      loads.push_back({static_cast<int>(r), ranks[r].value("state", ""),
+                       p.value("bytes_done", int64_t{0}), p.value("bytes_total", int64_t{0})});
+    }
+    if (!loads.empty()) progress.Update(loads);
+  };
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, ServingEngine::Start(options));
   LoomServiceOptions service_options;
   service_options.default_rpc_timeout = std::chrono::seconds(rpc_s);

@@ -25,6 +25,7 @@ struct SequenceStep {
 struct StepInput {
   std::vector<SequenceStep> sequences;
   bool return_logits = false;  // also return the logits rows that were sampled
+  uint64_t weight_version = 0;  // the weights every rank must run it with; 0 = whatever serves
 };
 
 struct StepOutput {

@@ -15,7 +15,6 @@
 #include "kernels/threading.h"
 #include "worker/comm/gloo_communicator.h"
 #include "worker/controller_store.h"
-#include "worker/loader/checkpoint_loader.h"
 
 namespace loom {
 namespace {
@@ -23,6 +22,18 @@ namespace {
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+// MemAvailable from /proc/meminfo in bytes, or -1 when unreadable.
+int64_t AvailableMemoryBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return -1;
 }
 
 // Resident set size from /proc/self/statm, or -1 when unreadable.
@@ -90,6 +101,10 @@ WorkerService::WorkerService(const WorkerServiceOptions& options) : options_(opt
                   return nlohmann::json{{"state", StateName(state_)}};
                 })
       .IgnoreError();
+  WeightMethods::Register(methods_, [this]() -> WeightMethods* {
+    absl::MutexLock lock(&mu_);
+    return weight_methods_.get();
+  }).IgnoreError();
   if (options_.enable_test_methods) {
     RegisterTestMethods(methods_, options_.rank, &stopping_).IgnoreError();
   }
@@ -135,9 +150,11 @@ nlohmann::json WorkerService::Describe() const {
       {"num_threads", kernels::NumThreads()},
       {"state", StateName(state_)},
       {"rss_bytes", ResidentBytes()},
+      {"memory_available_bytes", AvailableMemoryBytes()},
   };
   if (!error_.empty()) j["error"] = error_;
   if (model_info_.is_object()) j.update(model_info_);
+  if (weights_) j["weights"] = weights_->Describe();
   return j;
 }
 
@@ -184,7 +201,8 @@ absl::Status WorkerService::DoInit(const loom::v1::InitRequest& request, int64_t
   LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(config.load.model));
   kernels::SetNumThreads(request.num_threads() > 0 ? request.num_threads() : options_.num_threads);
 
-  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<Communicator> comm, weight_comm;
+  std::shared_ptr<gloo::rendezvous::Store> store;
   if (options_.world_size > 1) {
     std::shared_ptr<loom::v1::Controller::StubInterface> controller;
     std::string session;
@@ -200,15 +218,27 @@ absl::Status WorkerService::DoInit(const loom::v1::InitRequest& request, int64_t
     if (controller == nullptr) {
       return absl::FailedPreconditionError("Init before registering with a controller");
     }
+    store = std::make_shared<ControllerStore>(controller, session, options_.collective_timeout);
     GlooOptions gloo;
     gloo.rank = options_.rank;
     gloo.world_size = options_.world_size;
-    gloo.store =
-        std::make_shared<ControllerStore>(controller, session, options_.collective_timeout);
+    gloo.store = store;
     gloo.prefix = request.store_prefix().empty() ? "gloo" : request.store_prefix();
     gloo.hostname = options_.hostname;
     gloo.timeout = options_.collective_timeout;
     LOOM_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(gloo));
+    // Loads run for minutes on big models; their group waits longer than a step's.
+    gloo.prefix += "/weights";
+    gloo.timeout = std::max<std::chrono::milliseconds>(options_.collective_timeout,
+                                                       std::chrono::minutes(10));
+    LOOM_ASSIGN_OR_RETURN(weight_comm, GlooCommunicator::Create(gloo));
+  } else {
+    weight_comm = std::make_unique<SingleRankCommunicator>();
+    absl::MutexLock lock(&mu_);
+    if (controller_ != nullptr) {
+      store = std::make_shared<ControllerStore>(controller_, session_id_,
+                                                options_.collective_timeout);
+    }
   }
   ModelRunnerOptions runner_options;
   runner_options.decoder.weight_dtype = config.load.weight_dtype;
@@ -217,28 +247,41 @@ absl::Status WorkerService::DoInit(const loom::v1::InitRequest& request, int64_t
   runner_options.kv_cache_bytes = config.cache.kv_cache_bytes;
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner,
                         ModelRunner::Create(model, runner_options));
-  LOOM_ASSIGN_OR_RETURN(LoadReport report, LoadCheckpoint(config.load.model, runner->decoder()));
-  *num_kv_blocks = runner->num_kv_blocks();
+  auto weights = std::make_unique<WeightManager>(&runner->decoder(), runner_options.decoder,
+                                                 weight_comm.get(), &step_mu_);
+  // Published before the load so `describe` shows its progress; no step runs until Init ends.
+  {
+    absl::MutexLock step_lock(&step_mu_);
+    absl::MutexLock lock(&mu_);
+    comm_ = std::move(comm);
+    weight_comm_ = std::move(weight_comm);
+    runner_ = std::move(runner);
+    weights_ = std::move(weights);
+  }
+  LOOM_ASSIGN_OR_RETURN(nlohmann::json report, weights_->InitialLoad(config.load));
+  *num_kv_blocks = runner_->num_kv_blocks();
 
+  WeightMethodsOptions methods_options;
+  methods_options.rank = options_.rank;
+  methods_options.world_size = options_.world_size;
+  methods_options.hostname = options_.hostname;
+  methods_options.store = store;
+  auto methods = std::make_unique<WeightMethods>(methods_options, config, weights_.get(),
+                                                 &runner_->decoder());
   nlohmann::json info = {
       {"model", config.load.model},
       {"architecture", model.architecture},
       {"weight_dtype", WeightDTypeName(config.load.weight_dtype)},
-      {"weight_bytes", runner->decoder().WeightBytes()},
-      {"checkpoint_bytes_read", report.bytes_read},
-      {"load_seconds", report.seconds},
-      {"block_size", runner->block_size()},
-      {"num_kv_blocks", runner->num_kv_blocks()},
-      {"kv_cache_bytes", runner->kv_cache().nbytes()},
+      {"weight_bytes", runner_->decoder().WeightBytes()},
+      {"initial_load", report},
+      {"block_size", runner_->block_size()},
+      {"num_kv_blocks", runner_->num_kv_blocks()},
+      {"kv_cache_bytes", runner_->kv_cache().nbytes()},
   };
-  {
-    absl::MutexLock step_lock(&step_mu_);
-    comm_ = std::move(comm);
-    runner_ = std::move(runner);
-  }
   absl::MutexLock lock(&mu_);
   config_ = config;
   model_info_ = std::move(info);
+  weight_methods_ = std::move(methods);
   return absl::OkStatus();
 }
 
@@ -277,6 +320,7 @@ absl::Status WorkerService::RunStep(const loom::v1::StepRequest& request,
     }
   }
   absl::MutexLock step_lock(&step_mu_);
+  LOOM_RETURN_IF_ERROR(weights_->CheckServing(request.weight_version()));
   LOOM_ASSIGN_OR_RETURN(StepInput input, ToStepInput(request, runner_->decoder().config()));
   const auto start = std::chrono::steady_clock::now();
   LOOM_ASSIGN_OR_RETURN(StepOutput output, runner_->Execute(input));

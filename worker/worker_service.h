@@ -26,6 +26,8 @@
 #include "worker/comm/communicator.h"
 #include "worker/method_registry.h"
 #include "worker/model_runner.h"
+#include "worker/weight_manager.h"
+#include "worker/weight_methods.h"
 
 namespace loom {
 
@@ -91,10 +93,15 @@ class WorkerService final : public loom::v1::Worker::Service {
   EngineConfig config_ ABSL_GUARDED_BY(mu_);
   nlohmann::json model_info_ ABSL_GUARDED_BY(mu_);  // describe's model fields, set by Init
 
-  // Set once by Init (state kReady) and never replaced; steps hold step_mu_ to use them.
+  // Set once by Init (under step_mu_ and mu_) and never replaced; steps hold step_mu_ to use
+  // them, describe holds mu_.
   absl::Mutex step_mu_;
   std::unique_ptr<Communicator> comm_;
+  // Weight traffic (broadcast loads, agreement) runs on its own group, beside the steps'.
+  std::unique_ptr<Communicator> weight_comm_;
   std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<WeightManager> weights_;
+  std::unique_ptr<WeightMethods> weight_methods_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace loom

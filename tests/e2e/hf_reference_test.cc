@@ -12,7 +12,7 @@
 #include "controller/engine.h"
 #include "tests/e2e/model_dir.h"
 #include "tests/test_paths.h"
-#include "worker/loader/checkpoint_loader.h"
+#include "worker/loader/weight_load.h"
 #include "worker/model_runner.h"
 
 namespace loom {
@@ -71,7 +71,10 @@ float LastLogitsMaxDiff(const Case& c, const std::vector<int32_t>& prompt,
   options.kv_cache_bytes = 8 << 20;
   auto runner = ModelRunner::Create(mc, options);
   EXPECT_TRUE(runner.ok()) << runner.status();
-  auto loaded = LoadCheckpoint(c.dir, (*runner)->decoder());
+  SingleRankCommunicator alone;
+  LoadConfig load;
+  load.model = c.dir;
+  auto loaded = LoadWeights(load, (*runner)->decoder(), alone);
   EXPECT_TRUE(loaded.ok()) << loaded.status();
   SequenceStep s;
   s.token_ids = prompt;

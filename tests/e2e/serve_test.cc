@@ -58,7 +58,7 @@ Streamed Generate(loom::v1::Loom::Stub& stub, const loom::v1::GenerateRequest& r
     if (out.messages++ == 0 && on_first_message) on_first_message();
     out.ids.insert(out.ids.end(), response.token_ids().begin(), response.token_ids().end());
     out.text += response.text();
-    EXPECT_EQ(response.weight_version(), 0u);
+    EXPECT_EQ(response.weight_version(), 1u);
     if (!response.finish_reason().empty()) {
       out.finish_reason = response.finish_reason();
       out.usage = response.usage();

@@ -18,7 +18,7 @@
 #include "tests/test_paths.h"
 #include "tests/worker/rank_processes.h"
 #include "worker/comm/gloo_communicator.h"
-#include "worker/loader/checkpoint_loader.h"
+#include "worker/loader/weight_load.h"
 #include "worker/model_runner.h"
 
 namespace loom {
@@ -43,7 +43,11 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> LoadRunner(const std::string& model
   options.block_size = 4;
   options.kv_cache_bytes = 1 << 20;
   LOOM_ASSIGN_OR_RETURN(auto runner, ModelRunner::Create(config, options));
-  LOOM_RETURN_IF_ERROR(LoadCheckpoint(model_dir, runner->decoder()).status());
+  // Each rank loads its own part from the files (no collective needed for that).
+  SingleRankCommunicator alone;
+  LoadConfig load;
+  load.model = model_dir;
+  LOOM_RETURN_IF_ERROR(LoadWeights(load, runner->decoder(), alone).status());
   return runner;
 }
 

@@ -1,0 +1,234 @@
+#include "controller/weight_coordinator.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/engine_config_json.h"
+#include "common/engine_config_patch.h"
+#include "common/status.h"
+
+namespace loom {
+namespace {
+
+using nlohmann::json;
+
+int64_t NumberOr(const json& j, const char* key, int64_t fallback) {
+  return j.is_object() && j.contains(key) && j[key].is_number_integer() ? j[key].get<int64_t>()
+                                                                         : fallback;
+}
+
+}  // namespace
+
+absl::StatusOr<SwitchPolicy> ParseSwitchPolicy(const json& args) {
+  if (!args.is_object() || !args.contains("policy")) return SwitchPolicy::kRecompute;
+  const json& p = args["policy"];
+  if (p == "recompute") return SwitchPolicy::kRecompute;
+  if (p == "abort") return SwitchPolicy::kAbort;
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"policy\": expected \"recompute\" or \"abort\", got ", p.dump()));
+}
+
+WeightCoordinator::WeightCoordinator(const EngineConfig& config, WeightCoordinatorHooks hooks)
+    : hooks_(std::move(hooks)), config_(config) {}
+
+bool WeightCoordinator::Handles(const std::string& method) {
+  static const std::set<std::string> kMethods = {
+      "update_config",        "reload_weights",           "stage_weights",
+      "commit_weights",       "abort_staged_weights",     "save_sharded_state",
+      "init_weight_update_group", "update_weights_from_distributed",
+      "destroy_weight_update_group"};
+  return kMethods.count(method) > 0;
+}
+
+uint64_t WeightCoordinator::serving_version() const {
+  absl::MutexLock lock(&mu_);
+  return serving_version_;
+}
+
+uint64_t WeightCoordinator::staged_version() const {
+  absl::MutexLock lock(&mu_);
+  return staged_version_;
+}
+
+EngineConfig WeightCoordinator::config() const {
+  absl::MutexLock lock(&mu_);
+  return config_;
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Call(
+    const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout) {
+  json args = args_json.empty() ? json::object()
+                                 : json::parse(args_json, nullptr, /*allow_exceptions=*/false);
+  if (args.is_discarded()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("method ", method, ": args are not valid JSON: ", args_json));
+  }
+  if (args.is_null()) args = json::object();
+  if (!args.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat("method ", method, ": args must be an object"));
+  }
+  absl::MutexLock op(&op_mu_);
+  if (method == "update_config") return UpdateConfig(args, timeout);
+  if (method == "stage_weights") return Stage(args.value("source", json()), timeout);
+  if (method == "reload_weights") return Reload(args, timeout);
+  if (method == "commit_weights") {
+    LOOM_ASSIGN_OR_RETURN(SwitchPolicy policy, ParseSwitchPolicy(args));
+    const uint64_t staged = staged_version();
+    if (staged == 0) return absl::FailedPreconditionError("commit_weights: nothing is staged");
+    const int64_t asked = NumberOr(args, "version", static_cast<int64_t>(staged));
+    if (asked != static_cast<int64_t>(staged)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "commit_weights: version ", asked, " is not staged (staged: ", staged, ")"));
+    }
+    return Commit(staged, policy, timeout);
+  }
+  if (method == "abort_staged_weights") {
+    LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> results, hooks_.call(method, "{}", timeout));
+    absl::MutexLock lock(&mu_);
+    staged_version_ = 0;
+    return results;
+  }
+  if (method == "update_weights_from_distributed") {
+    uint64_t version;
+    {
+      absl::MutexLock lock(&mu_);
+      version = ++last_version_;
+    }
+    args["version"] = version;
+    LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> results,
+                          hooks_.call(method, args.dump(), timeout));
+    absl::MutexLock lock(&mu_);
+    staged_version_ = version;
+    return results;
+  }
+  // save_sharded_state, init/destroy_weight_update_group: ordered with the rest, sent as given.
+  return hooks_.call(method, args.dump(), timeout);
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::UpdateConfig(
+    const json& patch, std::chrono::milliseconds timeout) {
+  // Checked here first (cheap, and names the problem once), then on every rank without
+  // applying, then applied everywhere: a patch one rank refuses changes no rank.
+  LOOM_ASSIGN_OR_RETURN(EngineConfig next, ApplyConfigPatch(config(), patch.dump()));
+  LOOM_RETURN_IF_ERROR(
+      hooks_.call("update_config", json{{"patch", patch}, {"dry_run", true}}.dump(), timeout)
+          .status());
+  LOOM_ASSIGN_OR_RETURN(
+      std::vector<RankResult> results,
+      hooks_.call("update_config", json{{"patch", patch}, {"dry_run", false}}.dump(), timeout));
+  absl::MutexLock lock(&mu_);
+  config_ = next;
+  return results;
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Stage(
+    const json& source, std::chrono::milliseconds timeout) {
+  uint64_t version;
+  {
+    absl::MutexLock lock(&mu_);
+    version = ++last_version_;
+  }
+  json args = {{"version", version}};
+  if (!source.is_null()) {
+    // Validate the source as a load-config patch before any rank starts loading.
+    LOOM_RETURN_IF_ERROR(
+        ApplyConfigPatch(config(), json{{"load_config", source}}.dump()).status());
+    args["source"] = source;
+  }
+  absl::StatusOr<std::vector<RankResult>> results =
+      hooks_.call("stage_weights", args.dump(), timeout);
+  absl::MutexLock lock(&mu_);
+  // A failed stage leaves nothing staged on any rank (they agree before returning).
+  staged_version_ = results.ok() ? version : 0;
+  if (results.ok() && !source.is_null()) {
+    staged_config_ = *ApplyConfigPatch(config_, json{{"load_config", source}}.dump());
+  } else {
+    staged_config_ = config_;
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Commit(
+    uint64_t version, SwitchPolicy policy, std::chrono::milliseconds timeout) {
+  absl::StatusOr<std::vector<RankResult>> results;
+  absl::Status ran = hooks_.between_steps([&]() -> absl::Status {
+    results = hooks_.call("commit_weights", json{{"version", version}}.dump(), timeout);
+    if (!results.ok()) {
+      // Some ranks may have switched and others not: no step can run consistently any more.
+      hooks_.broken(absl::UnavailableError(
+          absl::StrCat("weight commit failed part-way: ", results.status().message())));
+      return results.status();
+    }
+    hooks_.switched(version, policy);
+    return absl::OkStatus();
+  });
+  LOOM_RETURN_IF_ERROR(ran);
+  absl::MutexLock lock(&mu_);
+  serving_version_ = version;
+  staged_version_ = 0;
+  config_.load = staged_config_.load;
+  return results;
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Reload(
+    const json& args, std::chrono::milliseconds timeout) {
+  LOOM_ASSIGN_OR_RETURN(SwitchPolicy policy, ParseSwitchPolicy(args));
+  std::string mode = args.value("mode", std::string("auto"));
+  if (mode != "auto" && mode != "staged" && mode != "in_place") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"mode\": expected \"auto\", \"staged\" or \"in_place\", got \"", mode, "\""));
+  }
+  if (mode == "auto") {
+    // Staging holds a second copy of every rank's weights for the length of the load.
+    LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> described, hooks_.call("describe", "{}", timeout));
+    mode = "staged";
+    for (const RankResult& r : described) {
+      const int64_t available = NumberOr(r.result, "memory_available_bytes", -1);
+      const int64_t needed = NumberOr(r.result, "weight_bytes", 0);
+      if (available >= 0 && available < needed + needed / 10) mode = "in_place";
+    }
+  }
+  std::vector<RankResult> results;
+  if (mode == "staged") {
+    LOOM_ASSIGN_OR_RETURN(results, Stage(json(), timeout));
+    LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> committed,
+                          Commit(staged_version(), policy, timeout));
+    for (size_t i = 0; i < results.size() && i < committed.size(); ++i) {
+      results[i].result["commit"] = committed[i].result;
+    }
+  } else {
+    uint64_t version;
+    {
+      absl::MutexLock lock(&mu_);
+      version = ++last_version_;
+    }
+    absl::StatusOr<std::vector<RankResult>> reloaded;
+    LOOM_RETURN_IF_ERROR(hooks_.between_steps([&]() -> absl::Status {
+      reloaded = hooks_.call("reload_weights", json{{"version", version}}.dump(), timeout);
+      if (!reloaded.ok()) {
+        // Ranks refuse a bad source before writing anything, and the old weights still
+        // serve; a rank whose write failed part-way reports itself failed.
+        absl::StatusOr<std::vector<RankResult>> described =
+            hooks_.call("describe", "{}", timeout);
+        bool failed = !described.ok();
+        if (described.ok()) {
+          for (const RankResult& r : *described) {
+            failed = failed || r.result.value("weights", json::object()).value("state", "") ==
+                                   "failed";
+          }
+        }
+        if (failed) hooks_.broken(absl::UnavailableError(std::string(reloaded.status().message())));
+        return reloaded.status();
+      }
+      hooks_.switched(version, policy);
+      return absl::OkStatus();
+    }));
+    results = std::move(*reloaded);
+    absl::MutexLock lock(&mu_);
+    serving_version_ = version;
+  }
+  for (RankResult& r : results) r.result["mode"] = mode;
+  return results;
+}
+
+}  // namespace loom

@@ -1,0 +1,97 @@
+// WeightCoordinator: the controller's side of the weight lifecycle (DESIGN.md §3.5–3.7). It owns
+// the weight versions, orders every weight operation (one at a time, the same order on every
+// rank), and decides where each switch happens relative to the steps:
+//
+// * update_config {merge patch}: validated here, then dry-run on every rank, then applied on
+//   every rank — all or none.
+// * stage_weights {"source"?}: loads the next version into every rank's shadow set while steps
+//   keep running. commit_weights {"policy"?}: between two steps, every rank copies its shadow
+//   into its serving buffers and the next step carries the new version (a rank serving another
+//   refuses it), so the switch is atomic across ranks by construction. abort_staged_weights.
+// * reload_weights {"mode"?, "policy"?}: from the current load config. "staged" is stage +
+//   commit (serving continues during the load; needs memory for a second copy of the weights).
+//   "in_place" writes into the serving buffers between steps (serving pauses for the load; the
+//   source is checked on every rank first, but an I/O error after that leaves the ranks failed).
+//   "auto" (default) stages when every rank has the memory, else goes in place; the result says
+//   which mode ran.
+// * update_weights_from_distributed: a trainer's push is staged under the next version; the
+//   trainer commits it like any stage.
+//
+// Policies for sequences in flight at a switch (DESIGN.md §3.6): "recompute" (default) — their
+// KV is dropped and rebuilt with the new weights, no request fails; "abort" — they end with
+// finish reason "abort". Old KV never meets new weights.
+//
+// Thread-safe.
+#ifndef LOOM_CONTROLLER_WEIGHT_COORDINATOR_H_
+#define LOOM_CONTROLLER_WEIGHT_COORDINATOR_H_
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/engine_config.h"
+#include "controller/worker_group.h"
+
+namespace loom {
+
+enum class SwitchPolicy { kRecompute, kAbort };
+
+struct WeightCoordinatorHooks {
+  // A collective call on every rank.
+  std::function<absl::StatusOr<std::vector<RankResult>>(
+      const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout)>
+      call;
+  // Runs `fn` on the engine thread between two steps and returns its status.
+  std::function<absl::Status(std::function<absl::Status()> fn)> between_steps;
+  // On the engine thread, after every rank switched: later steps carry `version`; sequences in
+  // flight follow `policy`.
+  std::function<void(uint64_t version, SwitchPolicy policy)> switched;
+  // Every rank's switch did not complete: the engine stops serving with `error`.
+  std::function<void(const absl::Status& error)> broken;
+};
+
+class WeightCoordinator {
+ public:
+  WeightCoordinator(const EngineConfig& config, WeightCoordinatorHooks hooks);
+
+  // True for the methods above (and the other weight methods it orders: save_sharded_state,
+  // init/destroy_weight_update_group).
+  static bool Handles(const std::string& method);
+  absl::StatusOr<std::vector<RankResult>> Call(const std::string& method,
+                                               const std::string& args_json,
+                                               std::chrono::milliseconds timeout);
+
+  uint64_t serving_version() const;
+  uint64_t staged_version() const;
+  EngineConfig config() const;
+
+ private:
+  absl::StatusOr<std::vector<RankResult>> UpdateConfig(const nlohmann::json& patch,
+                                                       std::chrono::milliseconds timeout);
+  absl::StatusOr<std::vector<RankResult>> Stage(const nlohmann::json& source,
+                                                std::chrono::milliseconds timeout);
+  absl::StatusOr<std::vector<RankResult>> Commit(uint64_t version, SwitchPolicy policy,
+                                                 std::chrono::milliseconds timeout);
+  absl::StatusOr<std::vector<RankResult>> Reload(const nlohmann::json& args,
+                                                 std::chrono::milliseconds timeout);
+
+  WeightCoordinatorHooks hooks_;
+  absl::Mutex op_mu_;  // one weight operation at a time
+  mutable absl::Mutex mu_;
+  EngineConfig config_ ABSL_GUARDED_BY(mu_);
+  EngineConfig staged_config_ ABSL_GUARDED_BY(mu_);  // config_ with the staged set's source
+  uint64_t serving_version_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t staged_version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_version_ ABSL_GUARDED_BY(mu_) = 1;  // versions are never reused
+};
+
+absl::StatusOr<SwitchPolicy> ParseSwitchPolicy(const nlohmann::json& args);
+
+}  // namespace loom
+
+#endif  // LOOM_CONTROLLER_WEIGHT_COORDINATOR_H_

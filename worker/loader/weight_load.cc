@@ -1,0 +1,159 @@
+#include "worker/loader/weight_load.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status.h"
+
+namespace loom {
+namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+absl::Status AgreeAcrossRanks(Communicator& comm, const absl::Status& mine,
+                              const std::string& what) {
+  const int64_t world = comm.world_size();
+  Tensor code = Tensor::Empty(DType::kI32, {1});
+  code.data<int32_t>()[0] = static_cast<int32_t>(mine.code());
+  Tensor all = Tensor::Empty(DType::kI32, {world, 1});
+  absl::Status gathered = comm.AllGather(code, all);
+  if (!gathered.ok()) {
+    return absl::Status(gathered.code(),
+                        absl::StrCat(what, ": the ranks could not agree: ", gathered.message()));
+  }
+  if (!mine.ok()) return mine;
+  std::vector<int64_t> failed;
+  for (int64_t r = 0; r < world; ++r) {
+    if (all.data<int32_t>()[r] != 0) failed.push_back(r);
+  }
+  if (failed.empty()) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat(what, " stopped: rank", failed.size() > 1 ? "s " : " ",
+                                         absl::StrJoin(failed, ", "), " failed"));
+}
+
+absl::StatusOr<std::unique_ptr<WeightSource>> OpenWeightSource(const LoadConfig& load, int rank,
+                                                               int tp_size) {
+  if (load.load_format == "auto") return OpenSafetensorsSource(load.model);
+  if (load.load_format == "dummy") return MakeDummySource(load.dummy_seed, load.dummy_range);
+  if (load.load_format == "sharded_state") {
+    return OpenShardedStateSource(load.model, rank, tp_size);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown load format \"", load.load_format, "\" (known: auto, dummy, sharded_state)"));
+}
+
+absl::StatusOr<LoadResult> LoadWeights(const LoadConfig& load, Decoder& decoder,
+                                       Communicator& comm) {
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<WeightLoad> prepared,
+                        WeightLoad::Prepare(load, decoder, comm));
+  return prepared->WriteInto(decoder, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<WeightLoad>> WeightLoad::Prepare(const LoadConfig& load,
+                                                                const Decoder& model,
+                                                                Communicator& comm) {
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<WeightLoad> w(new WeightLoad(load, comm));
+  const bool broadcast = load.strategy == "broadcast";
+  absl::Status mine;
+  if (!broadcast || comm.rank() == 0) {
+    const int tp = static_cast<int>(comm.world_size()), rank = static_cast<int>(comm.rank());
+    // A broadcast load reads the whole model on rank 0, as a TP=1 rank would.
+    absl::StatusOr<std::unique_ptr<WeightSource>> source =
+        broadcast ? OpenWeightSource(load, 0, 1) : OpenWeightSource(load, rank, tp);
+    if (source.ok()) {
+      w->source_ = std::move(*source);
+      std::vector<ParameterInfo> params = model.Parameters();
+      if (broadcast) {
+        for (ParameterInfo& p : params) p = p.Whole();
+      }
+      mine = w->source_->Check(params, model.config().tie_word_embeddings);
+    } else {
+      mine = source.status();
+    }
+  }
+  LOOM_RETURN_IF_ERROR(AgreeAcrossRanks(comm, mine, "load check"));
+  w->prepare_seconds_ = SecondsSince(start);
+  return w;
+}
+
+absl::StatusOr<LoadResult> WeightLoad::WriteInto(Decoder& decoder, LoadProgress* progress) {
+  const auto start = std::chrono::steady_clock::now();
+  LoadResult result;
+  const std::vector<ParameterInfo>& params = decoder.Parameters();
+  LoadProgress local;
+  if (progress == nullptr) progress = &local;
+  progress->tensors_total = static_cast<int64_t>(params.size());
+  int64_t total = 0;
+  for (const ParameterInfo& p : params) {
+    int64_t n = 1;
+    for (int64_t d : p.local_shape()) n *= d;
+    total += n * static_cast<int64_t>(DTypeSize(decoder.Part(p.name)->dtype()));
+  }
+  progress->bytes_total = total;
+  absl::Status mine;
+  if (load_.strategy == "broadcast") {
+    mine = WriteBroadcast(decoder, progress, result);
+  } else {
+    for (const ParameterInfo& p : params) {
+      absl::StatusOr<Tensor> part = source_->Read(p);
+      if (part.ok()) mine = decoder.LoadWeight(p.name, *part);
+      else mine = part.status();
+      if (!mine.ok()) break;
+      ++result.tensors;
+      progress->tensors_done = result.tensors;
+      progress->bytes_done += static_cast<int64_t>(decoder.Part(p.name)->nbytes());
+    }
+  }
+  if (source_) {
+    result.bytes_read = source_->bytes_read();
+    result.files = source_->files_opened();
+  }
+  LOOM_RETURN_IF_ERROR(AgreeAcrossRanks(comm_, mine, "load"));
+  result.seconds = prepare_seconds_ + SecondsSince(start);
+  return result;
+}
+
+absl::Status WeightLoad::WriteBroadcast(Decoder& decoder, LoadProgress* progress,
+                                        LoadResult& result) {
+  // Per tensor: rank 0 sends a header [ok, dtype] and then, when ok, the full tensor in the
+  // file's dtype. A read failure on rank 0 travels in the header, so every rank stops together.
+  absl::Status mine;
+  for (const ParameterInfo& p : decoder.Parameters()) {
+    Tensor header = Tensor::Empty(DType::kI64, {2});
+    Tensor full;
+    if (comm_.rank() == 0) {
+      absl::StatusOr<Tensor> read = source_->Read(p.Whole());
+      if (read.ok()) {
+        full = read->is_contiguous() ? *read : read->Clone();
+        header.data<int64_t>()[0] = 1;
+        header.data<int64_t>()[1] = static_cast<int64_t>(full.dtype());
+      } else {
+        mine = read.status();
+      }
+    }
+    LOOM_RETURN_IF_ERROR(comm_.Broadcast(header, 0));
+    if (header.data<int64_t>()[0] != 1) {
+      return mine.ok() ? absl::AbortedError(absl::StrCat("load stopped: rank 0 could not read ",
+                                                         p.name))
+                       : mine;
+    }
+    if (comm_.rank() != 0) {
+      full = Tensor::Empty(static_cast<DType>(header.data<int64_t>()[1]), p.shape);
+    }
+    LOOM_RETURN_IF_ERROR(comm_.Broadcast(full, 0));
+    if (comm_.rank() != 0) result.bytes_received += static_cast<int64_t>(full.nbytes());
+    LOOM_RETURN_IF_ERROR(decoder.LoadWeight(p.name, full));
+    ++result.tensors;
+    progress->tensors_done = result.tensors;
+    progress->bytes_done += static_cast<int64_t>(decoder.Part(p.name)->nbytes());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace loom

@@ -1,0 +1,318 @@
+#include "worker/weight_manager.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace loom {
+
+WeightManager::WeightManager(Decoder* serving, DecoderOptions shadow_options,
+                             Communicator* weight_comm, absl::Mutex* step_mu)
+    : serving_(serving),
+      shadow_options_(shadow_options),
+      weight_comm_(weight_comm),
+      step_mu_(step_mu) {}
+
+const char* WeightManager::StateName(State s) {
+  switch (s) {
+    case State::kStarting:
+      return "starting";
+    case State::kLoading:
+      return "loading";
+    case State::kReady:
+      return "ready";
+    case State::kStaging:
+      return "staging";
+    case State::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+WeightSetInfo WeightManager::InfoOf(const LoadConfig& load, uint64_t version) {
+  WeightSetInfo info;
+  info.version = version;
+  info.load_format = load.load_format;
+  info.strategy = load.strategy;
+  info.dummy = load.load_format == "dummy";
+  info.source = info.dummy ? absl::StrCat("dummy(seed=", load.dummy_seed,
+                                          ", range=", load.dummy_range, ")")
+                           : load.model;
+  return info;
+}
+
+nlohmann::json WeightManager::ReportOf(const LoadResult& r) {
+  const double gbps = r.seconds > 0 ? static_cast<double>(r.bytes_read + r.bytes_received) /
+                                          r.seconds / 1e9
+                                    : 0.0;
+  return {{"tensors", r.tensors},
+          {"bytes_read", r.bytes_read},
+          {"bytes_received", r.bytes_received},
+          {"seconds", r.seconds},
+          {"gb_per_s", gbps},
+          {"files", r.files}};
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::InitialLoad(const LoadConfig& load) {
+  absl::MutexLock op(&op_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    state_ = State::kLoading;
+  }
+  absl::StatusOr<LoadResult> result;
+  {
+    absl::StatusOr<std::unique_ptr<WeightLoad>> prepared =
+        WeightLoad::Prepare(load, *serving_, *weight_comm_);
+    result = prepared.ok() ? (*prepared)->WriteInto(*serving_, &progress_) : prepared.status();
+  }
+  absl::MutexLock lock(&mu_);
+  if (!result.ok()) {
+    state_ = State::kFailed;
+    error_ = std::string(result.status().message());
+    return result.status();
+  }
+  state_ = State::kReady;
+  serving_info_ = InfoOf(load, 1);
+  nlohmann::json report = ReportOf(*result);
+  report["version"] = 1;
+  return report;
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint64_t version) {
+  absl::MutexLock op(&op_mu_);
+  State before;
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == State::kFailed) {
+      return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
+    }
+    before = state_;
+    state_ = State::kStaging;
+    shadow_.reset();  // a new stage replaces an earlier one; free its memory first
+    shadow_ready_ = false;
+  }
+  progress_.bytes_done = 0;
+  progress_.tensors_done = 0;
+  absl::StatusOr<LoadResult> result;
+  std::unique_ptr<Decoder> shadow;
+  {
+    absl::StatusOr<std::unique_ptr<Decoder>> created =
+        Decoder::Create(serving_->config(), shadow_options_);
+    if (!created.ok()) {
+      // Take part in the check's agreement (Prepare's one collective) so no rank waits for us.
+      (void)AgreeAcrossRanks(*weight_comm_, created.status(), "load check");
+      result = created.status();
+    } else {
+      shadow = std::move(*created);
+      absl::StatusOr<std::unique_ptr<WeightLoad>> prepared =
+          WeightLoad::Prepare(load, *serving_, *weight_comm_);
+      result = prepared.ok() ? (*prepared)->WriteInto(*shadow, &progress_) : prepared.status();
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  state_ = before == State::kStaging ? State::kReady : before;
+  if (!result.ok()) return result.status();  // the serving set was never touched
+  shadow_ = std::move(shadow);
+  shadow_ready_ = true;
+  shadow_info_ = InfoOf(load, version);
+  nlohmann::json report = ReportOf(*result);
+  report["staged_version"] = version;
+  return report;
+}
+
+absl::StatusOr<Decoder*> WeightManager::BeginPartialStage(uint64_t version,
+                                                          const std::string& source) {
+  op_mu_.Lock();  // released by FinishPartialStage
+  absl::MutexLock lock(&mu_);
+  if (state_ == State::kFailed) {
+    op_mu_.Unlock();
+    return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
+  }
+  shadow_.reset();
+  shadow_ready_ = false;
+  absl::StatusOr<std::unique_ptr<Decoder>> created =
+      Decoder::Create(serving_->config(), shadow_options_);
+  absl::Status copied = created.ok() ? (*created)->CopyWeightsFrom(*serving_) : created.status();
+  if (!copied.ok()) {
+    op_mu_.Unlock();
+    return copied;
+  }
+  shadow_ = std::move(*created);
+  shadow_info_ = serving_info_;
+  shadow_info_.version = version;
+  shadow_info_.load_format = "distributed";
+  shadow_info_.source = source;
+  shadow_info_.dummy = false;
+  state_ = State::kStaging;
+  return shadow_.get();
+}
+
+void WeightManager::FinishPartialStage(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    state_ = State::kReady;
+    shadow_ready_ = ok;
+    if (!ok) shadow_.reset();
+  }
+  op_mu_.Unlock();
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::Commit(uint64_t version) {
+  absl::MutexLock op(&op_mu_);
+  std::unique_ptr<Decoder> shadow;
+  WeightSetInfo info;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!shadow_ready_ || shadow_info_.version != version) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "commit of weight version ", version, ": ",
+          shadow_ready_ ? absl::StrCat("the staged version is ", shadow_info_.version)
+                        : std::string("no weights are staged")));
+    }
+    shadow = std::move(shadow_);
+    shadow_ready_ = false;
+    info = shadow_info_;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status copied;
+  {
+    absl::MutexLock step(step_mu_);
+    copied = serving_->CopyWeightsFrom(*shadow);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  shadow.reset();
+  absl::MutexLock lock(&mu_);
+  if (!copied.ok()) {
+    state_ = State::kFailed;
+    error_ = absl::StrCat("commit failed part-way: ", copied.message());
+    return absl::InternalError(error_);
+  }
+  serving_info_ = info;
+  return nlohmann::json{{"version", version}, {"copy_seconds", seconds}};
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::AbortStaged() {
+  absl::MutexLock op(&op_mu_);
+  absl::MutexLock lock(&mu_);
+  const bool had = shadow_ != nullptr;
+  const uint64_t version = shadow_info_.version;
+  shadow_.reset();
+  shadow_ready_ = false;
+  nlohmann::json j = {{"aborted", had}};
+  if (had) j["version"] = version;
+  return j;
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::ReloadInPlace(const LoadConfig& load,
+                                                            uint64_t version) {
+  absl::MutexLock op(&op_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == State::kFailed) {
+      return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
+    }
+  }
+  progress_.bytes_done = 0;
+  progress_.tensors_done = 0;
+  // Check on every rank first: a bad source fails here and the serving set is untouched.
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<WeightLoad> prepared,
+                        WeightLoad::Prepare(load, *serving_, *weight_comm_));
+  absl::StatusOr<LoadResult> result;
+  {
+    absl::MutexLock step(step_mu_);
+    {
+      absl::MutexLock lock(&mu_);
+      state_ = State::kLoading;
+    }
+    result = prepared->WriteInto(*serving_, &progress_);
+  }
+  absl::MutexLock lock(&mu_);
+  if (!result.ok()) {
+    state_ = State::kFailed;
+    error_ = absl::StrCat("in-place reload failed after writing began; weights are mixed: ",
+                          result.status().message());
+    return absl::DataLossError(error_);
+  }
+  state_ = State::kReady;
+  serving_info_ = InfoOf(load, version);
+  nlohmann::json report = ReportOf(*result);
+  report["version"] = version;
+  return report;
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::SaveShardedState(const std::string& dir,
+                                                               int64_t max_file_size,
+                                                               bool copy_model_files,
+                                                               const std::string& model_dir) {
+  absl::MutexLock op(&op_mu_);  // no commit or reload rewrites the set while it is saved
+  ShardedStateInfo info;
+  info.rank = static_cast<int>(weight_comm_->rank());
+  info.tp_size = static_cast<int>(weight_comm_->world_size());
+  info.max_file_size = max_file_size;
+  {
+    absl::MutexLock lock(&mu_);
+    info.source = serving_info_.source;
+    info.weight_version = serving_info_.version;
+  }
+  std::vector<std::pair<ParameterInfo, Tensor>> parts;
+  for (const ParameterInfo& p : serving_->Parameters()) {
+    LOOM_ASSIGN_OR_RETURN(Tensor part, serving_->Part(p.name));
+    parts.emplace_back(p, part);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<SaveReport> report = loom::SaveShardedState(dir, parts, info);
+  absl::Status mine = report.status();
+  if (mine.ok() && copy_model_files) mine = CopyNonWeightFiles(model_dir, dir);
+  LOOM_RETURN_IF_ERROR(AgreeAcrossRanks(*weight_comm_, mine, "save_sharded_state"));
+  return nlohmann::json{
+      {"files", report->files},
+      {"bytes_written", report->bytes_written},
+      {"seconds",
+       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
+      {"weight_version", info.weight_version}};
+}
+
+absl::Status WeightManager::CheckServing(uint64_t version) const {
+  absl::MutexLock lock(&mu_);
+  if (state_ == State::kFailed) {
+    return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
+  }
+  if (version != 0 && version != serving_info_.version) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the step is for weight version ", version, " but this rank serves version ",
+                     serving_info_.version));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t WeightManager::serving_version() const {
+  absl::MutexLock lock(&mu_);
+  return serving_info_.version;
+}
+
+namespace {
+nlohmann::json SetJson(const WeightSetInfo& s) {
+  return {{"version", s.version}, {"load_format", s.load_format}, {"source", s.source},
+          {"strategy", s.strategy}, {"dummy", s.dummy}};
+}
+}  // namespace
+
+nlohmann::json WeightManager::Describe() const {
+  absl::MutexLock lock(&mu_);
+  nlohmann::json j = {
+      {"state", StateName(state_)},
+      {"serving", SetJson(serving_info_)},
+      {"staged", shadow_ready_ ? SetJson(shadow_info_) : nlohmann::json()},
+      {"progress",
+       {{"tensors_done", progress_.tensors_done.load()},
+        {"tensors_total", progress_.tensors_total.load()},
+        {"bytes_done", progress_.bytes_done.load()},
+        {"bytes_total", progress_.bytes_total.load()}}},
+  };
+  if (!error_.empty()) j["error"] = error_;
+  return j;
+}
+
+}  // namespace loom

@@ -1,0 +1,100 @@
+// WeightManager: the versions of one rank's weights — the serving set the model runs with, and
+// at most one staged (shadow) set being loaded or waiting for commit (DESIGN.md §3.5–3.6).
+//
+// * InitialLoad, Stage and ReloadInPlace are collective over the weight communicator (a Gloo or
+//   NCCL group kept apart from the one steps use, so staging runs beside generation). They check
+//   the whole source on every rank before writing anything (see WeightLoad).
+// * Stage loads into a shadow decoder with the serving one's layout; Commit copies it into the
+//   serving buffers in place — pointers stay stable — and frees it; Abort frees it.
+// * ReloadInPlace writes straight into the serving buffers while holding the step lock (no step
+//   runs with half-written weights; serving pauses for the write). A failure after the checks
+//   passed (an I/O error mid-read) leaves this rank's weights mixed: the rank turns "failed" and
+//   refuses steps. That is why a reload prefers staging when memory allows (see the controller).
+// * Every set carries a version, its load format, its source and whether it is dummy; steps name
+//   the version they must run with and a rank serving another refuses them.
+//
+// Thread-safe. Weight operations are serialised among themselves; steps hold `step_mu` (owned by
+// the caller) and only Commit and ReloadInPlace take it.
+#ifndef LOOM_WORKER_WEIGHT_MANAGER_H_
+#define LOOM_WORKER_WEIGHT_MANAGER_H_
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/engine_config.h"
+#include "worker/comm/communicator.h"
+#include "worker/loader/weight_load.h"
+#include "worker/model/decoder.h"
+
+namespace loom {
+
+// What one set of weights is.
+struct WeightSetInfo {
+  uint64_t version = 0;
+  std::string load_format;  // auto, dummy, sharded_state, distributed (a trainer's push)
+  std::string source;       // model dir, "dummy(seed=S)", or the update group
+  std::string strategy;
+  bool dummy = false;
+};
+
+class WeightManager {
+ public:
+  // `serving` is the model steps run; `shadow_options` builds shadow sets with the same layout.
+  WeightManager(Decoder* serving, DecoderOptions shadow_options, Communicator* weight_comm,
+                absl::Mutex* step_mu);
+
+  // The first load, into the serving set, as version 1.
+  absl::StatusOr<nlohmann::json> InitialLoad(const LoadConfig& load);
+  // Loads `load` into a new shadow set tagged `version` (replacing an earlier staged one).
+  absl::StatusOr<nlohmann::json> Stage(const LoadConfig& load, uint64_t version);
+  // Makes the staged set `version` the serving one. FailedPrecondition when it is not staged.
+  absl::StatusOr<nlohmann::json> Commit(uint64_t version);
+  absl::StatusOr<nlohmann::json> AbortStaged();
+  // Writes `load` into the serving set in place, as `version`.
+  absl::StatusOr<nlohmann::json> ReloadInPlace(const LoadConfig& load, uint64_t version);
+  // A shadow set that starts as a copy of the serving one (a trainer updates some tensors).
+  absl::StatusOr<Decoder*> BeginPartialStage(uint64_t version, const std::string& source);
+  // Marks the set BeginPartialStage made as complete and ready to commit.
+  void FinishPartialStage(bool ok);
+  // Writes this rank's parts of the serving set to `dir` (see SaveShardedState).
+  absl::StatusOr<nlohmann::json> SaveShardedState(const std::string& dir, int64_t max_file_size,
+                                                  bool copy_model_files,
+                                                  const std::string& model_dir);
+
+  // OK, or why this rank cannot run a step with `version`.
+  absl::Status CheckServing(uint64_t version) const;
+  uint64_t serving_version() const;
+  // {"state", "serving": {...}, "staged": {...}|null, "progress": {...}}
+  nlohmann::json Describe() const;
+
+ private:
+  enum class State { kStarting, kLoading, kReady, kStaging, kFailed };
+  static const char* StateName(State s);
+  static WeightSetInfo InfoOf(const LoadConfig& load, uint64_t version);
+  static nlohmann::json ReportOf(const LoadResult& r);
+
+  Decoder* const serving_;
+  const DecoderOptions shadow_options_;
+  Communicator* const weight_comm_;
+  absl::Mutex* const step_mu_;
+  absl::Mutex op_mu_;  // one weight operation at a time, in the same order on every rank
+  LoadProgress progress_;
+
+  mutable absl::Mutex mu_;
+  State state_ ABSL_GUARDED_BY(mu_) = State::kStarting;
+  std::string error_ ABSL_GUARDED_BY(mu_);
+  WeightSetInfo serving_info_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Decoder> shadow_ ABSL_GUARDED_BY(mu_);
+  bool shadow_ready_ ABSL_GUARDED_BY(mu_) = false;
+  WeightSetInfo shadow_info_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace loom
+
+#endif  // LOOM_WORKER_WEIGHT_MANAGER_H_

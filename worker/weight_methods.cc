@@ -1,0 +1,294 @@
+#include "worker/weight_methods.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/engine_config_json.h"
+#include "common/engine_config_patch.h"
+#include "common/status.h"
+#include "worker/comm/gloo_communicator.h"
+#include "worker/loader/weight_load.h"
+
+namespace loom {
+namespace {
+
+using nlohmann::json;
+
+absl::StatusOr<uint64_t> VersionArg(const json& args) {
+  if (!args.is_object() || !args.contains("version") || !args["version"].is_number_unsigned() ||
+      args["version"].get<uint64_t>() == 0) {
+    return absl::InvalidArgumentError("\"version\": expected a positive integer");
+  }
+  return args["version"].get<uint64_t>();
+}
+
+absl::StatusOr<std::string> StringArg(const json& args, const char* key) {
+  if (!args.is_object() || !args.contains(key) || !args[key].is_string() ||
+      args[key].get<std::string>().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", key, "\": expected a non-empty string"));
+  }
+  return args[key].get<std::string>();
+}
+
+}  // namespace
+
+absl::Status CheckSameModel(const ModelConfig& a, const ModelConfig& b) {
+  auto differ = [](const char* what, const auto& x, const auto& y) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the new model differs from the serving one in ", what, " (", x, " vs ", y,
+        "): weights of another architecture or shape cannot be loaded at run time"));
+  };
+  if (a.architecture != b.architecture) return differ("architecture", a.architecture, b.architecture);
+  if (a.hidden_size != b.hidden_size) return differ("hidden_size", a.hidden_size, b.hidden_size);
+  if (a.intermediate_size != b.intermediate_size) {
+    return differ("intermediate_size", a.intermediate_size, b.intermediate_size);
+  }
+  if (a.num_hidden_layers != b.num_hidden_layers) {
+    return differ("num_hidden_layers", a.num_hidden_layers, b.num_hidden_layers);
+  }
+  if (a.num_attention_heads != b.num_attention_heads) {
+    return differ("num_attention_heads", a.num_attention_heads, b.num_attention_heads);
+  }
+  if (a.num_key_value_heads != b.num_key_value_heads) {
+    return differ("num_key_value_heads", a.num_key_value_heads, b.num_key_value_heads);
+  }
+  if (a.head_dim != b.head_dim) return differ("head_dim", a.head_dim, b.head_dim);
+  if (a.vocab_size != b.vocab_size) return differ("vocab_size", a.vocab_size, b.vocab_size);
+  if (a.tie_word_embeddings != b.tie_word_embeddings) {
+    return differ("tie_word_embeddings", a.tie_word_embeddings, b.tie_word_embeddings);
+  }
+  if (a.attention_bias != b.attention_bias) {
+    return differ("attention_bias", a.attention_bias, b.attention_bias);
+  }
+  if (a.qk_norm != b.qk_norm) return differ("qk_norm", a.qk_norm, b.qk_norm);
+  if (a.rope_theta != b.rope_theta) return differ("rope_theta", a.rope_theta, b.rope_theta);
+  if (a.rms_norm_eps != b.rms_norm_eps) return differ("rms_norm_eps", a.rms_norm_eps, b.rms_norm_eps);
+  return absl::OkStatus();
+}
+
+WeightMethods::WeightMethods(const WeightMethodsOptions& options, const EngineConfig& config,
+                             WeightManager* weights, Decoder* serving)
+    : options_(options), weights_(weights), serving_(serving), config_(config) {}
+
+EngineConfig WeightMethods::config() const {
+  absl::MutexLock lock(&mu_);
+  return config_;
+}
+
+absl::Status WeightMethods::Register(MethodRegistry& registry,
+                                     std::function<WeightMethods*()> target) {
+  using Member = absl::StatusOr<json> (WeightMethods::*)(const json&);
+  const std::pair<const char*, Member> methods[] = {
+      {"update_config", &WeightMethods::UpdateConfig},
+      {"reload_weights", &WeightMethods::ReloadWeights},
+      {"stage_weights", &WeightMethods::StageWeights},
+      {"commit_weights", &WeightMethods::CommitWeights},
+      {"abort_staged_weights", &WeightMethods::AbortStagedWeights},
+      {"save_sharded_state", &WeightMethods::SaveShardedState},
+      {"init_weight_update_group", &WeightMethods::InitWeightUpdateGroup},
+      {"update_weights_from_distributed", &WeightMethods::UpdateWeightsFromDistributed},
+      {"destroy_weight_update_group", &WeightMethods::DestroyWeightUpdateGroup},
+  };
+  for (const auto& [name, member] : methods) {
+    LOOM_RETURN_IF_ERROR(registry.Register(
+        name, [target, member, name = std::string(name)](const json& args) -> absl::StatusOr<json> {
+          WeightMethods* m = target();
+          if (m == nullptr) {
+            return absl::FailedPreconditionError(
+                absl::StrCat(name, " needs an initialised worker"));
+          }
+          return (m->*member)(args);
+        }));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<json> WeightMethods::UpdateConfig(const json& args) {
+  if (!args.is_object() || !args.contains("patch")) {
+    return absl::InvalidArgumentError("update_config: expected {\"patch\": {...}}");
+  }
+  const bool dry_run = args.value("dry_run", false);
+  absl::MutexLock lock(&mu_);
+  LOOM_ASSIGN_OR_RETURN(EngineConfig next, ApplyConfigPatch(config_, args["patch"].dump()));
+  LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(next.load.model));
+  LOOM_RETURN_IF_ERROR(CheckSameModel(serving_->config(), model));
+  if (!dry_run) config_ = next;
+  return json{{"applied", !dry_run}, {"config", json::parse(EngineConfigToJson(next))}};
+}
+
+absl::StatusOr<json> WeightMethods::ReloadWeights(const json& args) {
+  LOOM_ASSIGN_OR_RETURN(uint64_t version, VersionArg(args));
+  const LoadConfig load = config().load;
+  LOOM_ASSIGN_OR_RETURN(json report, weights_->ReloadInPlace(load, version));
+  report["mode"] = "in_place";
+  return report;
+}
+
+absl::StatusOr<json> WeightMethods::StageWeights(const json& args) {
+  LOOM_ASSIGN_OR_RETURN(uint64_t version, VersionArg(args));
+  EngineConfig staged = config();
+  if (args.contains("source") && !args["source"].is_null()) {
+    // The source is a patch of the load config, validated like update_config's.
+    LOOM_ASSIGN_OR_RETURN(
+        staged, ApplyConfigPatch(staged, json{{"load_config", args["source"]}}.dump()));
+    LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(staged.load.model));
+    LOOM_RETURN_IF_ERROR(CheckSameModel(serving_->config(), model));
+  }
+  LOOM_ASSIGN_OR_RETURN(json report, weights_->Stage(staged.load, version));
+  absl::MutexLock lock(&mu_);
+  staged_load_ = staged.load;
+  return report;
+}
+
+absl::StatusOr<json> WeightMethods::CommitWeights(const json& args) {
+  LOOM_ASSIGN_OR_RETURN(uint64_t version, VersionArg(args));
+  const json staged = weights_->Describe()["staged"];
+  const bool from_load = staged.is_object() && staged.value("load_format", "") != "distributed";
+  LOOM_ASSIGN_OR_RETURN(json report, weights_->Commit(version));
+  // Later reloads read what now serves.
+  absl::MutexLock lock(&mu_);
+  if (from_load) config_.load = staged_load_;
+  return report;
+}
+
+absl::StatusOr<json> WeightMethods::AbortStagedWeights(const json&) {
+  return weights_->AbortStaged();
+}
+
+absl::StatusOr<json> WeightMethods::SaveShardedState(const json& args) {
+  LOOM_ASSIGN_OR_RETURN(std::string path, StringArg(args, "path"));
+  int64_t max_file_size = 0;
+  if (args.contains("max_file_size")) {
+    if (!args["max_file_size"].is_number_integer() || args["max_file_size"].get<int64_t>() < 0) {
+      return absl::InvalidArgumentError("\"max_file_size\": expected a non-negative integer");
+    }
+    max_file_size = args["max_file_size"].get<int64_t>();
+  }
+  const std::string model_dir = config().load.model;
+  return weights_->SaveShardedState(path, max_file_size, options_.rank == 0, model_dir);
+}
+
+absl::StatusOr<Communicator*> WeightMethods::Group(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = groups_.find(name);
+  if (it == groups_.end()) {
+    return absl::NotFoundError(absl::StrCat("no weight update group \"", name,
+                                            "\" (call init_weight_update_group first)"));
+  }
+  return it->second.get();
+}
+
+absl::StatusOr<json> WeightMethods::InitWeightUpdateGroup(const json& args) {
+  LOOM_ASSIGN_OR_RETURN(std::string name, StringArg(args, "group"));
+  const int64_t world = args.is_object() ? args.value("world_size", int64_t{0}) : 0;
+  if (world != options_.world_size + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"world_size\": the update group is the trainer plus the ", options_.world_size,
+        " ranks, so ", options_.world_size + 1));
+  }
+  if (options_.store == nullptr) {
+    return absl::FailedPreconditionError("this worker has no rendezvous store");
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (groups_.count(name)) {
+      return absl::AlreadyExistsError(absl::StrCat("weight update group \"", name, "\" exists"));
+    }
+  }
+  GlooOptions gloo;
+  gloo.rank = 1 + options_.rank;  // the trainer is rank 0
+  gloo.world_size = world;
+  gloo.store = options_.store;
+  gloo.prefix = absl::StrCat("update/", name);
+  gloo.hostname = options_.hostname;
+  gloo.timeout = options_.timeout;
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<GlooCommunicator> comm, GlooCommunicator::Create(gloo));
+  absl::MutexLock lock(&mu_);
+  groups_[name] = std::move(comm);
+  return json{{"group", name}, {"rank", 1 + options_.rank}, {"world_size", world}};
+}
+
+absl::StatusOr<json> WeightMethods::DestroyWeightUpdateGroup(const json& args) {
+  LOOM_ASSIGN_OR_RETURN(std::string name, StringArg(args, "group"));
+  absl::MutexLock lock(&mu_);
+  if (groups_.erase(name) == 0) {
+    return absl::NotFoundError(absl::StrCat("no weight update group \"", name, "\""));
+  }
+  return json{{"destroyed", name}};
+}
+
+absl::StatusOr<json> WeightMethods::UpdateWeightsFromDistributed(const json& args) {
+  LOOM_ASSIGN_OR_RETURN(std::string name, StringArg(args, "group"));
+  LOOM_ASSIGN_OR_RETURN(uint64_t version, VersionArg(args));
+  LOOM_ASSIGN_OR_RETURN(Communicator * comm, Group(name));
+  // Check the whole list before any data moves; the trainer and every rank then agree through
+  // one all-reduce, so a bad list stops everyone before the first broadcast.
+  struct Incoming {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+  };
+  std::vector<Incoming> incoming;
+  absl::Status mine;
+  std::map<std::string, std::vector<int64_t>> known;
+  for (const ParameterInfo& p : serving_->Parameters()) known[p.name] = p.shape;
+  if (!args.contains("tensors") || !args["tensors"].is_array() || args["tensors"].empty()) {
+    mine = absl::InvalidArgumentError("\"tensors\": expected a non-empty array");
+  } else {
+    std::set<std::string> seen;
+    for (const json& t : args["tensors"]) {
+      Incoming in;
+      absl::StatusOr<DType> dtype = absl::InvalidArgumentError("missing dtype");
+      if (t.is_object() && t.contains("name") && t["name"].is_string()) in.name = t["name"];
+      if (t.is_object() && t.contains("dtype") && t["dtype"].is_string()) {
+        dtype = ParseFloatDTypeName(t["dtype"].get<std::string>());
+      }
+      if (t.is_object() && t.contains("shape") && t["shape"].is_array()) {
+        for (const json& d : t["shape"]) in.shape.push_back(d.is_number_integer() ? d.get<int64_t>() : -1);
+      }
+      auto it = known.find(in.name);
+      if (it == known.end()) {
+        mine = absl::InvalidArgumentError(absl::StrCat("tensor \"", in.name, "\" is not a parameter of ",
+                                                       serving_->config().architecture));
+      } else if (it->second != in.shape) {
+        mine = absl::InvalidArgumentError(absl::StrCat(in.name, ": expected shape ",
+                                                       ShapeString(it->second), ", got ",
+                                                       ShapeString(in.shape)));
+      } else if (!dtype.ok()) {
+        mine = absl::InvalidArgumentError(absl::StrCat(in.name, ": ", dtype.status().message()));
+      } else if (!seen.insert(in.name).second) {
+        mine = absl::InvalidArgumentError(absl::StrCat(in.name, " is listed twice"));
+      }
+      if (!mine.ok()) break;
+      in.dtype = *dtype;
+      incoming.push_back(std::move(in));
+    }
+  }
+  Tensor flag = Tensor::Empty(DType::kF32, {1});
+  flag.data<float>()[0] = mine.ok() ? 0.0f : 1.0f;
+  LOOM_RETURN_IF_ERROR(comm->AllReduceSum(flag));
+  if (!mine.ok()) return mine;
+  if (flag.data<float>()[0] != 0.0f) {
+    return absl::AbortedError("update_weights_from_distributed stopped: another rank rejected the list");
+  }
+  LOOM_ASSIGN_OR_RETURN(Decoder * shadow,
+                        weights_->BeginPartialStage(version, absl::StrCat("update group ", name)));
+  const auto start = std::chrono::steady_clock::now();
+  int64_t bytes = 0;
+  absl::Status status;
+  for (const Incoming& in : incoming) {
+    Tensor full = Tensor::Empty(in.dtype, in.shape);
+    status = comm->Broadcast(full, 0);
+    if (status.ok()) status = shadow->LoadWeight(in.name, full);
+    if (!status.ok()) break;
+    bytes += static_cast<int64_t>(full.nbytes());
+  }
+  weights_->FinishPartialStage(status.ok());
+  LOOM_RETURN_IF_ERROR(status);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return json{{"staged_version", version}, {"tensors", incoming.size()},
+              {"bytes_received", bytes}, {"seconds", seconds}};
+}
+
+}  // namespace loom
