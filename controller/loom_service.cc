@@ -97,6 +97,8 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetSta
     out->set_address(rank.address);
     out->set_error(rank.error);
     const nlohmann::json& w = rank.weights;
+    // A live rank that has not built its model yet says nothing of its weights.
+    if (!w.is_object() && rank.state == "ready") out->set_weight_state("starting");
     if (w.is_object()) {
       const nlohmann::json serving = w.value("serving", nlohmann::json::object());
       const nlohmann::json staged = w.value("staged", nlohmann::json());

@@ -155,6 +155,9 @@ nlohmann::json WorkerService::Describe() const {
   if (!error_.empty()) j["error"] = error_;
   if (model_info_.is_object()) j.update(model_info_);
   if (weights_) j["weights"] = weights_->Describe();
+  if (runner_) {
+    j["weight_buffer_digest"] = std::to_string(runner_->decoder().BufferAddressDigest());
+  }
   return j;
 }
 

@@ -62,6 +62,38 @@ TEST(PythonClientTest, StreamsAGenerationReadsStatusAndCallsEveryRank) {
 
   EXPECT_NE(testing::RunCommand(client + " rpc no_such_method", &out), 0);
   EXPECT_TRUE(absl::StrContains(out, "NOT_FOUND")) << out;
+
+  // The typed weight wrappers: stage dummy weights, commit, see them serve; then back to the
+  // checkpoint through update-config + reload-weights.
+  ASSERT_EQ(testing::RunCommand(client + " stage-weights --load-format dummy", &out), 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)[0].at("result").at("staged_version"), 2) << out;
+  ASSERT_EQ(testing::RunCommand(client + " commit-weights", &out), 0) << out;
+  ASSERT_EQ(testing::RunCommand(client + " status", &out), 0) << out;
+  status = nlohmann::json::parse(out);
+  EXPECT_EQ(status.at("serving_weight_version"), 2);
+  EXPECT_EQ(status.at("ranks")[0].at("dummy"), true);
+  EXPECT_EQ(status.at("ranks")[1].at("load_format"), "dummy");
+  ASSERT_EQ(testing::RunCommand(
+                client + " generate --ignore-eos --max-tokens 32 --prompt-ids " + ids, &out),
+            0)
+      << out;
+  EXPECT_NE(nlohmann::json::parse(out).at("output_ids"), ref.at("greedy_ids"));
+  EXPECT_EQ(nlohmann::json::parse(out).at("weight_versions"), nlohmann::json::array({2}));
+  ASSERT_EQ(testing::RunCommand(
+                client + " update-config '{\"load_config\": {\"load_format\": \"auto\"}}'",
+                &out),
+            0)
+      << out;
+  ASSERT_EQ(testing::RunCommand(client + " reload-weights --mode in_place", &out), 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)[1].at("result").at("mode"), "in_place");
+  ASSERT_EQ(testing::RunCommand(
+                client + " generate --ignore-eos --max-tokens 32 --prompt-ids " + ids, &out),
+            0)
+      << out;
+  EXPECT_EQ(nlohmann::json::parse(out).at("output_ids"), ref.at("greedy_ids"));
+  EXPECT_EQ(nlohmann::json::parse(out).at("weight_versions"), nlohmann::json::array({3}));
+  EXPECT_NE(testing::RunCommand(client + " commit-weights", &out), 0);
+  EXPECT_TRUE(absl::StrContains(out, "nothing is staged")) << out;
 }
 
 }  // namespace

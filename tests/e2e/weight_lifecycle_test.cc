@@ -3,7 +3,7 @@
 // model. Dummy start then update_config + reload_weights; dummy weights that do not depend on the
 // TP size; sharded state saved at TP=2 and loaded at TP=2/1/4; the broadcast strategy; a trainer
 // pushing weights; a staged swap while 8 clients generate; bad sources that change nothing; RSS
-// flat over 50 reloads.
+// flat and weight buffers in place over 50 reloads.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -427,6 +427,12 @@ TEST(WeightLifecycleTest, FiftyReloadsKeepEveryRanksMemoryFlat) {
     for (const json& r : d.ranks) out.push_back(r["rss_bytes"].get<int64_t>());
     return out;
   };
+  auto buffers = [&] {
+    std::vector<std::string> out;
+    for (const json& r : Call(server, "describe").ranks) out.push_back(r["weight_buffer_digest"]);
+    return out;
+  };
+  const std::vector<std::string> first_buffers = buffers();
   // The first reloads settle the allocator; from then on nothing may grow.
   for (int i = 0; i < 3; ++i) ASSERT_CALL_OK(Call(server, "reload_weights"));
   const std::vector<int64_t> before = rss();
@@ -434,6 +440,7 @@ TEST(WeightLifecycleTest, FiftyReloadsKeepEveryRanksMemoryFlat) {
     ASSERT_CALL_OK(Call(server, "reload_weights", {{"mode", i % 2 ? "in_place" : "staged"}}));
   }
   const std::vector<int64_t> after = rss();
+  EXPECT_EQ(buffers(), first_buffers) << "a reload moved the weight buffers";
   for (size_t r = 0; r < before.size(); ++r) {
     std::printf("rank %zu RSS: %lld -> %lld bytes over 50 reloads\n", r,
                 static_cast<long long>(before[r]), static_cast<long long>(after[r]));

@@ -183,6 +183,15 @@ absl::StatusOr<Tensor> Decoder::Part(const std::string& name) const {
   return parts_[it->second];
 }
 
+uint64_t Decoder::BufferAddressDigest() const {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the part addresses
+  for (const Tensor& t : parts_) {
+    uint64_t a = reinterpret_cast<uintptr_t>(t.raw_data());
+    for (int i = 0; i < 8; ++i, a >>= 8) h = (h ^ (a & 0xff)) * 1099511628211ull;
+  }
+  return h;
+}
+
 absl::Status Decoder::CopyWeightsFrom(const Decoder& other) {
   if (other.parameters_.size() != parameters_.size()) {
     return absl::InvalidArgumentError("cannot copy weights between different models");

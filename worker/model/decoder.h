@@ -69,6 +69,10 @@ class Decoder {
   // Runs the batch, writing its K/V into `cache`. Returns f32 logits [logits_rows, vocab_size].
   absl::StatusOr<Tensor> Forward(const ForwardBatch& batch, KvCache& cache);
 
+  // A digest of where every weight buffer lives: equal before and after a reload or commit
+  // proves the pointers stayed put (what captured CUDA graphs rely on).
+  uint64_t BufferAddressDigest() const;
+
   // Bytes of weights held by this rank.
   int64_t WeightBytes() const;
 
