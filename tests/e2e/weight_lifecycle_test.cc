@@ -42,6 +42,7 @@ std::string Serve(const std::string& extra) {
 struct Generated {
   std::vector<int32_t> ids;
   std::vector<uint64_t> versions;  // one per message
+  std::vector<size_t> sizes;       // tokens per message
   std::string finish_reason;
   grpc::Status status;
 };
@@ -60,6 +61,7 @@ Generated Generate(loom::v1::Loom::Stub& stub, const std::vector<int32_t>& promp
   while (reader->Read(&response)) {
     out.ids.insert(out.ids.end(), response.token_ids().begin(), response.token_ids().end());
     out.versions.push_back(response.weight_version());
+    out.sizes.push_back(response.token_ids_size());
     if (on_message) on_message();
     if (!response.finish_reason().empty()) out.finish_reason = response.finish_reason();
   }
@@ -126,8 +128,12 @@ TEST(WeightLifecycleTest, DummyStartThenUpdateConfigAndReloadGivesTheHfOutputs) 
   ASSERT_CALL_OK(Call(server, "update_config", {{"load_config", {{"load_format", "auto"}}}}));
   CallResult reload = Call(server, "reload_weights");
   ASSERT_CALL_OK(reload);
+  // Each rank reads its own part of the checkpoint: about half of it at TP=2, never all.
+  const auto checkpoint_bytes =
+      static_cast<int64_t>(std::filesystem::file_size(Model() + "/model.safetensors"));
   for (const json& r : reload.ranks) {
-    EXPECT_GT(r["bytes_read"].get<int64_t>(), 0);
+    EXPECT_GT(r["bytes_read"].get<int64_t>(), checkpoint_bytes / 3);
+    EXPECT_LT(r["bytes_read"].get<int64_t>(), checkpoint_bytes * 2 / 3);
     EXPECT_GE(r["seconds"].get<double>(), 0.0);
     EXPECT_TRUE(r.contains("gb_per_s"));
   }
@@ -314,6 +320,23 @@ TEST(WeightLifecycleTest, AStagedSwapDuringGenerationFailsNoRequest) {
       ++before;
     }
   }
+  // A request in flight at the switch was recomputed: its tokens after the switch are exactly
+  // the new model's greedy continuation of its prompt plus the tokens the old weights gave it
+  // (old KV never met the new weights).
+  int spanning = 0;
+  for (const Done& d : done) {
+    size_t old_tokens = 0, m = 0;
+    for (; m < d.g.versions.size() && d.g.versions[m] == 1; ++m) old_tokens += d.g.sizes[m];
+    if (old_tokens == 0 || old_tokens == d.g.ids.size() || spanning >= 4) continue;
+    ++spanning;
+    std::vector<int32_t> context = ref.prompts[d.prompt];
+    context.insert(context.end(), d.g.ids.begin(), d.g.ids.begin() + old_tokens);
+    Generated fresh = Generate(server.stub(), context, static_cast<int>(16 - old_tokens));
+    ASSERT_TRUE(fresh.status.ok());
+    EXPECT_EQ(fresh.ids, std::vector<int32_t>(d.g.ids.begin() + old_tokens, d.g.ids.end()))
+        << "after " << old_tokens << " old tokens";
+  }
+  EXPECT_GT(spanning, 0) << "no request was in flight at the switch";
   EXPECT_GT(before, 0) << "no request finished on the old weights";
   EXPECT_GT(after, 0) << "no request started after the commit";
   EXPECT_EQ(server.Status().serving_weight_version(), 2u);
@@ -403,6 +426,20 @@ TEST(WeightLifecycleTest, BadSourcesFailClearlyAndChangeNothing) {
       EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
     }
   }
+  // One rank's files broken, the other's fine: the call names the failing rank and its file,
+  // and the healthy rank does not switch either.
+  const std::string state = testing::MakeTempDir("loom-half-broken") + "/state";
+  ASSERT_CALL_OK(Call(server, "save_sharded_state", {{"path", state}}));
+  const std::string rank1 = state + "/model-rank-1-part-0.safetensors";
+  std::filesystem::resize_file(rank1, std::filesystem::file_size(rank1) / 2);
+  CallResult half =
+      Call(server, "stage_weights",
+           {{"source", {{"model", state}, {"load_format", "sharded_state"}}}});
+  EXPECT_FALSE(half.status.ok());
+  EXPECT_TRUE(absl::StrContains(half.status.error_message(), "rank 1: ")) << half.status.error_message();
+  EXPECT_TRUE(absl::StrContains(half.status.error_message(), rank1)) << half.status.error_message();
+  EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
+
   auto status = server.Status();
   EXPECT_EQ(status.serving_weight_version(), 1u);
   EXPECT_EQ(status.staged_weight_version(), 0u);
