@@ -82,9 +82,11 @@ class LoomClient:
         return self.collective_rpc("save_sharded_state",
                                    {"path": path, "max_file_size": max_file_size})
 
-    def init_weight_update_group(self, group, world_size):
+    def init_weight_update_group(self, group, world_size, rendezvous_id):
+        """rendezvous_id must be fresh for every join (the store keeps old addresses)."""
         return self.collective_rpc("init_weight_update_group",
-                                   {"group": group, "world_size": world_size})
+                                   {"group": group, "world_size": world_size,
+                                    "rendezvous_id": rendezvous_id})
 
     def update_weights_from_distributed(self, group, tensors):
         """tensors: [{"name", "dtype", "shape"}], broadcast by the trainer in this order."""

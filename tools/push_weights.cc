@@ -10,7 +10,10 @@
 //      every rank keeps its slice in a staged set.
 //   4. commit_weights (unless --no-commit), then destroy_weight_update_group.
 #include <cstdio>
+#include <unistd.h>
+
 #include <future>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -46,11 +49,54 @@ absl::StatusOr<nlohmann::json> CallAll(loom::v1::Loom::Stub& stub, const std::st
   return out;
 }
 
+// Steps 3 and 4, once the group is joined.
+absl::Status Push(loom::v1::Loom::Stub& stub, Communicator& comm, const std::string& group,
+                  const nlohmann::json& tensors, const Checkpoint& ckpt,
+                  const std::vector<std::string>& names, const Flags& flags, int64_t timeout_ms) {
+  const auto start = std::chrono::steady_clock::now();
+  auto pushed = std::async(std::launch::async, [&] {
+    return CallAll(stub, "update_weights_from_distributed",
+                   {{"group", group}, {"tensors", tensors}}, timeout_ms);
+  });
+  // The ranks' check of the list: a non-zero sum means some rank refused it and nothing moves.
+  Tensor flag = Tensor::Empty(DType::kF32, {1});
+  absl::Status sent = comm.AllReduceSum(flag);
+  int64_t bytes = 0;
+  if (sent.ok() && flag.data<float>()[0] == 0.0f) {
+    for (const std::string& name : names) {
+      absl::StatusOr<Tensor> t = ckpt.Get(name);
+      if (!t.ok()) {
+        sent = t.status();
+        break;
+      }
+      Tensor copy = t->Clone();  // the mapping is read-only; the collective wants a buffer
+      sent = comm.Broadcast(copy, 0);
+      if (!sent.ok()) break;
+      bytes += static_cast<int64_t>(copy.nbytes());
+    }
+  }
+  absl::StatusOr<nlohmann::json> result = pushed.get();
+  LOOM_RETURN_IF_ERROR(result.status());
+  LOOM_RETURN_IF_ERROR(sent);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const uint64_t version = (*result)[0]["result"].value("staged_version", uint64_t{0});
+  std::printf("loom-push-weights: pushed %zu tensors, %.1f MB in %.3f s (%.1f MB/s); staged "
+              "version %llu\n",
+              names.size(), bytes / 1e6, seconds, seconds > 0 ? bytes / seconds / 1e6 : 0.0,
+              static_cast<unsigned long long>(version));
+  if (flags.Has("no-commit")) return absl::OkStatus();
+  const std::string policy = flags.String("policy", "recompute");
+  LOOM_RETURN_IF_ERROR(CallAll(stub, "commit_weights", {{"policy", policy}}, timeout_ms).status());
+  std::printf("loom-push-weights: committed version %llu\n",
+              static_cast<unsigned long long>(version));
+  return absl::OkStatus();
+}
+
 absl::Status Run(const Flags& flags) {
   const std::string model = flags.String("model", "");
   if (model.empty()) return absl::InvalidArgumentError("--model is required");
   const std::string group = flags.String("group", "trainer");
-  const std::string policy = flags.String("policy", "recompute");
   LOOM_ASSIGN_OR_RETURN(int64_t timeout_s, flags.Int("rpc-timeout", 600));
   const int64_t timeout_ms = timeout_s * 1000;
   LOOM_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromModelDir(model));
@@ -79,55 +125,29 @@ absl::Status Run(const Flags& flags) {
   gloo.world_size = world;
   gloo.store = std::make_shared<ControllerStore>(std::move(controller), status.session_id(),
                                                  std::chrono::milliseconds(timeout_ms));
-  gloo.prefix = absl::StrCat("update/", group);
+  // A fresh rendezvous id per join: the store never forgets an earlier group's addresses.
+  std::random_device entropy;
+  const std::string rendezvous = absl::StrCat(entropy(), "-", entropy(), "-", getpid());
+  gloo.prefix = absl::StrCat("update/", group, "/", rendezvous);
   gloo.hostname = flags.String("host", "127.0.0.1");
   gloo.timeout = std::chrono::milliseconds(timeout_ms);
 
   // The server's call returns once every rank joined, which needs us in the group too.
   auto joined = std::async(std::launch::async, [&] {
-    return CallAll(*stub, "init_weight_update_group", {{"group", group}, {"world_size", world}},
+    return CallAll(*stub, "init_weight_update_group",
+                   {{"group", group}, {"world_size", world}, {"rendezvous_id", rendezvous}},
                    timeout_ms);
   });
   absl::StatusOr<std::unique_ptr<GlooCommunicator>> comm = GlooCommunicator::Create(gloo);
   LOOM_RETURN_IF_ERROR(joined.get().status());
   LOOM_RETURN_IF_ERROR(comm.status());
 
-  const auto start = std::chrono::steady_clock::now();
-  auto pushed = std::async(std::launch::async, [&] {
-    return CallAll(*stub, "update_weights_from_distributed",
-                   {{"group", group}, {"tensors", tensors}}, timeout_ms);
-  });
-  // The ranks' check of the list: a non-zero sum means some rank refused it and nothing moves.
-  Tensor flag = Tensor::Empty(DType::kF32, {1});
-  absl::Status sent = (*comm)->AllReduceSum(flag);
-  int64_t bytes = 0;
-  if (sent.ok() && flag.data<float>()[0] == 0.0f) {
-    for (const std::string& name : names) {
-      LOOM_ASSIGN_OR_RETURN(Tensor t, ckpt->Get(name));
-      Tensor copy = t.Clone();  // the mapping is read-only; the collective wants a buffer
-      sent = (*comm)->Broadcast(copy, 0);
-      if (!sent.ok()) break;
-      bytes += static_cast<int64_t>(copy.nbytes());
-    }
-  }
-  absl::StatusOr<nlohmann::json> result = pushed.get();
-  LOOM_RETURN_IF_ERROR(result.status());
-  LOOM_RETURN_IF_ERROR(sent);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const uint64_t version = (*result)[0]["result"].value("staged_version", uint64_t{0});
-  std::printf("loom-push-weights: pushed %zu tensors, %.1f MB in %.3f s (%.1f MB/s); staged "
-              "version %llu\n",
-              names.size(), bytes / 1e6, seconds, seconds > 0 ? bytes / seconds / 1e6 : 0.0,
-              static_cast<unsigned long long>(version));
-  if (!flags.Has("no-commit")) {
-    LOOM_RETURN_IF_ERROR(
-        CallAll(*stub, "commit_weights", {{"policy", policy}}, timeout_ms).status());
-    std::printf("loom-push-weights: committed version %llu\n",
-                static_cast<unsigned long long>(version));
-  }
+  // From here on the group exists on every rank: leave it destroyed whatever happens.
+  absl::Status pushed = Push(*stub, **comm, group, tensors, *ckpt, names, flags, timeout_ms);
   comm->reset();
-  return CallAll(*stub, "destroy_weight_update_group", {{"group", group}}, timeout_ms).status();
+  absl::Status destroyed =
+      CallAll(*stub, "destroy_weight_update_group", {{"group", group}}, timeout_ms).status();
+  return pushed.ok() ? destroyed : pushed;
 }
 
 }  // namespace

@@ -180,6 +180,9 @@ absl::StatusOr<Communicator*> WeightMethods::Group(const std::string& name) {
 
 absl::StatusOr<json> WeightMethods::InitWeightUpdateGroup(const json& args) {
   LOOM_ASSIGN_OR_RETURN(std::string name, StringArg(args, "group"));
+  // Store keys are never deleted, so every join needs a rendezvous id of its own: a second
+  // group under an old id would find the first one's (dead) addresses.
+  LOOM_ASSIGN_OR_RETURN(std::string rendezvous, StringArg(args, "rendezvous_id"));
   const int64_t world = args.is_object() ? args.value("world_size", int64_t{0}) : 0;
   if (world != options_.world_size + 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -199,7 +202,7 @@ absl::StatusOr<json> WeightMethods::InitWeightUpdateGroup(const json& args) {
   gloo.rank = 1 + options_.rank;  // the trainer is rank 0
   gloo.world_size = world;
   gloo.store = options_.store;
-  gloo.prefix = absl::StrCat("update/", name);
+  gloo.prefix = absl::StrCat("update/", name, "/", rendezvous);
   gloo.hostname = options_.hostname;
   gloo.timeout = options_.timeout;
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<GlooCommunicator> comm, GlooCommunicator::Create(gloo));

@@ -11,7 +11,9 @@
 //   commit_weights {"version": V}
 //   abort_staged_weights {}
 //   save_sharded_state {"path": DIR, "max_file_size": BYTES?}
-//   init_weight_update_group {"group": NAME, "world_size": 1 + tp}   the trainer is rank 0
+//   init_weight_update_group {"group": NAME, "world_size": 1 + tp, "rendezvous_id": ID}
+//                            the trainer is rank 0; they meet in the controller's store under
+//                            update/NAME/ID, and ID must be fresh for every join
 //   update_weights_from_distributed {"group": NAME, "version": V,
 //                                    "tensors": [{"name", "dtype", "shape"}, ...]}
 //   destroy_weight_update_group {"group": NAME}

@@ -239,7 +239,7 @@ TEST(WeightLifecycleTest, ATrainerPushGivesTheAutoOutputs) {
   ASSERT_SERVING(server);
   std::string out;
   ASSERT_EQ(testing::RunCommand(absl::StrCat(testing::BinaryDir(), "/tools/loom-push-weights ",
-                                             "--model ", Model(), " --address ",
+                                             "--rpc-timeout 60 --model ", Model(), " --address ",
                                              server.address()),
                                 &out),
             0)
@@ -254,12 +254,23 @@ TEST(WeightLifecycleTest, ATrainerPushGivesTheAutoOutputs) {
   // A push that names a tensor the model does not have is refused before any data moves.
   const std::string other = testing::FixtureModelDir("qwen3");
   ASSERT_NE(testing::RunCommand(absl::StrCat(testing::BinaryDir(), "/tools/loom-push-weights ",
-                                             "--model ", other, " --address ", server.address()),
+                                             "--rpc-timeout 60 --model ", other, " --address ",
+                                             server.address()),
                                 &out),
             0);
-  EXPECT_TRUE(absl::StrContains(out, "rank")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "rank 0: ")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "is not a parameter of LlamaForCausalLM")) << out;
   EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
   EXPECT_EQ(server.Status().serving_weight_version(), 2u);
+  // The same trainer group joins again (a fresh rendezvous each time) and pushes once more.
+  ASSERT_EQ(testing::RunCommand(absl::StrCat(testing::BinaryDir(), "/tools/loom-push-weights ",
+                                             "--rpc-timeout 60 --model ", Model(),
+                                             " --address ", server.address()),
+                                &out),
+            0)
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "committed version 4")) << out;
+  EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
 }
 
 TEST(WeightLifecycleTest, AStagedSwapDuringGenerationFailsNoRequest) {
