@@ -10,6 +10,7 @@
 // can report "rank R: <error>"; then it exits 1. Exit codes: 0 stopped by the controller, 1 could
 // not start, 2 bad command line, 3 lost the controller.
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -261,4 +262,12 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace loom
 
-int main(int argc, char** argv) { return loom::Run(argc, argv); }
+int main(int argc, char** argv) {
+  // Weight sets are thousands of buffers allocated and freed whole by reloads and swaps. A fixed
+  // mmap threshold (glibc otherwise raises it after each large free) sends every buffer above
+  // 256 KiB to its own mapping, returned to the system the moment it is freed, and few arenas
+  // leave little to fragment: a rank's memory stays flat over any number of reloads.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_ARENA_MAX, 2);
+  return loom::Run(argc, argv);
+}
