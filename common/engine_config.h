@@ -24,8 +24,9 @@ struct LoadConfig {
   // "auto": safetensors from `model`; "dummy": random weights (see dummy_seed); "sharded_state":
   // per-rank files written by save_sharded_state.
   std::string load_format = "auto";
-  // "per_rank": every rank reads its own part; "broadcast": rank 0 reads and sends each rank its
-  // part through the communicator.
+  // "per_rank": every rank reads its own part; "broadcast": rank 0 reads each full tensor and
+  // broadcasts it through the communicator, every rank keeping its part (no other rank opens a
+  // file; the wire carries whole tensors — see docs/weights.md).
   std::string strategy = "per_rank";
   // Dummy weights are uniform in ±dummy_range, from a counter-based generator keyed by
   // (dummy_seed, parameter name, global element index): the same model at every TP size.

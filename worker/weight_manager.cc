@@ -24,6 +24,15 @@ WeightManager::WeightManager(Decoder* serving, DecoderOptions shadow_options,
       weight_comm_(weight_comm),
       step_mu_(step_mu) {}
 
+WeightManager::~WeightManager() {
+  absl::MutexLock op(&op_mu_);
+  FinishRelease();
+}
+
+void WeightManager::FinishRelease() {
+  if (releasing_.joinable()) releasing_.join();
+}
+
 const char* WeightManager::StateName(State s) {
   switch (s) {
     case State::kStarting:
@@ -66,6 +75,7 @@ nlohmann::json WeightManager::ReportOf(const LoadResult& r) {
 
 absl::StatusOr<nlohmann::json> WeightManager::InitialLoad(const LoadConfig& load) {
   absl::MutexLock op(&op_mu_);
+  FinishRelease();
   {
     absl::MutexLock lock(&mu_);
     state_ = State::kLoading;
@@ -91,6 +101,7 @@ absl::StatusOr<nlohmann::json> WeightManager::InitialLoad(const LoadConfig& load
 
 absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint64_t version) {
   absl::MutexLock op(&op_mu_);
+  FinishRelease();
   State before;
   {
     absl::MutexLock lock(&mu_);
@@ -135,6 +146,7 @@ absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint
 absl::StatusOr<Decoder*> WeightManager::BeginPartialStage(uint64_t version,
                                                           const std::string& source) {
   op_mu_.Lock();  // released by FinishPartialStage
+  FinishRelease();
   absl::MutexLock lock(&mu_);
   if (state_ == State::kFailed) {
     op_mu_.Unlock();
@@ -171,6 +183,7 @@ void WeightManager::FinishPartialStage(bool ok) {
 
 absl::StatusOr<nlohmann::json> WeightManager::Commit(uint64_t version) {
   absl::MutexLock op(&op_mu_);
+  FinishRelease();
   std::unique_ptr<Decoder> shadow;
   WeightSetInfo info;
   {
@@ -193,8 +206,12 @@ absl::StatusOr<nlohmann::json> WeightManager::Commit(uint64_t version) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  shadow.reset();
-  ReturnFreedMemory();
+  release_pending_ = true;
+  releasing_ = std::thread([this, set = std::move(shadow)]() mutable {
+    set.reset();
+    ReturnFreedMemory();
+    release_pending_ = false;
+  });
   absl::MutexLock lock(&mu_);
   if (!copied.ok()) {
     state_ = State::kFailed;
@@ -207,6 +224,7 @@ absl::StatusOr<nlohmann::json> WeightManager::Commit(uint64_t version) {
 
 absl::StatusOr<nlohmann::json> WeightManager::AbortStaged() {
   absl::MutexLock op(&op_mu_);
+  FinishRelease();
   absl::MutexLock lock(&mu_);
   const bool had = shadow_ != nullptr;
   const uint64_t version = shadow_info_.version;
@@ -221,6 +239,7 @@ absl::StatusOr<nlohmann::json> WeightManager::AbortStaged() {
 absl::StatusOr<nlohmann::json> WeightManager::ReloadInPlace(const LoadConfig& load,
                                                             uint64_t version) {
   absl::MutexLock op(&op_mu_);
+  FinishRelease();
   {
     absl::MutexLock lock(&mu_);
     if (state_ == State::kFailed) {
@@ -326,6 +345,7 @@ nlohmann::json WeightManager::Describe() const {
         {"bytes_done", progress_.bytes_done.load()},
         {"bytes_total", progress_.bytes_total.load()}}},
   };
+  j["releasing"] = release_pending_.load();
   if (!error_.empty()) j["error"] = error_;
   return j;
 }

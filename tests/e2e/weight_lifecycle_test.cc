@@ -470,7 +470,15 @@ TEST(WeightLifecycleTest, FiftyReloadsKeepEveryRanksMemoryFlat) {
   ASSERT_SERVING(server);
   auto rss = [&] {
     std::vector<int64_t> out;
-    CallResult d = Call(server, "describe");
+    // A commit frees the replaced set just after it answers; measure once that is done.
+    CallResult d;
+    for (int wait = 0; wait < 500; ++wait) {
+      d = Call(server, "describe");
+      bool releasing = false;
+      for (const json& r : d.ranks) releasing = releasing || r["weights"].value("releasing", false);
+      if (!releasing) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     EXPECT_TRUE(d.status.ok());
     for (const json& r : d.ranks) out.push_back(r["rss_bytes"].get<int64_t>());
     return out;

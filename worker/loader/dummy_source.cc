@@ -36,15 +36,36 @@ class DummySource : public WeightSource {
   }
 
   absl::StatusOr<Tensor> Read(const ParameterInfo& p) override {
+    Tensor out = Tensor::Empty(DType::kF32, p.local_shape());
+    LOOM_RETURN_IF_ERROR(Generate(p, out));
+    return out;
+  }
+
+  // Generated straight into the model's buffer (f32 or bf16), with no f32 intermediate.
+  absl::Status ReadInto(const ParameterInfo& p, Tensor& dst) override {
+    if ((dst.dtype() != DType::kF32 && dst.dtype() != DType::kBF16) || !dst.is_contiguous() ||
+        dst.shape() != p.local_shape()) {
+      return WeightSource::ReadInto(p, dst);
+    }
+    return Generate(p, dst);
+  }
+
+  int64_t bytes_read() const override { return 0; }
+  std::vector<std::string> files_opened() const override { return {}; }
+
+ private:
+  // Fills `out` (contiguous f32 or bf16, shape p.local_shape()) with p's region.
+  absl::Status Generate(const ParameterInfo& p, Tensor& out) const {
     LOOM_RETURN_IF_ERROR(ValidateRegion(p));
     const std::vector<int64_t> local = p.local_shape();
-    Tensor out = Tensor::Empty(DType::kF32, local);
     const int64_t nd = static_cast<int64_t>(local.size());
     const int64_t cols = nd == 0 ? 1 : local[nd - 1];
-    if (out.numel() == 0) return out;
+    if (out.numel() == 0) return absl::OkStatus();
     const int64_t rows = out.numel() / cols;
     const uint64_t key = SplitMix64(seed_ ^ SplitMix64(Fnv1a64(p.name)));
-    float* data = out.data<float>();
+    const bool bf16 = out.dtype() == DType::kBF16;
+    float* f32 = bf16 ? nullptr : out.data<float>();
+    uint16_t* b16 = bf16 ? out.data<uint16_t>() : nullptr;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       // The global row-major index of this local row's first element.
@@ -56,17 +77,18 @@ class DummySource : public WeightSource {
         global += (i + offset) * stride;
         stride *= p.shape[d];
       }
-      for (int64_t c = 0; c < cols; ++c) data[r * cols + c] = Value(key, global + c);
+      if (bf16) {
+        for (int64_t c = 0; c < cols; ++c) b16[r * cols + c] = F32ToBF16(Value(key, global + c));
+      } else {
+        for (int64_t c = 0; c < cols; ++c) f32[r * cols + c] = Value(key, global + c);
+      }
     }
-    return out;
+    return absl::OkStatus();
   }
 
-  int64_t bytes_read() const override { return 0; }
-  std::vector<std::string> files_opened() const override { return {}; }
-
- private:
   float Value(uint64_t key, int64_t index) const {
-    const uint64_t bits = SplitMix64(key ^ SplitMix64(static_cast<uint64_t>(index)));
+    // One splitmix64 step per element: the generator's own sequence, started at the key.
+    const uint64_t bits = SplitMix64(key + static_cast<uint64_t>(index) * 0x9e3779b97f4a7c15ull);
     const double u = static_cast<double>(bits >> 11) * 0x1.0p-53;  // [0, 1)
     return static_cast<float>((2 * u - 1) * range_);
   }

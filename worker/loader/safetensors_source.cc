@@ -62,6 +62,26 @@ class SafetensorsSource : public WeightSource {
     return out;
   }
 
+  absl::Status ReadInto(const ParameterInfo& p, Tensor& dst) override {
+    LOOM_ASSIGN_OR_RETURN(const SafetensorsFile* f, Locate(p.name));
+    const SafetensorsEntry& e = *f->Find(p.name);
+    if (e.dtype != dst.dtype() || !dst.is_contiguous() || dst.shape() != p.local_shape()) {
+      return WeightSource::ReadInto(p, dst);  // a dtype conversion goes through Read
+    }
+    LOOM_RETURN_IF_ERROR(CheckEntry(f->path(), e, p));
+    std::unique_ptr<PositionalFile>& file = fds_[f->path()];
+    if (file == nullptr) {
+      LOOM_ASSIGN_OR_RETURN(file, PositionalFile::Open(f->path()));
+    }
+    const StoredTensor src{file.get(), p.name, f->data_offset() + e.begin, e.dtype, e.shape};
+    const std::vector<int64_t> zeros(p.shape.size(), 0);
+    std::vector<int64_t> lo = zeros;
+    if (p.split_dim >= 0) lo[p.split_dim] = p.start;
+    LOOM_ASSIGN_OR_RETURN(int64_t n, ReadBox(src, lo, p.local_shape(), dst, zeros));
+    bytes_read_ += n;
+    return absl::OkStatus();
+  }
+
   int64_t bytes_read() const override { return bytes_read_; }
 
   std::vector<std::string> files_opened() const override {

@@ -101,9 +101,9 @@ absl::StatusOr<LoadResult> WeightLoad::WriteInto(Decoder& decoder, LoadProgress*
     mine = WriteBroadcast(decoder, progress, result);
   } else {
     for (const ParameterInfo& p : params) {
-      absl::StatusOr<Tensor> part = source_->Read(p);
-      if (part.ok()) mine = decoder.LoadWeight(p.name, *part);
-      else mine = part.status();
+      // Straight into the model's buffer (the checks of Prepare already passed).
+      absl::StatusOr<Tensor> part = decoder.Part(p.name);
+      mine = part.ok() ? source_->ReadInto(p, *part) : part.status();
       if (!mine.ok()) break;
       ++result.tensors;
       progress->tensors_done = result.tensors;

@@ -33,6 +33,14 @@ class WeightSource {
 
   // This rank's part of `p`: a tensor of shape p.local_shape() in the source's own float dtype.
   virtual absl::StatusOr<Tensor> Read(const ParameterInfo& p) = 0;
+  // This rank's part of `p` written into `dst` (contiguous, shape p.local_shape(), any float
+  // dtype), converting as needed. Sources override it to skip the intermediate tensor — reading
+  // or generating straight into the model's buffer halves the memory traffic of a load.
+  virtual absl::Status ReadInto(const ParameterInfo& p, Tensor& dst) {
+    absl::StatusOr<Tensor> part = Read(p);
+    if (!part.ok()) return part.status();
+    return dst.CopyFrom(*part);
+  }
 
   // Bytes of tensor data read from files so far (0 for generated weights).
   virtual int64_t bytes_read() const = 0;
