@@ -22,14 +22,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "common/model_config.h"
 #include "common/status.h"
 #include "controller/serving_engine.h"
@@ -148,9 +146,9 @@ struct Settings {
   int64_t repeats = 3;
   int64_t serve_kv_bytes = int64_t{256} << 20;
   int64_t streams = 4;
-  int64_t new_tokens = 64;
+  int64_t new_tokens = 16;
   int64_t prompt_len = 16;
-  int64_t commit_tokens = 16;  // tokens before the commit, and again after it
+  int64_t commit_tokens = 10;  // tokens before the commit, and again after it
   std::chrono::milliseconds rpc_timeout{std::chrono::minutes(10)};
 };
 
@@ -164,8 +162,11 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> StartEngine(const Settings& s,
   return ServingEngine::Start(options);
 }
 
+// A progress line on stderr, with the seconds since the tool started.
 void Progress(const std::string& line) {
-  std::fprintf(stderr, "loom-bench-weights: %s\n", line.c_str());
+  static const Clock::time_point start = Clock::now();
+  std::fprintf(stderr, "loom-bench-weights: [%6.1f s] %s\n", Seconds(start, Clock::now()),
+               line.c_str());
 }
 
 // ---- 1 and 2: time to ready, load throughput -------------------------------------------------
@@ -232,9 +233,7 @@ absl::Status TimeReload(const Settings& s, ServingEngine& engine, const std::str
 struct StreamLog {
   std::vector<Clock::time_point> arrivals;
   std::vector<int64_t> tokens;  // tokens in each arrival
-  int64_t total = 0;
   absl::Status error;
-  Clock::time_point done_at;
 };
 
 ServingRequest MakeRequest(const Settings& s, const ModelConfig& model, int64_t index,
@@ -258,12 +257,10 @@ void ReadStream(RequestStream& stream, StreamLog& log, std::atomic<int64_t>* cou
     if (!d.token_ids.empty()) {
       log.arrivals.push_back(Clock::now());
       log.tokens.push_back(static_cast<int64_t>(d.token_ids.size()));
-      log.total += static_cast<int64_t>(d.token_ids.size());
       if (count) *count += static_cast<int64_t>(d.token_ids.size());
     }
     if (d.done) {
       log.error = d.error;
-      log.done_at = Clock::now();
       if (done) *done = true;
       return;
     }
@@ -279,7 +276,7 @@ struct CommitSample {
   double median_gap_s = 0;   // of the other gaps
 };
 
-absl::StatusOr<double> MaxCopySeconds(const std::vector<RankResult>& results) {
+double MaxCopySeconds(const std::vector<RankResult>& results) {
   double copy = 0;
   for (const RankResult& r : results) copy = std::max(copy, r.result.value("copy_seconds", 0.0));
   return copy;
@@ -293,7 +290,7 @@ absl::StatusOr<CommitSample> MeasureCommit(const Settings& s, ServingEngine& eng
   LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> idle,
                         engine.CollectiveCall("commit_weights", "{}", s.rpc_timeout));
   sample.idle_commit_s = Seconds(start, Clock::now());
-  LOOM_ASSIGN_OR_RETURN(sample.idle_copy_s, MaxCopySeconds(idle));
+  sample.idle_copy_s = MaxCopySeconds(idle);
 
   // Decoding: stage while idle, then one stream; commit after commit_tokens tokens arrived.
   LOOM_RETURN_IF_ERROR(engine.CollectiveCall("stage_weights", "{}", s.rpc_timeout).status());
@@ -315,7 +312,7 @@ absl::StatusOr<CommitSample> MeasureCommit(const Settings& s, ServingEngine& eng
   LOOM_RETURN_IF_ERROR(busy.status());
   LOOM_RETURN_IF_ERROR(log.error);
   sample.busy_commit_s = Seconds(commit_start, commit_end);
-  LOOM_ASSIGN_OR_RETURN(sample.busy_copy_s, MaxCopySeconds(*busy));
+  sample.busy_copy_s = MaxCopySeconds(*busy);
   std::vector<double> others;
   for (size_t i = 1; i < log.arrivals.size(); ++i) {
     const double gap = Seconds(log.arrivals[i - 1], log.arrivals[i]);
@@ -334,8 +331,8 @@ struct DecodeSample {
   int64_t stages = 0;  // stage_weights calls completed while the streams ran
 };
 
-// `streams` concurrent requests from Submit to the last one done; with `staging`, a thread loops
-// stage_weights / abort_staged_weights from before the first Submit until the last is done.
+// `streams` concurrent requests; decode tokens/s once every prompt is in. With `staging`, a thread
+// loops stage_weights / abort_staged_weights from before the first Submit until the last is done.
 absl::StatusOr<DecodeSample> MeasureDecode(const Settings& s, ServingEngine& engine,
                                            bool staging) {
   std::atomic<bool> finished{false};
@@ -383,15 +380,23 @@ absl::StatusOr<DecodeSample> MeasureDecode(const Settings& s, ServingEngine& eng
   if (stager.joinable()) stager.join();
   LOOM_RETURN_IF_ERROR(submitted);
   LOOM_RETURN_IF_ERROR(stage_error);
-  Clock::time_point last = start;
-  int64_t tokens = 0;
+  // Decode only: from the moment every stream has its first token (the prompts are in) to the
+  // last token, counting the tokens that arrived in between.
+  Clock::time_point first = start, last = start;
   for (const StreamLog& log : logs) {
     LOOM_RETURN_IF_ERROR(log.error);
-    last = std::max(last, log.done_at);
-    tokens += log.total;
+    if (log.arrivals.empty()) return absl::InternalError("a decode stream produced no tokens");
+    first = std::max(first, log.arrivals.front());
+    last = std::max(last, log.arrivals.back());
+  }
+  int64_t tokens = 0;
+  for (const StreamLog& log : logs) {
+    for (size_t k = 0; k < log.arrivals.size(); ++k) {
+      if (log.arrivals[k] > first) tokens += log.tokens[k];
+    }
   }
   DecodeSample sample;
-  sample.tokens_per_s = Ratio(static_cast<double>(tokens), Seconds(start, last));
+  sample.tokens_per_s = Ratio(static_cast<double>(tokens), Seconds(first, last));
   sample.stages = stages.load();
   return sample;
 }
@@ -432,7 +437,9 @@ absl::StatusOr<TpResult> RunTp(const Settings& s, int tp, const fs::path& temp) 
   configs[2].load.model = sharded_dir.string();
   configs[2].load.load_format = "sharded_state";
   configs[3].load.strategy = "broadcast";
-  out.ready = {{"dummy"}, {"auto"}, {"sharded_state"}, {"auto+broadcast"}};
+  out.ready.resize(configs.size());
+  const char* names[] = {"dummy", "auto", "sharded_state", "auto+broadcast"};
+  for (size_t i = 0; i < configs.size(); ++i) out.ready[i].name = names[i];
   for (int64_t rep = 0; rep < s.repeats; ++rep) {  // formats interleaved, against drift
     Progress(absl::StrCat("TP=", tp, ": time to ready, round ", rep + 1, "/", s.repeats));
     for (size_t i = 0; i < configs.size(); ++i) {
@@ -498,9 +505,9 @@ void PrintTables(const std::vector<TpResult>& results) {
 
   std::printf("\n### 2. Load throughput (bytes read summed over ranks / slowest rank's load "
               "seconds) vs `cat FILES > /dev/null`\n\n");
-  std::printf("| TP | load format | MB read | load s | GB/s | files MB | cat s | cat GB/s | "
-              "vs cat |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| TP | load format | MB read | MB received | load s | GB/s | files MB | cat s | "
+              "cat GB/s | vs cat |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   for (const TpResult& r : results) {
     for (size_t i : {size_t{1}, size_t{2}, size_t{3}}) {
       const ReadyRow& row = r.ready[i];
@@ -513,9 +520,9 @@ void PrintTables(const std::vector<TpResult>& results) {
       }
       const double rate = Median(rates);
       const double cat_rate = Ratio(static_cast<double>(files.bytes), cat_s) / 1e9;
-      std::printf("| %d | %s | %.1f | %.3f | %.2f | %.1f | %.3f | %.2f | %.2f |\n", r.tp,
-                  row.name.c_str(), read / 1e6, load, rate, files.bytes / 1e6, cat_s, cat_rate,
-                  Ratio(rate, cat_rate));
+      std::printf("| %d | %s | %.1f | %.1f | %.3f | %.2f | %.1f | %.3f | %.2f | %.2f |\n", r.tp,
+                  row.name.c_str(), read / 1e6, Median(row.bytes_received) / 1e6, load, rate,
+                  files.bytes / 1e6, cat_s, cat_rate, Ratio(rate, cat_rate));
     }
   }
 
@@ -559,7 +566,7 @@ void PrintTables(const std::vector<TpResult>& results) {
 
 void PrintDecodeTable(const std::vector<TpResult>& results, const Settings& s) {
   std::printf("\n### 5. Decode while staging: %lld streams x %lld new tokens (prompt %lld ids, "
-              "ignore_eos), Submit to last token\n\n",
+              "ignore_eos); tokens/s from the last stream's first token to the last token\n\n",
               static_cast<long long>(s.streams), static_cast<long long>(s.new_tokens),
               static_cast<long long>(s.prompt_len));
   std::printf("| TP | idle tok/s | while staging tok/s | staging / idle | stages completed "
@@ -589,11 +596,11 @@ absl::Status Run(const Flags& flags) {
   for (int64_t tp : tps) {
     if (tp < 1 || tp > 64) return absl::InvalidArgumentError("--tp sizes must be in [1, 64]");
   }
-  if (s.repeats < 1 || s.streams < 1 || s.new_tokens < 1 || s.prompt_len < 1 ||
+  if (s.repeats < 1 || s.streams < 1 || s.new_tokens < 3 || s.prompt_len < 1 ||
       s.commit_tokens < 2 || timeout_s < 1) {
     return absl::InvalidArgumentError(
-        "--repeats, --streams, --new-tokens, --prompt-len and --rpc-timeout must be positive, "
-        "--commit-tokens at least 2");
+        "--repeats, --streams, --prompt-len and --rpc-timeout must be positive, --new-tokens "
+        "at least 3, --commit-tokens at least 2");
   }
   s.worker_binary = flags.String("worker-binary", DefaultWorkerBinary());
 
@@ -678,10 +685,10 @@ std::vector<FlagSpec> Specs() {
       {"preset", false, "loom-make-model preset made when --model is absent", "qwen3-0.6b"},
       {"serve-kv-cache-memory", false, "KV cache of the engine that reloads and decodes", "256M"},
       {"streams", false, "concurrent streams in the decode measurement", "4"},
-      {"new-tokens", false, "tokens each decode stream generates", "64"},
+      {"new-tokens", false, "tokens each decode stream generates", "16"},
       {"prompt-len", false, "prompt ids per stream", "16"},
       {"commit-tokens", false, "tokens the commit-pause stream gets before and after the commit",
-       "16"},
+       "10"},
       {"rpc-timeout", false, "deadline of each weight call, in seconds", "600"},
       {"worker-binary", false, "the loom-worker executable", "beside this tool"},
       {"keep-temp", true, "keep the temporary directory (model, sharded states)", ""},
