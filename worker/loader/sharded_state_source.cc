@@ -152,9 +152,45 @@ class ShardedStateSource : public WeightSource {
   }
 
   absl::StatusOr<Tensor> Read(const ParameterInfo& p) override {
-    LOOM_ASSIGN_OR_RETURN(std::vector<Copy> plan, Plan(p));
-    const DType dtype = pieces_[p.name][0].first->header->Find(p.name)->dtype;
+    LOOM_ASSIGN_OR_RETURN(DType dtype, SavedDType(p));
     Tensor out = Tensor::Empty(dtype, p.local_shape());
+    LOOM_RETURN_IF_ERROR(Assemble(p, out));
+    return out;
+  }
+
+  // Straight into the model's buffer when it has the saved dtype (it does, unless the weight
+  // dtype changed since the save).
+  absl::Status ReadInto(const ParameterInfo& p, Tensor& dst) override {
+    LOOM_ASSIGN_OR_RETURN(DType dtype, SavedDType(p));
+    if (dtype != dst.dtype() || !dst.is_contiguous() || dst.shape() != p.local_shape()) {
+      return WeightSource::ReadInto(p, dst);
+    }
+    return Assemble(p, dst);
+  }
+
+  int64_t bytes_read() const override { return bytes_read_; }
+
+  std::vector<std::string> files_opened() const override {
+    std::vector<std::string> paths;
+    for (const SavedFile& f : files_) paths.push_back(f.header->path());
+    std::sort(paths.begin(), paths.end());
+    return paths;
+  }
+
+ private:
+  using Piece = std::pair<SavedFile*, const ParameterInfo*>;
+
+  absl::StatusOr<DType> SavedDType(const ParameterInfo& p) {
+    auto it = pieces_.find(p.name);
+    if (it == pieces_.end() || it->second.empty()) {
+      return absl::NotFoundError(absl::StrCat("no saved piece holds ", p.name));
+    }
+    return it->second[0].first->header->Find(p.name)->dtype;
+  }
+
+  // Copies `p`'s region from the saved pieces into `out` (contiguous, the saved dtype).
+  absl::Status Assemble(const ParameterInfo& p, const Tensor& out) {
+    LOOM_ASSIGN_OR_RETURN(std::vector<Copy> plan, Plan(p));
     for (const Copy& c : plan) {
       SavedFile& f = *c.file;
       if (f.data == nullptr) {
@@ -173,20 +209,8 @@ class ShardedStateSource : public WeightSource {
       LOOM_ASSIGN_OR_RETURN(int64_t n, ReadBox(src, src_lo, count, out, dst_lo));
       bytes_read_ += n;
     }
-    return out;
+    return absl::OkStatus();
   }
-
-  int64_t bytes_read() const override { return bytes_read_; }
-
-  std::vector<std::string> files_opened() const override {
-    std::vector<std::string> paths;
-    for (const SavedFile& f : files_) paths.push_back(f.header->path());
-    std::sort(paths.begin(), paths.end());
-    return paths;
-  }
-
- private:
-  using Piece = std::pair<SavedFile*, const ParameterInfo*>;
 
   // The pieces that supply `p`'s region, each for the range it covers first; an error naming the
   // tensor when they are missing, disagree with `p`'s full shape, or leave part of it uncovered.
