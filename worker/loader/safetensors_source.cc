@@ -46,40 +46,18 @@ class SafetensorsSource : public WeightSource {
 
   absl::StatusOr<Tensor> Read(const ParameterInfo& p) override {
     LOOM_ASSIGN_OR_RETURN(const SafetensorsFile* f, Locate(p.name));
-    const SafetensorsEntry& e = *f->Find(p.name);
-    LOOM_RETURN_IF_ERROR(CheckEntry(f->path(), e, p));
-    std::unique_ptr<PositionalFile>& file = fds_[f->path()];
-    if (file == nullptr) {
-      LOOM_ASSIGN_OR_RETURN(file, PositionalFile::Open(f->path()));
-    }
-    const StoredTensor src{file.get(), p.name, f->data_offset() + e.begin, e.dtype, e.shape};
-    const std::vector<int64_t> zeros(p.shape.size(), 0);
-    std::vector<int64_t> lo = zeros;
-    if (p.split_dim >= 0) lo[p.split_dim] = p.start;
-    Tensor out = Tensor::Empty(e.dtype, p.local_shape());
-    LOOM_ASSIGN_OR_RETURN(int64_t n, ReadBox(src, lo, p.local_shape(), out, zeros));
-    bytes_read_ += n;
+    Tensor out = Tensor::Empty(f->Find(p.name)->dtype, p.local_shape());
+    LOOM_RETURN_IF_ERROR(ReadRegion(*f, p, out));
     return out;
   }
 
   absl::Status ReadInto(const ParameterInfo& p, Tensor& dst) override {
     LOOM_ASSIGN_OR_RETURN(const SafetensorsFile* f, Locate(p.name));
-    const SafetensorsEntry& e = *f->Find(p.name);
-    if (e.dtype != dst.dtype() || !dst.is_contiguous() || dst.shape() != p.local_shape()) {
+    if (f->Find(p.name)->dtype != dst.dtype() || !dst.is_contiguous() ||
+        dst.shape() != p.local_shape()) {
       return WeightSource::ReadInto(p, dst);  // a dtype conversion goes through Read
     }
-    LOOM_RETURN_IF_ERROR(CheckEntry(f->path(), e, p));
-    std::unique_ptr<PositionalFile>& file = fds_[f->path()];
-    if (file == nullptr) {
-      LOOM_ASSIGN_OR_RETURN(file, PositionalFile::Open(f->path()));
-    }
-    const StoredTensor src{file.get(), p.name, f->data_offset() + e.begin, e.dtype, e.shape};
-    const std::vector<int64_t> zeros(p.shape.size(), 0);
-    std::vector<int64_t> lo = zeros;
-    if (p.split_dim >= 0) lo[p.split_dim] = p.start;
-    LOOM_ASSIGN_OR_RETURN(int64_t n, ReadBox(src, lo, p.local_shape(), dst, zeros));
-    bytes_read_ += n;
-    return absl::OkStatus();
+    return ReadRegion(*f, p, dst);
   }
 
   int64_t bytes_read() const override { return bytes_read_; }
@@ -91,6 +69,23 @@ class SafetensorsSource : public WeightSource {
   }
 
  private:
+  // p's region of its tensor in `f`, read into `out` (contiguous, the file's dtype).
+  absl::Status ReadRegion(const SafetensorsFile& f, const ParameterInfo& p, const Tensor& out) {
+    const SafetensorsEntry& e = *f.Find(p.name);
+    LOOM_RETURN_IF_ERROR(CheckEntry(f.path(), e, p));
+    std::unique_ptr<PositionalFile>& file = fds_[f.path()];
+    if (file == nullptr) {
+      LOOM_ASSIGN_OR_RETURN(file, PositionalFile::Open(f.path()));
+    }
+    const StoredTensor src{file.get(), p.name, f.data_offset() + e.begin, e.dtype, e.shape};
+    const std::vector<int64_t> zeros(p.shape.size(), 0);
+    std::vector<int64_t> lo = zeros;
+    if (p.split_dim >= 0) lo[p.split_dim] = p.start;
+    LOOM_ASSIGN_OR_RETURN(int64_t n, ReadBox(src, lo, p.local_shape(), out, zeros));
+    bytes_read_ += n;
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<const SafetensorsFile*> Locate(const std::string& name) const {
     const SafetensorsFile* f = ckpt_->FileFor(name);
     if (f == nullptr) {
