@@ -40,6 +40,11 @@ bool WeightCoordinator::Handles(const std::string& method) {
   return kMethods.count(method) > 0;
 }
 
+uint64_t WeightCoordinator::NextVersion() {
+  absl::MutexLock lock(&mu_);
+  return ++last_version_;
+}
+
 uint64_t WeightCoordinator::serving_version() const {
   absl::MutexLock lock(&mu_);
   return serving_version_;
@@ -89,11 +94,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Call(
     return results;
   }
   if (method == "update_weights_from_distributed") {
-    uint64_t version;
-    {
-      absl::MutexLock lock(&mu_);
-      version = ++last_version_;
-    }
+    const uint64_t version = NextVersion();
     args["version"] = version;
     LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> results,
                           hooks_.call(method, args.dump(), timeout));
@@ -123,11 +124,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::UpdateConfig(
 
 absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Stage(
     const json& source, std::chrono::milliseconds timeout) {
-  uint64_t version;
-  {
-    absl::MutexLock lock(&mu_);
-    version = ++last_version_;
-  }
+  const uint64_t version = NextVersion();
   json args = {{"version", version}};
   if (!source.is_null()) {
     // Validate the source as a load-config patch before any rank starts loading.
@@ -197,11 +194,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Reload(
       results[i].result["commit"] = committed[i].result;
     }
   } else {
-    uint64_t version;
-    {
-      absl::MutexLock lock(&mu_);
-      version = ++last_version_;
-    }
+    const uint64_t version = NextVersion();
     absl::StatusOr<std::vector<RankResult>> reloaded;
     LOOM_RETURN_IF_ERROR(hooks_.between_steps([&]() -> absl::Status {
       reloaded = hooks_.call("reload_weights", json{{"version", version}}.dump(), timeout);

@@ -80,6 +80,8 @@ class WeightCoordinator {
   absl::StatusOr<std::vector<RankResult>> Reload(const nlohmann::json& args,
                                                  std::chrono::milliseconds timeout);
 
+  uint64_t NextVersion();  // versions are never reused
+
   WeightCoordinatorHooks hooks_;
   absl::Mutex op_mu_;  // one weight operation at a time
   mutable absl::Mutex mu_;

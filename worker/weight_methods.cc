@@ -103,15 +103,21 @@ absl::Status WeightMethods::Register(MethodRegistry& registry,
   return absl::OkStatus();
 }
 
+absl::StatusOr<EngineConfig> WeightMethods::Patched(const EngineConfig& base,
+                                                    const json& patch) const {
+  LOOM_ASSIGN_OR_RETURN(EngineConfig next, ApplyConfigPatch(base, patch.dump()));
+  LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(next.load.model));
+  LOOM_RETURN_IF_ERROR(CheckSameModel(serving_->config(), model));
+  return next;
+}
+
 absl::StatusOr<json> WeightMethods::UpdateConfig(const json& args) {
   if (!args.is_object() || !args.contains("patch")) {
     return absl::InvalidArgumentError("update_config: expected {\"patch\": {...}}");
   }
   const bool dry_run = args.value("dry_run", false);
   absl::MutexLock lock(&mu_);
-  LOOM_ASSIGN_OR_RETURN(EngineConfig next, ApplyConfigPatch(config_, args["patch"].dump()));
-  LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(next.load.model));
-  LOOM_RETURN_IF_ERROR(CheckSameModel(serving_->config(), model));
+  LOOM_ASSIGN_OR_RETURN(EngineConfig next, Patched(config_, args["patch"]));
   if (!dry_run) config_ = next;
   return json{{"applied", !dry_run}, {"config", json::parse(EngineConfigToJson(next))}};
 }
@@ -129,10 +135,7 @@ absl::StatusOr<json> WeightMethods::StageWeights(const json& args) {
   EngineConfig staged = config();
   if (args.contains("source") && !args["source"].is_null()) {
     // The source is a patch of the load config, validated like update_config's.
-    LOOM_ASSIGN_OR_RETURN(
-        staged, ApplyConfigPatch(staged, json{{"load_config", args["source"]}}.dump()));
-    LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(staged.load.model));
-    LOOM_RETURN_IF_ERROR(CheckSameModel(serving_->config(), model));
+    LOOM_ASSIGN_OR_RETURN(staged, Patched(staged, json{{"load_config", args["source"]}}));
   }
   LOOM_ASSIGN_OR_RETURN(json report, weights_->Stage(staged.load, version));
   absl::MutexLock lock(&mu_);

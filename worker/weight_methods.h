@@ -75,6 +75,10 @@ class WeightMethods {
 
  private:
   absl::StatusOr<Communicator*> Group(const std::string& name);
+  // `base` with `patch` applied and validated, its model directory checked to hold the serving
+  // model's architecture and shape.
+  absl::StatusOr<EngineConfig> Patched(const EngineConfig& base,
+                                       const nlohmann::json& patch) const;
 
   const WeightMethodsOptions options_;
   WeightManager* const weights_;

@@ -14,33 +14,15 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/cuda_check.h"
 
 namespace loom {
 
-// The error for `error` returned by `expr` at file:line. cudaSuccess gives OK.
+// The error for `error` returned by `expr` at file:line (the kernels' mapping: one table of
+// CUDA codes for the whole project). cudaSuccess gives OK.
 inline absl::Status CudaErrorToStatus(cudaError_t error, const char* expr, const char* file,
                                       int line) {
-  if (error == cudaSuccess) return absl::OkStatus();
-  absl::StatusCode code = absl::StatusCode::kInternal;
-  switch (error) {
-    case cudaErrorMemoryAllocation:
-      code = absl::StatusCode::kResourceExhausted;
-      break;
-    case cudaErrorInvalidValue:
-    case cudaErrorInvalidDevice:
-    case cudaErrorInvalidDevicePointer:
-      code = absl::StatusCode::kInvalidArgument;
-      break;
-    case cudaErrorNoDevice:
-    case cudaErrorInsufficientDriver:
-      code = absl::StatusCode::kFailedPrecondition;
-      break;
-    default:
-      break;
-  }
-  return absl::Status(code, absl::StrCat(expr, " failed at ", file, ":", line, ": ",
-                                         cudaGetErrorString(error), " (",
-                                         cudaGetErrorName(error), ")"));
+  return kernels::cuda::CudaStatus(error, expr, file, line);
 }
 
 // The error for `result` returned by `expr` at file:line. ncclSuccess gives OK; ncclInProgress
