@@ -47,6 +47,19 @@ absl::StatusOr<DType> ParseFloatDTypeName(std::string_view name) {
       absl::StrCat("unsupported float dtype \"", std::string(name), "\" (supported: float32, bfloat16, float16)"));
 }
 
+const char* FloatDTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return "float32";
+    case DType::kBF16:
+      return "bfloat16";
+    case DType::kF16:
+      return "float16";
+    default:
+      return DTypeName(dtype);
+  }
+}
+
 bool IsFloat(DType dtype) {
   return dtype == DType::kF32 || dtype == DType::kBF16 || dtype == DType::kF16;
 }

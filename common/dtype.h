@@ -20,6 +20,9 @@ const char* DTypeName(DType dtype);
 absl::StatusOr<DType> ParseDType(std::string_view name);
 // Parses the user-facing spellings too: "float32", "bfloat16", "float16", "f32", "bf16", "f16".
 absl::StatusOr<DType> ParseFloatDTypeName(std::string_view name);
+// The user-facing (and HF config.json) spelling of a float type: "float32", "bfloat16",
+// "float16"; other types give their safetensors name.
+const char* FloatDTypeName(DType dtype);
 bool IsFloat(DType dtype);
 
 inline float BF16ToF32(uint16_t v) {

@@ -35,8 +35,9 @@ absl::Status EngineConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("load_config.dummy_range must be finite and > 0, got ", load.dummy_range));
   }
-  if (load.weight_dtype != DType::kF32 && load.weight_dtype != DType::kBF16) {
-    return absl::InvalidArgumentError("load_config.weight_dtype must be float32 or bfloat16");
+  if (load.weight_dtype.has_value() && !IsFloat(*load.weight_dtype)) {
+    return absl::InvalidArgumentError(
+        "load_config.weight_dtype must be auto, float32, bfloat16 or float16");
   }
   if (cache.block_size < 1 || cache.block_size > 1024) {
     return absl::InvalidArgumentError("cache_config.block_size must be in [1, 1024]");

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -32,7 +33,9 @@ struct LoadConfig {
   // (dummy_seed, parameter name, global element index): the same model at every TP size.
   uint64_t dummy_seed = 0;
   double dummy_range = 1e-3;
-  DType weight_dtype = DType::kBF16;  // in-memory storage of matmul/embedding weights
+  // In-memory storage of matmul/embedding weights: f32, bf16 or f16. Unset ("auto") = the
+  // checkpoint's own type (ResolveWeightDType), so a user's weights are never silently rounded.
+  std::optional<DType> weight_dtype;
 };
 
 struct CacheConfig {

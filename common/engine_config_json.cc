@@ -75,19 +75,6 @@ absl::Status ReadString(const json& object, const std::string& path, const char*
   return absl::OkStatus();
 }
 
-const char* WeightDTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return "float32";
-    case DType::kBF16:
-      return "bfloat16";
-    case DType::kF16:
-      return "float16";
-    default:
-      return DTypeName(dtype);
-  }
-}
-
 absl::Status ReadLoadConfig(const json& j, LoadConfig& load) {
   const std::string p = "load_config.";
   LOOM_RETURN_IF_ERROR(CheckKeys(
@@ -99,7 +86,9 @@ absl::Status ReadLoadConfig(const json& j, LoadConfig& load) {
   LOOM_RETURN_IF_ERROR(ReadNumber(j, p, "dummy_range", load.dummy_range));
   std::string dtype;
   LOOM_RETURN_IF_ERROR(ReadString(j, p, "weight_dtype", dtype));
-  if (j.contains("weight_dtype")) {
+  if (dtype == "auto") {
+    load.weight_dtype.reset();
+  } else if (j.contains("weight_dtype")) {
     absl::StatusOr<DType> parsed = ParseFloatDTypeName(dtype);
     if (!parsed.ok()) {
       return absl::InvalidArgumentError(
@@ -120,7 +109,8 @@ std::string EngineConfigToJson(const EngineConfig& config) {
         {"strategy", config.load.strategy},
         {"dummy_seed", config.load.dummy_seed},
         {"dummy_range", config.load.dummy_range},
-        {"weight_dtype", WeightDTypeName(config.load.weight_dtype)}}},
+        {"weight_dtype", config.load.weight_dtype ? FloatDTypeName(*config.load.weight_dtype)
+                                                  : "auto"}}},
       {"cache_config",
        {{"block_size", config.cache.block_size}, {"kv_cache_bytes", config.cache.kv_cache_bytes}}},
       {"scheduler_config",

@@ -123,9 +123,17 @@ absl::Status AppendTokenIds(const json& obj, const std::string& field, const std
   return absl::OkStatus();
 }
 
+constexpr char kRopeTypes[] = "default, linear, llama3, yarn, dynamic";
+
+bool KnownRopeType(const std::string& type) {
+  return type == "default" || type == "linear" || type == "llama3" || type == "yarn" ||
+         type == "dynamic";
+}
+
 // Reads the rope scaling description from either spelling: the legacy "rope_scaling"
 // ({"type" | "rope_type", "factor", ...}) or the newer "rope_parameters" (the same keys plus
-// "rope_theta"). `field` names the object in errors.
+// "rope_theta"). `field` names the object in errors. original_max_position_embeddings is left 0
+// when absent (FromJson fills in HF's default).
 absl::Status ParseRopeScaling(const json& obj, const std::string& field, const std::string& source,
                               RopeScalingConfig* out) {
   if (!obj.is_object()) {
@@ -138,26 +146,87 @@ absl::Status ParseRopeScaling(const json& obj, const std::string& field, const s
     *out = r;
     return absl::OkStatus();
   }
-  if (type != "linear" && type != "llama3") {
+  if (!KnownRopeType(type)) {
     return FieldError(source, field,
-                      absl::StrCat("has unsupported rope type \"", type,
-                                   "\" (supported: default, linear, llama3)"));
+                      absl::StrCat("has unsupported rope type \"", type, "\" (supported: ",
+                                   kRopeTypes, ")"));
   }
   r.type = type;
   if (obj.find("factor") == obj.end()) {
     return FieldError(source, field, absl::StrCat("of type \"", type, "\" needs \"factor\""));
   }
   LOOM_ASSIGN_OR_RETURN(r.factor, DoubleField(obj, "factor", source, r.factor));
+  if (type == "llama3" || type == "yarn") {
+    LOOM_ASSIGN_OR_RETURN(r.original_max_position_embeddings,
+                          IntField(obj, "original_max_position_embeddings", source, false, 0));
+  }
   if (type == "llama3") {
     LOOM_ASSIGN_OR_RETURN(r.low_freq_factor,
                           DoubleField(obj, "low_freq_factor", source, r.low_freq_factor));
     LOOM_ASSIGN_OR_RETURN(r.high_freq_factor,
                           DoubleField(obj, "high_freq_factor", source, r.high_freq_factor));
-    LOOM_ASSIGN_OR_RETURN(r.original_max_position_embeddings,
-                          IntField(obj, "original_max_position_embeddings", source, false,
-                                   r.original_max_position_embeddings));
+  }
+  if (type == "yarn") {
+    LOOM_ASSIGN_OR_RETURN(r.attention_factor,
+                          DoubleField(obj, "attention_factor", source, r.attention_factor));
+    // HF takes a beta of 0 (or null) as "use the default".
+    LOOM_ASSIGN_OR_RETURN(r.beta_fast, DoubleField(obj, "beta_fast", source, 0.0));
+    LOOM_ASSIGN_OR_RETURN(r.beta_slow, DoubleField(obj, "beta_slow", source, 0.0));
+    if (r.beta_fast == 0) r.beta_fast = 32.0;
+    if (r.beta_slow == 0) r.beta_slow = 1.0;
+    LOOM_ASSIGN_OR_RETURN(r.mscale, DoubleField(obj, "mscale", source, 0.0));
+    LOOM_ASSIGN_OR_RETURN(r.mscale_all_dim, DoubleField(obj, "mscale_all_dim", source, 0.0));
+    LOOM_ASSIGN_OR_RETURN(r.truncate, BoolField(obj, "truncate", source, true));
   }
   *out = r;
+  return absl::OkStatus();
+}
+
+// Per-layer sliding windows, as HF's configuration classes derive them. Mistral: one window for
+// every layer ("sliding_window", 4096 when absent, null = none; "layer_types" is ignored, as
+// HF's Mistral does). Qwen2/Qwen3: a window only with "use_sliding_window", on the layers
+// "layer_types" marks "sliding_attention" (by default those from "max_window_layers" on).
+// Llama: none (HF's Llama ignores both fields).
+absl::Status ParseWindows(const json& j, const std::string& source, ModelConfig* c) {
+  c->layer_windows.assign(static_cast<size_t>(c->num_hidden_layers), 0);
+  if (c->model_type == "llama") return absl::OkStatus();
+  LOOM_ASSIGN_OR_RETURN(int64_t window, IntField(j, "sliding_window", source, false, 0));
+  const bool absent = !j.contains("sliding_window");
+  if (c->model_type == "mistral") {
+    if (absent) window = 4096;
+    if (window < 0) return FieldError(source, "sliding_window", "must be positive or null");
+    for (int64_t& w : c->layer_windows) w = window;
+    return absl::OkStatus();
+  }
+  LOOM_ASSIGN_OR_RETURN(bool use, BoolField(j, "use_sliding_window", source, false));
+  if (absent) window = 4096;
+  if (!use || window == 0) window = 0;  // null: no window
+  if (window < 0) return FieldError(source, "sliding_window", "must be positive or null");
+  LOOM_ASSIGN_OR_RETURN(int64_t max_window_layers,
+                        IntField(j, "max_window_layers", source, false, 28));
+  std::vector<bool> sliding(static_cast<size_t>(c->num_hidden_layers));
+  for (int64_t i = 0; i < c->num_hidden_layers; ++i) sliding[i] = i >= max_window_layers;
+  auto it = j.find("layer_types");
+  if (it != j.end() && !it->is_null()) {
+    if (!it->is_array() || static_cast<int64_t>(it->size()) != c->num_hidden_layers) {
+      return FieldError(source, "layer_types",
+                        absl::StrCat("must be a list of ", c->num_hidden_layers,
+                                     " layer types (one per layer)"));
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& t = (*it)[i];
+      if (t == "sliding_attention") {
+        sliding[i] = true;
+      } else if (t == "full_attention") {
+        sliding[i] = false;
+      } else {
+        return FieldError(source, "layer_types",
+                          absl::StrCat("has unsupported layer type ", t.dump(), " at layer ", i,
+                                       " (supported: full_attention, sliding_attention)"));
+      }
+    }
+  }
+  for (size_t i = 0; i < sliding.size(); ++i) c->layer_windows[i] = sliding[i] ? window : 0;
   return absl::OkStatus();
 }
 
@@ -170,17 +239,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-const char* HfDTypeName(DType d) {
-  switch (d) {
-    case DType::kBF16:
-      return "bfloat16";
-    case DType::kF16:
-      return "float16";
-    default:
-      return "float32";
-  }
 }
 
 }  // namespace
@@ -222,7 +280,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
                                                    " (supported: ", SupportedArchitectures(), ")"));
   }
 
-  // The decoder implements SwiGLU MLPs without biases; anything else would load and run wrong.
+  // The decoder implements SwiGLU MLPs; anything else would load and run wrong.
   LOOM_ASSIGN_OR_RETURN(std::string act, StringField(j, "hidden_act", source, "silu"));
   if (act != "silu") {
     return FieldError(source, "hidden_act",
@@ -230,8 +288,6 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
                                    "\"; only \"silu\" is "
                                    "supported"));
   }
-  LOOM_ASSIGN_OR_RETURN(bool mlp_bias, BoolField(j, "mlp_bias", source, false));
-  if (mlp_bias) return FieldError(source, "mlp_bias", "is true; MLP biases are not supported");
 
   LOOM_ASSIGN_OR_RETURN(c.hidden_size, IntField(j, "hidden_size", source, true));
   LOOM_ASSIGN_OR_RETURN(c.intermediate_size, IntField(j, "intermediate_size", source, true));
@@ -260,10 +316,31 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
     LOOM_RETURN_IF_ERROR(ParseRopeScaling(*scaling_it, "rope_scaling", source, &c.rope_scaling));
   }
 
+  // HF: a top-level original_max_position_embeddings wins (Phi-3's spelling); else the
+  // pre-training context defaults to max_position_embeddings.
+  if (c.rope_scaling.type == "llama3" || c.rope_scaling.type == "yarn") {
+    LOOM_ASSIGN_OR_RETURN(int64_t top, IntField(j, "original_max_position_embeddings", source,
+                                                false, 0));
+    if (top > 0) c.rope_scaling.original_max_position_embeddings = top;
+    if (c.rope_scaling.original_max_position_embeddings == 0) {
+      c.rope_scaling.original_max_position_embeddings = c.max_position_embeddings;
+    }
+  }
+
   LOOM_ASSIGN_OR_RETURN(c.tie_word_embeddings, BoolField(j, "tie_word_embeddings", source, false));
-  LOOM_ASSIGN_OR_RETURN(c.attention_bias, BoolField(j, "attention_bias", source, false));
-  if (c.architecture == "Qwen2ForCausalLM") c.attention_bias = true;  // Qwen2 has no switch
+  // Which projections carry biases, as each HF architecture builds them.
+  LOOM_ASSIGN_OR_RETURN(bool attention_bias, BoolField(j, "attention_bias", source, false));
+  LOOM_ASSIGN_OR_RETURN(bool mlp_bias, BoolField(j, "mlp_bias", source, false));
+  if (c.model_type == "llama") {
+    c.qkv_bias = c.o_bias = attention_bias;
+    c.mlp_bias = mlp_bias;
+  } else if (c.model_type == "qwen3") {
+    c.qkv_bias = c.o_bias = attention_bias;
+  } else if (c.model_type == "qwen2") {
+    c.qkv_bias = true;  // Qwen2 has no switch
+  }
   c.qk_norm = c.architecture == "Qwen3ForCausalLM";
+  LOOM_RETURN_IF_ERROR(ParseWindows(j, source, &c));
 
   // "dtype" is the newer spelling of "torch_dtype".
   LOOM_ASSIGN_OR_RETURN(std::string torch_dtype, StringField(j, "torch_dtype", source, "float32"));
@@ -338,9 +415,32 @@ absl::Status ModelConfig::Validate() const {
     return bad(absl::StrCat("rope_theta must be positive, got ", rope_theta));
   }
   const RopeScalingConfig& r = rope_scaling;
-  if (r.type != "default" && r.type != "linear" && r.type != "llama3") {
-    return bad(absl::StrCat("unsupported rope scaling type \"", r.type,
-                            "\" (supported: default, linear, llama3)"));
+  if (!KnownRopeType(r.type)) {
+    return bad(absl::StrCat("unsupported rope scaling type \"", r.type, "\" (supported: ",
+                            kRopeTypes, ")"));
+  }
+  if ((r.type == "yarn" || r.type == "dynamic") && !(r.factor >= 1)) {
+    return bad(absl::StrCat(r.type, " rope scaling needs factor >= 1, got ", r.factor));
+  }
+  if (r.type == "yarn" && r.original_max_position_embeddings <= 0) {
+    return bad(absl::StrCat("yarn rope scaling needs positive original_max_position_embeddings, "
+                            "got ", r.original_max_position_embeddings));
+  }
+  if (r.type == "yarn" && (!(r.beta_fast > 0) || !(r.beta_slow > 0) ||
+                           !std::isfinite(r.attention_factor))) {
+    return bad("yarn rope scaling needs positive beta_fast, beta_slow and a finite "
+               "attention_factor");
+  }
+  if (r.type == "dynamic" && head_dim <= 2) {
+    return bad(absl::StrCat("dynamic rope scaling needs head_dim > 2, got ", head_dim));
+  }
+  if (!layer_windows.empty() &&
+      static_cast<int64_t>(layer_windows.size()) != num_hidden_layers) {
+    return bad(absl::StrCat("layer_windows has ", layer_windows.size(), " entries for ",
+                            num_hidden_layers, " layers"));
+  }
+  for (int64_t w : layer_windows) {
+    if (w < 0) return bad(absl::StrCat("sliding_window must be positive, got ", w));
   }
   if (r.type != "default" && (!(r.factor > 0) || !std::isfinite(r.factor))) {
     return bad(absl::StrCat("rope scaling factor must be positive, got ", r.factor));
@@ -373,6 +473,19 @@ absl::Status ModelConfig::Validate() const {
   return absl::OkStatus();
 }
 
+int64_t ModelConfig::MaxContextLength() const {
+  const RopeScalingConfig& r = rope_scaling;
+  if (r.type == "yarn") {
+    return std::max(max_position_embeddings,
+                    static_cast<int64_t>(r.original_max_position_embeddings * r.factor));
+  }
+  if (r.type == "dynamic") {
+    return std::max(max_position_embeddings,
+                    static_cast<int64_t>(max_position_embeddings * r.factor));
+  }
+  return max_position_embeddings;
+}
+
 std::string ModelConfig::ToJson() const {
   // ordered_json keeps the conventional key order, which makes the file easy to read and diff.
   nlohmann::ordered_json j;
@@ -399,14 +512,28 @@ std::string ModelConfig::ToJson() const {
     if (rope_scaling.type == "llama3") {
       r["low_freq_factor"] = rope_scaling.low_freq_factor;
       r["high_freq_factor"] = rope_scaling.high_freq_factor;
+    }
+    if (rope_scaling.type == "llama3" || rope_scaling.type == "yarn") {
       r["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
+    }
+    if (rope_scaling.type == "yarn") {
+      if (rope_scaling.attention_factor >= 0) {
+        r["attention_factor"] = rope_scaling.attention_factor;
+      }
+      r["beta_fast"] = rope_scaling.beta_fast;
+      r["beta_slow"] = rope_scaling.beta_slow;
+      if (rope_scaling.mscale != 0) r["mscale"] = rope_scaling.mscale;
+      if (rope_scaling.mscale_all_dim != 0) r["mscale_all_dim"] = rope_scaling.mscale_all_dim;
+      r["truncate"] = rope_scaling.truncate;
     }
     j["rope_scaling"] = r;
   }
   j["tie_word_embeddings"] = tie_word_embeddings;
-  j["attention_bias"] = attention_bias;
+  // Qwen2's q/k/v biases need no switch; Llama and Qwen3 spell theirs attention_bias.
+  j["attention_bias"] = model_type != "qwen2" && qkv_bias;
+  if (model_type == "llama") j["mlp_bias"] = mlp_bias;
   j["hidden_act"] = "silu";
-  j["torch_dtype"] = HfDTypeName(torch_dtype);
+  j["torch_dtype"] = FloatDTypeName(torch_dtype);
   if (bos_token_id >= 0) {
     j["bos_token_id"] = bos_token_id;
   } else {
@@ -419,10 +546,23 @@ std::string ModelConfig::ToJson() const {
   } else {
     j["eos_token_id"] = eos_token_ids;
   }
-  // Loom's decoder attends to the whole context. Said explicitly because transformers'
-  // MistralConfig and Qwen2Config default sliding_window to 4096 when the key is absent.
-  j["sliding_window"] = nullptr;
-  if (model_type == "qwen2" || model_type == "qwen3") j["use_sliding_window"] = false;
+  // Said explicitly even without a window, because transformers' MistralConfig and Qwen2Config
+  // default sliding_window to 4096 when the key is absent.
+  const int64_t window =
+      layer_windows.empty() ? 0 : *std::max_element(layer_windows.begin(), layer_windows.end());
+  if (window == 0) {
+    j["sliding_window"] = nullptr;
+  } else {
+    j["sliding_window"] = window;
+  }
+  if (model_type == "qwen2" || model_type == "qwen3") {
+    j["use_sliding_window"] = window > 0;
+    if (window > 0) {
+      std::vector<std::string> types;
+      for (int64_t w : layer_windows) types.push_back(w > 0 ? "sliding_attention" : "full_attention");
+      j["layer_types"] = types;
+    }
+  }
   return j.dump(2) + "\n";
 }
 

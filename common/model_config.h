@@ -1,10 +1,10 @@
 // ModelConfig: the shape of a Llama-family model, read from an HF model directory's config.json
 // (and generation_config.json for the eos ids).
 //
-// Parsing is strict: wrong JSON types, an unknown architecture or rope scaling type, a
-// non-"silu" hidden_act or mlp_bias=true are errors that name the file and field, never silently
-// ignored. Not modelled: sliding-window attention (Mistral's "sliding_window" is read as full
-// attention).
+// Parsing is strict: wrong JSON types, an unknown architecture, rope scaling type or layer type,
+// or a non-"silu" hidden_act are errors that name the file and field, never silently ignored.
+// Fields are read as HF transformers reads them, defaults included (e.g. Mistral's absent
+// "sliding_window" is 4096, Qwen2/Qwen3 slide only with "use_sliding_window").
 #ifndef LOOM_COMMON_MODEL_CONFIG_H_
 #define LOOM_COMMON_MODEL_CONFIG_H_
 
@@ -17,12 +17,25 @@
 
 namespace loom {
 
+// Rotary frequency scaling, as HF's rope_scaling / rope_parameters describe it.
 struct RopeScalingConfig {
-  std::string type = "default";  // "default", "linear", "llama3"
+  // "default", "linear", "llama3", "yarn", or "dynamic" (NTK scaling that grows with the
+  // sequence: see kernels/rope.h for the rule Loom follows).
+  std::string type = "default";
   double factor = 1.0;
   double low_freq_factor = 1.0;   // llama3
   double high_freq_factor = 4.0;  // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
+  // llama3, yarn: the pre-training context; defaults to max_position_embeddings, as in HF.
+  int64_t original_max_position_embeddings = 0;
+  // yarn: cos/sin are scaled by attention_factor (< 0: derived from factor, mscale and
+  // mscale_all_dim as HF does); the ramp between interpolation and extrapolation spans
+  // beta_fast..beta_slow rotations, its ends rounded outwards when `truncate`.
+  double attention_factor = -1.0;
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double mscale = 0.0;
+  double mscale_all_dim = 0.0;
+  bool truncate = true;
 };
 
 struct ModelConfig {
@@ -41,8 +54,15 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScalingConfig rope_scaling;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // q/k/v biases; always true for Qwen2
+  // Llama's attention_bias: biases on q, k, v and o_proj. Qwen2 always has q/k/v biases and no
+  // o_proj bias, which is qkv_bias without o_bias.
+  bool qkv_bias = false;
+  bool o_bias = false;
+  bool mlp_bias = false;  // Llama's mlp_bias: biases on gate, up and down projections
   bool qk_norm = false;         // per-head RMSNorm on q and k; true for Qwen3
+  // Sliding-window attention per layer (size num_hidden_layers): 0 = the layer attends to the
+  // whole context; W > 0 = a query at position p attends to positions (p - W, p], HF's mask.
+  std::vector<int64_t> layer_windows;
   DType torch_dtype = DType::kF32;  // the checkpoint's declared dtype
   int64_t bos_token_id = -1;        // -1 when absent
   std::vector<int64_t> eos_token_ids;  // config.json's, then generation_config.json's, deduped
@@ -56,6 +76,15 @@ struct ModelConfig {
 
   // Checks internal consistency (positive sizes, heads divide, head_dim even, ...).
   absl::Status Validate() const;
+
+  // The longest sequence the model serves (prompt + output) when the user sets no limit:
+  // max_position_embeddings, stretched by rope scaling that extends the context (yarn:
+  // original_max_position_embeddings × factor; dynamic: max_position_embeddings × factor).
+  int64_t MaxContextLength() const;
+  // The sliding window of layer `layer` (0 = full attention).
+  int64_t Window(int64_t layer) const {
+    return layer_windows.empty() ? 0 : layer_windows[static_cast<size_t>(layer)];
+  }
 
   // Serialises back to HF config.json form (used by the model-making tools); transformers loads
   // it, and FromJson(ToJson()) gives back an equal config.

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/threading.h"
+#include "worker/loader/weight_dtype.h"
 
 namespace loom {
 
@@ -17,10 +18,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   LOOM_ASSIGN_OR_RETURN(engine->model_config_, ModelConfig::FromModelDir(config.load.model));
   const ModelConfig& mc = engine->model_config_;
   engine->max_model_len_ = config.scheduler.max_model_len > 0
-                               ? std::min(config.scheduler.max_model_len, mc.max_position_embeddings)
-                               : mc.max_position_embeddings;
+                               ? std::min(config.scheduler.max_model_len, mc.MaxContextLength())
+                               : mc.MaxContextLength();
   ModelRunnerOptions options;
-  options.decoder.weight_dtype = config.load.weight_dtype;
+  LOOM_ASSIGN_OR_RETURN(options.decoder.weight_dtype, ResolveWeightDType(config.load, mc));
   options.block_size = config.cache.block_size;
   options.kv_cache_bytes = config.cache.kv_cache_bytes;
   LOOM_ASSIGN_OR_RETURN(engine->runner_, ModelRunner::Create(mc, options));

@@ -1,7 +1,7 @@
 // Device-neutral entry points of Loom's compute kernels.
 //
-// Kernels are free functions over tensor views. Activations are f32; weights may be f32 or bf16
-// (converted on the fly, accumulated in f32). Every kernel checks its shapes and dtypes and
+// Kernels are free functions over tensor views. Activations are f32; weights may be f32, bf16 or
+// f16 (converted on the fly, accumulated in f32). Every kernel checks its shapes and dtypes and
 // returns InvalidArgument instead of touching memory when they are wrong. Outputs are written in
 // full (no kernel relies on an output being zeroed). The CPU implementation (kernels/cpu) is the
 // reference; other devices are tested against it.
@@ -16,7 +16,7 @@
 
 namespace loom::kernels {
 
-// out[M, N] = x[M, K] · w[N, K]ᵀ (+ bias[N]). x, out, bias: f32 contiguous; w: f32 or bf16
+// out[M, N] = x[M, K] · w[N, K]ᵀ (+ bias[N]). x, out, bias: f32 contiguous; w: f32, bf16 or f16
 // contiguous (the HF [out_features, in_features] layout).
 absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
 
@@ -36,7 +36,8 @@ absl::Status ApplyRope(Tensor& q, Tensor& k, const Tensor& positions, const Tens
 absl::Status SiluAndMul(const Tensor& gate_up, Tensor& out);
 
 // out[T, H] = table[ids[t] - vocab_start] for ids inside [vocab_start, vocab_start + V), zeros
-// for ids outside (that is another rank's vocabulary shard). table: f32 or bf16 [V, H]; ids i32.
+// for ids outside (that is another rank's vocabulary shard). table: f32, bf16 or f16 [V, H];
+// ids i32.
 absl::Status Embedding(const Tensor& ids, const Tensor& table, int64_t vocab_start, Tensor& out);
 
 // Writes k, v [T, Hk, D] into the caches [num_blocks, block_size, Hk, D] at the flat slots
@@ -57,11 +58,14 @@ struct AttentionBatch {
 
 // out[T, Hq, D] = softmax(q·Kᵀ·scale + causal mask)·V per sequence, reading K/V from the paged
 // caches [num_blocks, block_size, Hk, D]. Query row i of a sequence with n new tokens and context
-// c sits at position c - n + i and attends to positions [0, c - n + i]. Prefill (n > 1, with or
-// without cached context) and decode (n == 1) are the same call; GQA maps query head h to KV
-// head h / (Hq / Hk). q may be a strided view (fused qkv); out is contiguous f32.
+// c sits at position p = c - n + i and attends to positions [0, p], or with a sliding window
+// (window > 0) to the last `window` of them, (p - window, p], as HF's sliding-window mask does.
+// Prefill (n > 1, with or without cached context) and decode (n == 1) are the same call; GQA maps
+// query head h to KV head h / (Hq / Hk). q may be a strided view (fused qkv); out is contiguous
+// f32. Blocks wholly before a window's start are never read.
 absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                            const AttentionBatch& batch, float scale, Tensor& out);
+                            const AttentionBatch& batch, float scale, int64_t window,
+                            Tensor& out);
 
 }  // namespace loom::kernels
 

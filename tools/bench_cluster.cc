@@ -74,7 +74,7 @@ absl::Status BenchRpc(Cluster& c, int64_t calls) {
 
 absl::Status BenchDecode(Cluster& c, const EngineConfig& config, int64_t tokens) {
   LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(config.load.model));
-  Scheduler scheduler(config.scheduler, model.max_position_embeddings, c.num_kv_blocks,
+  Scheduler scheduler(config.scheduler, model.MaxContextLength(), c.num_kv_blocks,
                       config.cache.block_size, {});
   GenerationRequest request;
   for (int i = 0; i < 16; ++i) request.prompt_ids.push_back((i * 37 + 11) % model.vocab_size);
@@ -118,7 +118,7 @@ absl::Status Run(const Flags& flags) {
   std::set<int64_t> sizes(rpc_tp.begin(), rpc_tp.end());
   sizes.insert(decode_tp.begin(), decode_tp.end());
   std::printf("model %s, %s weights, %u cores\n", config.load.model.c_str(),
-              DTypeName(config.load.weight_dtype), std::thread::hardware_concurrency());
+              config.load.weight_dtype ? FloatDTypeName(*config.load.weight_dtype) : "auto", std::thread::hardware_concurrency());
   for (int64_t tp : sizes) {
     std::printf("TP=%lld\n", static_cast<long long>(tp));
     absl::StatusOr<Cluster> cluster = Start(config, static_cast<int>(tp), flags);

@@ -146,7 +146,7 @@ absl::Status Run(const Flags& flags) {
               static_cast<long long>(engine->model_config().num_hidden_layers),
               static_cast<long long>(engine->model_config().hidden_size),
               static_cast<long long>(engine->model_config().vocab_size), weight_gb,
-              DTypeName(config.load.weight_dtype), omp_get_max_threads(),
+              FloatDTypeName(engine->runner().decoder().weight_dtype()), omp_get_max_threads(),
               engine->load_report().seconds);
   const Bandwidth bw = MeasureBandwidth();
   std::printf("machine: memcpy %.2f GB/s copied (%.2f GB/s read+write), streaming read %.2f GB/s\n\n",

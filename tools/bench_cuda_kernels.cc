@@ -223,7 +223,7 @@ class Bench {
       g.cache_dtype = c.cache;
       LOOM_ASSIGN_OR_RETURN(PagedAttentionPlan plan, PlanPagedAttention(ctx_, batch, g));
       LOOM_ASSIGN_OR_RETURN(const double us, TimeUs(Reps(c.queries > 1 ? 10 : 50), [&](int) {
-                              return PagedAttention(ctx_, q, k_cache, v_cache, plan, 0.088f, out);
+                              return PagedAttention(ctx_, q, k_cache, v_cache, plan, 0.088f, 0, out);
                             }));
       // Keys visited: every query row sees its position + 1 keys (causal).
       double visits = 0;
@@ -268,7 +268,7 @@ class Bench {
       LOOM_ASSIGN_OR_RETURN(Tensor q, qkv.Slice(1, 0, kHeads));
       LOOM_ASSIGN_OR_RETURN(Tensor k, qkv.Slice(1, kHeads, kKvHeads));
       LOOM_ASSIGN_OR_RETURN(Tensor v, qkv.Slice(1, kHeads + kKvHeads, kKvHeads));
-      LOOM_ASSIGN_OR_RETURN(Tensor table, MakeRopeCosSin(kHeadDim, 1e6, RopeScaling{}, 4096));
+      LOOM_ASSIGN_OR_RETURN(Tensor table, MakeRopeCosSin(kHeadDim, 1e6, RopeScalingConfig{}, 4096));
       LOOM_ASSIGN_OR_RETURN(Tensor cos_sin, Device(table));
       Tensor positions_host = Tensor::Empty(DType::kI32, {t});
       for (int64_t i = 0; i < t; ++i) positions_host.data<int32_t>()[i] = static_cast<int32_t>(i);

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "common/tensor.h"
-#include "kernels/cpu/linear_bf16.h"
+#include "kernels/cpu/linear16.h"
 #include "kernels/kernels.h"
 
 namespace loom::kernels {
@@ -131,13 +131,14 @@ void BenchShape(const Shape& shape, const std::vector<int64_t>& ms, int reps, do
     report("bf16 Linear", bf16_bytes,
            Time(reps, [&](int i) { (void)Linear(x, w16[i % copies_bf16], nullptr, out); }));
     report("bf16 streaming", bf16_bytes, Time(reps, [&](int i) {
-             internal::LinearBf16Streaming(x.data<float>(), m,
-                                           w16[i % copies_bf16].data<uint16_t>(), n, k,
-                                           out.data<float>());
+             internal::Linear16Streaming(DType::kBF16, x.data<float>(), m,
+                                         w16[i % copies_bf16].data<uint16_t>(), n, k,
+                                         out.data<float>());
            }));
     report("bf16 block+sgemm", bf16_bytes, Time(reps, [&](int i) {
-             internal::LinearBf16Blocked(x.data<float>(), m, w16[i % copies_bf16].data<uint16_t>(),
-                                         n, k, out.data<float>());
+             internal::Linear16Blocked(DType::kBF16, x.data<float>(), m,
+                                       w16[i % copies_bf16].data<uint16_t>(), n, k,
+                                       out.data<float>());
            }));
   }
 }
@@ -171,7 +172,7 @@ void BenchAttention(int64_t seqs, int64_t context, int64_t queries, int reps, do
   for (int64_t i = 0; i < q.numel(); ++i) q.data<float>()[i] = dist(rng);
   Tensor out = Tensor::Empty(DType::kF32, {seqs * queries, hq, d});
   const Timing t =
-      Time(reps, [&](int) { (void)PagedAttention(q, k_cache, v_cache, batch, 0.088f, out); });
+      Time(reps, [&](int) { (void)PagedAttention(q, k_cache, v_cache, batch, 0.088f, 0, out); });
   const double s = t.median;
   // Keys attended per query row, summed: the causal triangle for prefill.
   double pairs = 0;

@@ -34,6 +34,7 @@
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
 #include "tools/engine_flags.h"
+#include "worker/loader/weight_dtype.h"
 
 namespace loom::cli {
 namespace {
@@ -641,12 +642,13 @@ absl::Status Run(const Flags& flags) {
   }
   LOOM_ASSIGN_OR_RETURN(ModelConfig mc, ModelConfig::FromModelDir(model));
   LOOM_ASSIGN_OR_RETURN(FileSet files, Safetensors(model));
+  LOOM_ASSIGN_OR_RETURN(const DType weight_dtype, ResolveWeightDType(s.config.load, mc));
   std::printf("model %s (%s, %lld layers, hidden %lld, vocab %lld), %.1f MB of safetensors; "
               "%s weights in memory; %u cores; %lld repeats (medians); KV cache %lld MiB for "
               "time to ready, %lld MiB for serving\n",
               model.c_str(), mc.architecture.c_str(), static_cast<long long>(mc.num_hidden_layers),
               static_cast<long long>(mc.hidden_size), static_cast<long long>(mc.vocab_size),
-              files.bytes / 1e6, DTypeName(s.config.load.weight_dtype),
+              files.bytes / 1e6, FloatDTypeName(weight_dtype),
               std::thread::hardware_concurrency(), static_cast<long long>(s.repeats),
               static_cast<long long>(s.config.cache.kv_cache_bytes >> 20),
               static_cast<long long>(s.serve_kv_bytes >> 20));

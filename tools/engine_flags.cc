@@ -35,7 +35,7 @@ std::vector<FlagSpec> EngineFlagSpecs() {
        "per_rank (each rank reads its part) or broadcast (rank 0 reads and sends)", "per_rank"},
       {"dummy-seed", false, "seed of --load-format dummy weights", "0"},
       {"dummy-range", false, "dummy weights are uniform in +-this", "0.001"},
-      {"weight-dtype", false, "in-memory weight type: bfloat16 or float32", "bfloat16"},
+      {"weight-dtype", false, "in-memory weight type: auto (the checkpoint's own), float16, bfloat16 or float32", "auto"},
       {"kv-cache-memory", false, "memory for the paged KV cache, e.g. 512M, 2G", "2G"},
       {"block-size", false, "tokens per KV block", "16"},
       {"max-num-seqs", false, "most sequences in one step", "64"},
@@ -63,8 +63,14 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags(const Flags& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("--dummy-range: \"", flags.String("dummy-range"), "\" must be > 0"));
   }
-  LOOM_ASSIGN_OR_RETURN(c.load.weight_dtype,
-                        ParseFloatDTypeName(flags.String("weight-dtype", "bfloat16")));
+  if (const std::string dtype = flags.String("weight-dtype", "auto"); dtype != "auto") {
+    absl::StatusOr<DType> parsed = ParseFloatDTypeName(dtype);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--weight-dtype: ", parsed.status().message(), " or auto"));
+    }
+    c.load.weight_dtype = *parsed;
+  }
   LOOM_ASSIGN_OR_RETURN(c.cache.kv_cache_bytes,
                         flags.Bytes("kv-cache-memory", c.cache.kv_cache_bytes));
   LOOM_ASSIGN_OR_RETURN(c.cache.block_size, flags.Int("block-size", c.cache.block_size));

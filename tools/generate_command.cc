@@ -79,7 +79,7 @@ absl::Status Run(const Flags& flags) {
                static_cast<long long>(engine->model_config().num_hidden_layers),
                static_cast<long long>(engine->num_kv_blocks()),
                static_cast<long long>(config.cache.block_size), engine->weight_bytes() / 1e6,
-               DTypeName(config.load.weight_dtype));
+               FloatDTypeName(engine->runner().decoder().weight_dtype()));
   // Stream a single prompt's tokens as they come; print batches whole.
   std::map<int64_t, size_t> index;
   for (size_t i = 0; i < requests.size(); ++i) {

@@ -174,7 +174,7 @@ absl::Status SetArchitecture(const std::string& name, ModelConfig& c) {
     if (name == short_name || name == arch.first) {
       c.architecture = arch.first;
       c.model_type = arch.second;
-      c.attention_bias = short_name == "qwen2";
+      c.qkv_bias = short_name == "qwen2";
       c.qk_norm = short_name == "qwen3";
       return absl::OkStatus();
     }
@@ -263,7 +263,17 @@ absl::StatusOr<ModelConfig> BuildConfig(const Options& o) {
   if (o.max_position) c.max_position_embeddings = *o.max_position;
   if (o.rope_theta) c.rope_theta = *o.rope_theta;
   if (o.tie) c.tie_word_embeddings = *o.tie;
-  if (o.qkv_bias) c.attention_bias = *o.qkv_bias;
+  if (o.qkv_bias) {
+    // What config.json's attention_bias means for each architecture (ModelConfig).
+    if (c.model_type == "mistral" || c.model_type == "qwen2") {
+      if (*o.qkv_bias != c.qkv_bias) {
+        return absl::InvalidArgumentError(absl::StrCat("--qkv-bias: ", c.architecture,
+                                                       " has no switch for attention biases"));
+      }
+    } else {
+      c.qkv_bias = c.o_bias = *o.qkv_bias;
+    }
+  }
   if (o.qk_norm) c.qk_norm = *o.qk_norm;
   c.torch_dtype = o.dtype;
   if (c.vocab_size < MinByteLevelVocab()) {
@@ -299,7 +309,7 @@ std::vector<PlannedTensor> PlanTensors(const ModelConfig& c) {
     t.push_back({p + "self_attn.q_proj.weight", {q, h}, Init::kMatrix});
     t.push_back({p + "self_attn.k_proj.weight", {kv, h}, Init::kMatrix});
     t.push_back({p + "self_attn.v_proj.weight", {kv, h}, Init::kMatrix});
-    if (c.attention_bias) {
+    if (c.qkv_bias) {
       t.push_back({p + "self_attn.q_proj.bias", {q}, Init::kMatrix});
       t.push_back({p + "self_attn.k_proj.bias", {kv}, Init::kMatrix});
       t.push_back({p + "self_attn.v_proj.bias", {kv}, Init::kMatrix});
@@ -309,10 +319,16 @@ std::vector<PlannedTensor> PlanTensors(const ModelConfig& c) {
       t.push_back({p + "self_attn.k_norm.weight", {c.head_dim}, Init::kNorm});
     }
     t.push_back({p + "self_attn.o_proj.weight", {h, q}, Init::kMatrix});
+    if (c.o_bias) t.push_back({p + "self_attn.o_proj.bias", {h}, Init::kMatrix});
     t.push_back({p + "post_attention_layernorm.weight", {h}, Init::kNorm});
     t.push_back({p + "mlp.gate_proj.weight", {ff, h}, Init::kMatrix});
     t.push_back({p + "mlp.up_proj.weight", {ff, h}, Init::kMatrix});
     t.push_back({p + "mlp.down_proj.weight", {h, ff}, Init::kMatrix});
+    if (c.mlp_bias) {
+      t.push_back({p + "mlp.gate_proj.bias", {ff}, Init::kMatrix});
+      t.push_back({p + "mlp.up_proj.bias", {ff}, Init::kMatrix});
+      t.push_back({p + "mlp.down_proj.bias", {h}, Init::kMatrix});
+    }
   }
   t.push_back({"model.norm.weight", {h}, Init::kNorm});
   if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", {c.vocab_size, h}, Init::kMatrix});

@@ -2,8 +2,9 @@
 """Creates the reference fixtures in tests/data from HF transformers (tools nobody here wrote).
 
 For each tiny, randomly initialised model of the families Loom serves it writes an f32 and a
-bf16 HF checkpoint and, for each, reference.json with HF's last-position logits and greedy
-continuation for fixed prompts. It also converts the real stories260K llama2.c checkpoint with
+bf16 HF checkpoint (and, for the models of FEATURE_MODELS, an f16 one and a sharded one) and,
+for each, reference.json with HF's last-position logits and greedy continuation for fixed
+prompts. It also converts the real stories260K llama2.c checkpoint with
 Loom's converter (the converted model is not committed; tests re-run the converter) and records
 HF's outputs on it, after checking the conversion against an independent llama2.c-semantics
 forward pass and against a deliberately unpermuted conversion.
@@ -54,6 +55,30 @@ MODELS = {
     "qwen3": (Qwen3Config, dict(head_dim=32, tie_word_embeddings=True, rope_theta=1000000.0)),
     "mistral": (MistralConfig, dict(num_key_value_heads=1, tie_word_embeddings=False,
                                     sliding_window=None, rms_norm_eps=1e-5)),
+}
+
+# Models of one feature each that real checkpoints use: sliding windows, Llama's biases, yarn and
+# dynamic rope. name -> (config class, overrides of COMMON, prompt lengths). Their prompts reach
+# past the window or the original context; each is saved as f32, bf16 and f16, and the f16 one
+# also sharded. The dynamic model's prompts cross max_position_embeddings in the prefill (40),
+# during decoding (20 + 24) and never (6).
+FEATURE_NEW_TOKENS = 24
+FEATURE_MODELS = {
+    "mistral-swa": (MistralConfig, dict(num_key_value_heads=2, tie_word_embeddings=False,
+                                        sliding_window=16, rms_norm_eps=1e-5), (40, 23, 9)),
+    "qwen2-swa": (Qwen2Config, dict(tie_word_embeddings=True, rope_theta=1000000.0,
+                                    use_sliding_window=True, sliding_window=8,
+                                    max_window_layers=1), (30, 12, 5)),
+    "llama-bias": (LlamaConfig, dict(tie_word_embeddings=False, rms_norm_eps=1e-5,
+                                     attention_bias=True, mlp_bias=True), (5, 11, 17)),
+    "qwen3-yarn": (Qwen3Config, dict(head_dim=32, tie_word_embeddings=True,
+                                     max_position_embeddings=64,
+                                     rope_parameters={"rope_type": "yarn", "factor": 4.0,
+                                                      "original_max_position_embeddings": 16,
+                                                      "rope_theta": 1000000.0}), (30, 20, 6)),
+    "llama-dynamic": (LlamaConfig, dict(tie_word_embeddings=False, max_position_embeddings=32,
+                                        rope_parameters={"rope_type": "dynamic", "factor": 4.0,
+                                                         "rope_theta": 10000.0}), (40, 20, 6)),
 }
 
 NOTES = ("HF transformers reference. last_logits: the logits at the prompt's last position "
@@ -115,6 +140,76 @@ def reference_for(model, prompts):
                     "greedy_min_margin": round(min(margins), 6),
                     "last_logits": round7(last.tolist())})
     return out
+
+
+def reset_dynamic_rope(model):
+    """HF's dynamic rope keeps the longest length it has seen across calls: start each prompt
+    from the model's own frequencies, as a freshly loaded model would."""
+    rope = model.model.rotary_emb
+    if hasattr(rope, "original_inv_freq"):
+        rope.inv_freq = rope.original_inv_freq.clone()
+        rope.max_seq_len_cached = rope.original_max_seq_len
+
+
+def generate_reference(model, prompts, new_tokens):
+    """Greedy generate() with its own KV cache (margins from its scores): the path whose rope
+    state is what Loom's rule matches for dynamic scaling; no argmax re-run without a cache."""
+    out = []
+    for ids in prompts:
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            reset_dynamic_rope(model)
+            last = model(x).logits[0, -1].float()
+            reset_dynamic_rope(model)
+            gen = model.generate(x, do_sample=False, max_new_tokens=new_tokens,
+                                 min_new_tokens=new_tokens, eos_token_id=None, pad_token_id=0,
+                                 return_dict_in_generate=True, output_scores=True)
+        greedy = gen.sequences[0, len(ids):].tolist()
+        margins = []
+        for step, scores in enumerate(gen.scores):
+            top2 = torch.topk(scores[0], 2)
+            if int(top2.indices[0]) != greedy[step]:
+                sys.exit(f"generate() picked {greedy[step]}, its scores say {int(top2.indices[0])}")
+            margins.append(float(top2.values[0] - top2.values[1]))
+        if len(greedy) != new_tokens:
+            sys.exit(f"generation stopped early: {greedy}")
+        out.append({"prompt_ids": ids, "greedy_ids": greedy,
+                    "greedy_min_margin": round(min(margins), 6),
+                    "last_logits": round7(last.tolist())})
+    return out
+
+
+def make_feature_models(out_dir):
+    for index, (name, (config_cls, overrides, lengths)) in enumerate(FEATURE_MODELS.items()):
+        kwargs = dict(COMMON)
+        kwargs.update(overrides)
+        config = config_cls(**kwargs)
+        torch.manual_seed(3000 + index)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        init_weights(model, seed=3000 + index)
+        prompts = make_prompts(4000 + index, config.vocab_size, lengths)
+        variants = (("f32", torch.float32, None), ("bf16", torch.bfloat16, None),
+                    ("f16", torch.float16, None), ("f16-sharded", torch.float16, "40KB"))
+        for dtype, torch_dtype, shard in variants:
+            path = os.path.join(out_dir, "models", f"{name}-{dtype}")
+            shutil.rmtree(path, ignore_errors=True)
+            saved = copy.deepcopy(model).to(torch_dtype)
+            if shard:
+                saved.save_pretrained(path, safe_serialization=True, max_shard_size=shard)
+            else:
+                saved.save_pretrained(path, safe_serialization=True)
+            ref = generate_reference(load_f32(path), prompts, FEATURE_NEW_TOKENS)
+            for p in ref:
+                if len(set(p["greedy_ids"])) < 4:
+                    sys.exit(f"{name}-{dtype}: degenerate greedy output {p['greedy_ids']}")
+            write_reference(os.path.join(path, "reference.json"),
+                            {torch.float32: "float32", torch.bfloat16: "bfloat16",
+                             torch.float16: "float16"}[torch_dtype], ref,
+                            {"model": name, "architecture": config.architectures[0]
+                             if config.architectures else type(model).__name__})
+            distinct = [len(set(p["greedy_ids"])) for p in ref]
+            print(f"{name}-{dtype}: {type(model).__name__}, distinct greedy tokens {distinct}, "
+                  f"min margin {min(p['greedy_min_margin'] for p in ref):.4f}")
 
 
 def write_reference(path, dtype, prompts_ref, extra=None):
@@ -310,12 +405,16 @@ def main():
     parser.add_argument("--fixtures", default=os.path.join(REPO, "..", "shared", "fixtures"))
     parser.add_argument("--skip-stories", action="store_true",
                         help="only the random models (no converter needed)")
+    parser.add_argument("--only-features", action="store_true",
+                        help="only the models of FEATURE_MODELS")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one reduction order, so reruns give the same digits
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    make_random_models(args.out)
-    if not args.skip_stories:
+    if not args.only_features:
+        make_random_models(args.out)
+    make_feature_models(args.out)
+    if not args.skip_stories and not args.only_features:
         make_stories(args.out, args.converter, args.fixtures)
 
 

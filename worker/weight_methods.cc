@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/engine_config_json.h"
 #include "common/engine_config_patch.h"
 #include "common/status.h"
@@ -57,8 +58,16 @@ absl::Status CheckSameModel(const ModelConfig& a, const ModelConfig& b) {
   if (a.tie_word_embeddings != b.tie_word_embeddings) {
     return differ("tie_word_embeddings", a.tie_word_embeddings, b.tie_word_embeddings);
   }
-  if (a.attention_bias != b.attention_bias) {
-    return differ("attention_bias", a.attention_bias, b.attention_bias);
+  if (a.qkv_bias != b.qkv_bias || a.o_bias != b.o_bias) {
+    return differ("attention_bias", a.qkv_bias, b.qkv_bias);
+  }
+  if (a.mlp_bias != b.mlp_bias) return differ("mlp_bias", a.mlp_bias, b.mlp_bias);
+  if (a.layer_windows != b.layer_windows) {
+    return differ("sliding_window", absl::StrJoin(a.layer_windows, ","),
+                  absl::StrJoin(b.layer_windows, ","));
+  }
+  if (a.rope_scaling.type != b.rope_scaling.type) {
+    return differ("rope scaling", a.rope_scaling.type, b.rope_scaling.type);
   }
   if (a.qk_norm != b.qk_norm) return differ("qk_norm", a.qk_norm, b.qk_norm);
   if (a.rope_theta != b.rope_theta) return differ("rope_theta", a.rope_theta, b.rope_theta);

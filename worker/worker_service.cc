@@ -15,6 +15,7 @@
 #include "kernels/threading.h"
 #include "worker/comm/gloo_communicator.h"
 #include "worker/controller_store.h"
+#include "worker/loader/weight_dtype.h"
 
 namespace loom {
 namespace {
@@ -44,10 +45,6 @@ int64_t ResidentBytes() {
   return resident_pages * sysconf(_SC_PAGESIZE);
 }
 
-const char* WeightDTypeName(DType dtype) {
-  return dtype == DType::kF32 ? "float32" : dtype == DType::kBF16 ? "bfloat16" : DTypeName(dtype);
-}
-
 // The proto step as the runner takes it, checked against what the runner does not check itself
 // (token ids and positions index tables that have no bounds checks of their own).
 absl::StatusOr<StepInput> ToStepInput(const loom::v1::StepRequest& request,
@@ -73,10 +70,10 @@ absl::StatusOr<StepInput> ToStepInput(const loom::v1::StepRequest& request,
       }
     }
     const int64_t end = int64_t{out.start_position} + static_cast<int64_t>(out.token_ids.size());
-    if (out.start_position < 0 || end > model.max_position_embeddings) {
+    if (out.start_position < 0 || end > model.MaxContextLength()) {
       return absl::InvalidArgumentError(
           absl::StrCat("sequence ", out.seq_id, ": positions [", out.start_position, ", ", end,
-                       ") outside the model's ", model.max_position_embeddings, " positions"));
+                       ") outside the model's ", model.MaxContextLength(), " positions"));
     }
   }
   return input;
@@ -244,7 +241,8 @@ absl::Status WorkerService::DoInit(const loom::v1::InitRequest& request, int64_t
     }
   }
   ModelRunnerOptions runner_options;
-  runner_options.decoder.weight_dtype = config.load.weight_dtype;
+  LOOM_ASSIGN_OR_RETURN(runner_options.decoder.weight_dtype,
+                        ResolveWeightDType(config.load, model));
   runner_options.decoder.comm = comm.get();
   runner_options.block_size = config.cache.block_size;
   runner_options.kv_cache_bytes = config.cache.kv_cache_bytes;
@@ -274,7 +272,7 @@ absl::Status WorkerService::DoInit(const loom::v1::InitRequest& request, int64_t
   nlohmann::json info = {
       {"model", config.load.model},
       {"architecture", model.architecture},
-      {"weight_dtype", WeightDTypeName(config.load.weight_dtype)},
+      {"weight_dtype", FloatDTypeName(runner_options.decoder.weight_dtype)},
       {"weight_bytes", runner_->decoder().WeightBytes()},
       {"initial_load", report},
       {"block_size", runner_->block_size()},

@@ -13,9 +13,9 @@ namespace loom::kernels {
 absl::Status Embedding(const Tensor& ids, const Tensor& table, int64_t vocab_start, Tensor& out) {
   constexpr const char* kName = "Embedding";
   LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "ids", ids, DType::kI32, 1, true));
-  if (!table.defined() || (table.dtype() != DType::kF32 && table.dtype() != DType::kBF16)) {
+  if (!table.defined() || !IsFloat(table.dtype())) {
     return absl::InvalidArgumentError(
-        absl::StrCat("Embedding: table must be F32 or BF16, got ", table.DebugString()));
+        absl::StrCat("Embedding: table must be F32, BF16 or F16, got ", table.DebugString()));
   }
   LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "table", table, table.dtype(), 2, true));
   const int64_t t = ids.size(0), vocab = table.size(0), h = table.size(1);
@@ -27,18 +27,16 @@ absl::Status Embedding(const Tensor& ids, const Tensor& table, int64_t vocab_sta
   }
   const int32_t* id = ids.data<int32_t>();
   float* o = out.data<float>();
-  const bool bf16 = table.dtype() == DType::kBF16;
 #pragma omp parallel for schedule(static) if (t * h >= (1 << 16))
   for (int64_t i = 0; i < t; ++i) {
     float* dst = o + i * h;
     const int64_t row = static_cast<int64_t>(id[i]) - vocab_start;
     if (row < 0 || row >= vocab) {
       std::memset(dst, 0, static_cast<size_t>(h) * sizeof(float));
-    } else if (bf16) {
-      const uint16_t* src = table.data<uint16_t>() + row * h;
-      for (int64_t j = 0; j < h; ++j) dst[j] = BF16ToF32(src[j]);
     } else {
-      std::memcpy(dst, table.data<float>() + row * h, static_cast<size_t>(h) * sizeof(float));
+      const char* src = static_cast<const char*>(table.raw_data()) +
+                        row * h * static_cast<int64_t>(DTypeSize(table.dtype()));
+      ConvertToF32(table.dtype(), src, dst, static_cast<size_t>(h));
     }
   }
   return absl::OkStatus();

@@ -1,8 +1,8 @@
-// Linear layer: out = x · wᵀ (+ bias), with f32 or bf16 weights and f32 activations.
+// Linear layer: out = x · wᵀ (+ bias), with f32, bf16 or f16 weights and f32 activations.
 //
-// f32 weights go straight to OpenBLAS. bf16 weights take one of two paths, picked by the number
-// of activation rows (tools/bench_kernels.cc measures both):
-//  - few rows (decode): a streaming AVX2 kernel reads each weight row once, widens bf16 to f32 in
+// f32 weights go straight to OpenBLAS. 16-bit weights (bf16, or f16 widened with F16C) take one
+// of two paths, picked by the number of activation rows (tools/bench_kernels.cc measures both):
+//  - few rows (decode): a streaming AVX2 kernel reads each weight row once, widens it to f32 in
 //    registers and accumulates against every activation row while the row is in L1. Decode is
 //    bound by weight bytes, so reading half the bytes of an f32 copy is the whole point.
 //  - many rows (prefill): compute dominates, so blocks of weight rows are widened into a scratch
@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/cpu/check.h"
-#include "kernels/cpu/linear_bf16.h"
+#include "kernels/cpu/linear16.h"
 #include "kernels/kernels.h"
 
 namespace loom::kernels {
@@ -35,6 +35,21 @@ inline __m256 LoadBf16x8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
 }
 
+// 8 f16 values → 8 f32 values (F16C: exact).
+inline __m256 LoadF16x8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// How one 16-bit weight format widens: eight at a time in registers, or one at a time.
+struct Bf16Weights {
+  static __m256 Load8(const uint16_t* p) { return LoadBf16x8(p); }
+  static float One(uint16_t v) { return BF16ToF32(v); }
+};
+struct F16Weights {
+  static __m256 Load8(const uint16_t* p) { return LoadF16x8(p); }
+  static float One(uint16_t v) { return _cvtsh_ss(v); }
+};
+
 inline float HorizontalSum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v);
   __m128 hi = _mm256_extractf128_ps(v, 1);
@@ -45,7 +60,7 @@ inline float HorizontalSum(__m256 v) {
 }
 
 // out[r, n0..n0+kW) for R activation rows and kW weight rows, each weight row read once.
-template <int R, int kW>
+template <typename W, int R, int kW>
 inline void StreamTile(const float* x, int64_t ldx, const uint16_t* w, int64_t K, float* out,
                        int64_t ldo) {
   __m256 acc[kW][R];
@@ -54,7 +69,7 @@ inline void StreamTile(const float* x, int64_t ldx, const uint16_t* w, int64_t K
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
     __m256 wv[kW];
-    for (int j = 0; j < kW; ++j) wv[j] = LoadBf16x8(w + j * K + k);
+    for (int j = 0; j < kW; ++j) wv[j] = W::Load8(w + j * K + k);
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_loadu_ps(x + r * ldx + k);
       for (int j = 0; j < kW; ++j) acc[j][r] = _mm256_fmadd_ps(wv[j], xv, acc[j][r]);
@@ -63,28 +78,28 @@ inline void StreamTile(const float* x, int64_t ldx, const uint16_t* w, int64_t K
   for (int j = 0; j < kW; ++j) {
     for (int r = 0; r < R; ++r) {
       float s = HorizontalSum(acc[j][r]);
-      for (int64_t kk = k; kk < K; ++kk) s += BF16ToF32(w[j * K + kk]) * x[r * ldx + kk];
+      for (int64_t kk = k; kk < K; ++kk) s += W::One(w[j * K + kk]) * x[r * ldx + kk];
       out[r * ldo + j] = s;
     }
   }
 }
 
 // All M rows against weight rows [n0, n1), activation rows taken four at a time.
-template <int kW>
+template <typename W, int kW>
 inline void StreamRows(const float* x, int64_t M, const uint16_t* w, int64_t K, float* out,
                        int64_t N, int64_t n) {
   const uint16_t* wn = w + n * K;
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) StreamTile<4, kW>(x + m * K, K, wn, K, out + m * N + n, N);
+  for (; m + 4 <= M; m += 4) StreamTile<W, 4, kW>(x + m * K, K, wn, K, out + m * N + n, N);
   switch (M - m) {
     case 3:
-      StreamTile<3, kW>(x + m * K, K, wn, K, out + m * N + n, N);
+      StreamTile<W, 3, kW>(x + m * K, K, wn, K, out + m * N + n, N);
       break;
     case 2:
-      StreamTile<2, kW>(x + m * K, K, wn, K, out + m * N + n, N);
+      StreamTile<W, 2, kW>(x + m * K, K, wn, K, out + m * N + n, N);
       break;
     case 1:
-      StreamTile<1, kW>(x + m * K, K, wn, K, out + m * N + n, N);
+      StreamTile<W, 1, kW>(x + m * K, K, wn, K, out + m * N + n, N);
       break;
     default:
       break;
@@ -130,19 +145,21 @@ void ForEachColumnSlice(int64_t M, int64_t N, int64_t K, Fn fn) {
 
 namespace internal {
 
-void LinearBf16Streaming(const float* x, int64_t M, const uint16_t* w, int64_t N, int64_t K,
-                         float* out) {
+namespace {
+
+template <typename W>
+void Streaming(const float* x, int64_t M, const uint16_t* w, int64_t N, int64_t K, float* out) {
   const int64_t pairs = N / 2;
   // Static chunks keep each thread on one contiguous stretch of weights (prefetcher-friendly);
   // tiny matrices stay on one thread so the fork costs nothing.
   const bool parallel = N * K >= (int64_t{1} << 16);
 #pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t p = 0; p < pairs; ++p) StreamRows<2>(x, M, w, K, out, N, 2 * p);
-  if (N % 2 != 0) StreamRows<1>(x, M, w, K, out, N, N - 1);
+  for (int64_t p = 0; p < pairs; ++p) StreamRows<W, 2>(x, M, w, K, out, N, 2 * p);
+  if (N % 2 != 0) StreamRows<W, 1>(x, M, w, K, out, N, N - 1);
 }
 
-void LinearBf16Blocked(const float* x, int64_t M, const uint16_t* w, int64_t N, int64_t K,
-                       float* out) {
+template <typename W>
+void Blocked(const float* x, int64_t M, const uint16_t* w, int64_t N, int64_t K, float* out) {
   ForEachColumnSlice(M, N, K, [&](int64_t n_begin, int64_t n_end) {
     const int64_t block = std::min(n_end - n_begin, kPrefillBlockRows);
     std::vector<float> scratch(static_cast<size_t>(block * K));
@@ -152,11 +169,31 @@ void LinearBf16Blocked(const float* x, int64_t M, const uint16_t* w, int64_t N, 
       float* dst = scratch.data();
       const int64_t count = nb * K;
       int64_t j = 0;
-      for (; j + 8 <= count; j += 8) _mm256_storeu_ps(dst + j, LoadBf16x8(src + j));
-      for (; j < count; ++j) dst[j] = BF16ToF32(src[j]);
+      for (; j + 8 <= count; j += 8) _mm256_storeu_ps(dst + j, W::Load8(src + j));
+      for (; j < count; ++j) dst[j] = W::One(src[j]);
       Sgemm(x, M, dst, nb, K, out + n0, N);
     }
   });
+}
+
+}  // namespace
+
+void Linear16Streaming(DType dtype, const float* x, int64_t M, const uint16_t* w, int64_t N,
+                       int64_t K, float* out) {
+  if (dtype == DType::kF16) {
+    Streaming<F16Weights>(x, M, w, N, K, out);
+  } else {
+    Streaming<Bf16Weights>(x, M, w, N, K, out);
+  }
+}
+
+void Linear16Blocked(DType dtype, const float* x, int64_t M, const uint16_t* w, int64_t N,
+                     int64_t K, float* out) {
+  if (dtype == DType::kF16) {
+    Blocked<F16Weights>(x, M, w, N, K, out);
+  } else {
+    Blocked<Bf16Weights>(x, M, w, N, K, out);
+  }
 }
 
 }  // namespace internal
@@ -164,9 +201,10 @@ void LinearBf16Blocked(const float* x, int64_t M, const uint16_t* w, int64_t N, 
 absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   constexpr const char* kName = "Linear";
   LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "x", x, DType::kF32, 2, true));
-  if (!w.defined() || (w.dtype() != DType::kF32 && w.dtype() != DType::kBF16)) {
+  if (!w.defined() ||
+      (w.dtype() != DType::kF32 && w.dtype() != DType::kBF16 && w.dtype() != DType::kF16)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("Linear: w must be F32 or BF16, got ", w.DebugString()));
+        absl::StrCat("Linear: w must be F32, BF16 or F16, got ", w.DebugString()));
   }
   LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "w", w, w.dtype(), 2, true));
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
@@ -196,9 +234,9 @@ absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor
       Sgemm(xp, M, wp + n0 * K, n1 - n0, K, op + n0, N);
     });
   } else if (M <= internal::kLinearStreamingMaxRows) {
-    internal::LinearBf16Streaming(xp, M, w.data<uint16_t>(), N, K, op);
+    internal::Linear16Streaming(w.dtype(), xp, M, w.data<uint16_t>(), N, K, op);
   } else {
-    internal::LinearBf16Blocked(xp, M, w.data<uint16_t>(), N, K, op);
+    internal::Linear16Blocked(w.dtype(), xp, M, w.data<uint16_t>(), N, K, op);
   }
   if (bias != nullptr) {
     const float* b = bias->data<float>();

@@ -59,14 +59,15 @@ struct Geometry {
   int64_t q_row_stride, q_head_stride;
 };
 
-// One query row (at `position`) of one sequence, for the query heads of KV heads
+// One query row (at `position`, seeing keys [first, position]) of one sequence, for the query
+// heads of KV heads
 // [g0, g0 + heads): `group` query heads per KV head, laid out consecutively in q and out. A
 // cache slot holds every KV head side by side, so covering several heads per pass reads each
 // slot's rows as one contiguous run instead of one strided row per head.
 // `scratch` holds heads * group * (kChunk + head_dim) floats.
 void AttendRow(const float* q, const float* k_cache, const float* v_cache,
-               const int32_t* block_table, int64_t position, int64_t g0, int64_t heads,
-               const Geometry& geo, float scale, float* out, float* scratch) {
+               const int32_t* block_table, int64_t first, int64_t position, int64_t g0,
+               int64_t heads, const Geometry& geo, float scale, float* out, float* scratch) {
   const int64_t d = geo.head_dim, per_kv = geo.group, group = heads * per_kv;
   float* scores = scratch;                 // [group][kChunk]
   float* acc = scratch + group * kChunk;   // [group][d]
@@ -78,8 +79,8 @@ void AttendRow(const float* q, const float* k_cache, const float* v_cache,
   // Offsets of this chunk's key/value rows (the same for both caches), walked block by block
   // so no division is needed per key.
   int64_t offsets[kChunk];
-  int64_t block_index = 0, in_block = 0;
-  for (int64_t c0 = 0; c0 < length; c0 += kChunk) {
+  int64_t block_index = first / geo.block_size, in_block = first % geo.block_size;
+  for (int64_t c0 = first; c0 < length; c0 += kChunk) {
     const int64_t n = std::min(kChunk, length - c0);
     for (int64_t j = 0; j < n; ++j) {
       const int64_t slot =
@@ -172,7 +173,8 @@ absl::Status CheckBatch(const AttentionBatch& batch, int64_t tokens, int64_t num
 }  // namespace
 
 absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                            const AttentionBatch& batch, float scale, Tensor& out) {
+                            const AttentionBatch& batch, float scale, int64_t window,
+                            Tensor& out) {
   constexpr const char* kName = "PagedAttention";
   LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "q", q, DType::kF32, 3, false));
   LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "k_cache", k_cache, DType::kF32, 4, true));
@@ -198,6 +200,10 @@ absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor
   }
   if (!std::isfinite(scale)) {
     return absl::InvalidArgumentError("PagedAttention: scale must be finite");
+  }
+  if (window < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PagedAttention: window must be >= 0 (0 = none), got ", window));
   }
   LOOM_RETURN_IF_ERROR(CheckBatch(batch, tokens, num_blocks, block_size));
   if (tokens == 0 || head_dim == 0 || q_heads == 0) return absl::OkStatus();
@@ -235,8 +241,9 @@ absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor
       const int64_t position = batch.context_len[s] - n + (row - batch.query_start[s]);
       const float* q_row = qp + row * geo.q_row_stride + g * geo.group * geo.q_head_stride;
       float* out_row = op + (row * q_heads + g * geo.group) * head_dim;
-      AttendRow(q_row, kp, vp, batch.block_tables[s].data(), position, g, span_heads, geo, scale,
-                out_row, scratch.data());
+      const int64_t first = window > 0 ? std::max<int64_t>(0, position - window + 1) : 0;
+      AttendRow(q_row, kp, vp, batch.block_tables[s].data(), first, position, g, span_heads, geo,
+                scale, out_row, scratch.data());
     }
   }
   return absl::OkStatus();

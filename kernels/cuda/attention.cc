@@ -20,7 +20,7 @@ using ::loom::kernels::internal::CheckTensor;
 // The CPU kernel's tensor checks (caches may also be bf16/f16); the geometry they imply.
 absl::StatusOr<AttentionGeometry> CheckTensors(const Tensor& q, const Tensor& k_cache,
                                                const Tensor& v_cache, float scale,
-                                               const Tensor& out) {
+                                               int64_t window, const Tensor& out) {
   constexpr const char* kName = "PagedAttention";
   LOOM_RETURN_IF_ERROR(CheckTensor(kName, "q", q, DType::kF32, 3, false));
   LOOM_RETURN_IF_ERROR(internal::CheckStored(kName, "k_cache", k_cache));
@@ -48,6 +48,10 @@ absl::StatusOr<AttentionGeometry> CheckTensors(const Tensor& q, const Tensor& k_
   if (!std::isfinite(scale)) {
     return absl::InvalidArgumentError("PagedAttention: scale must be finite");
   }
+  if (window < 0 || window > INT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PagedAttention: window must be in [0, 2^31) (0 = none), got ", window));
+  }
   return g;
 }
 
@@ -72,20 +76,20 @@ absl::StatusOr<PagedAttentionPlan> PlanPagedAttention(DeviceContext& context,
 
 absl::Status PagedAttention(DeviceContext& context, const Tensor& q, const Tensor& k_cache,
                             const Tensor& v_cache, const AttentionBatch& batch, float scale,
-                            Tensor& out) {
+                            int64_t window, Tensor& out) {
   LOOM_ASSIGN_OR_RETURN(const AttentionGeometry geometry,
-                        CheckTensors(q, k_cache, v_cache, scale, out));
+                        CheckTensors(q, k_cache, v_cache, scale, window, out));
   LOOM_ASSIGN_OR_RETURN(const PagedAttentionPlan plan,
                         PlanPagedAttention(context, batch, geometry));
   // The plan's device memory is released in stream order, after the kernels that read it.
-  return PagedAttention(context, q, k_cache, v_cache, plan, scale, out);
+  return PagedAttention(context, q, k_cache, v_cache, plan, scale, window, out);
 }
 
 absl::Status PagedAttention(DeviceContext& context, const Tensor& q, const Tensor& k_cache,
                             const Tensor& v_cache, const PagedAttentionPlan& plan, float scale,
-                            Tensor& out) {
+                            int64_t window, Tensor& out) {
   LOOM_ASSIGN_OR_RETURN(const AttentionGeometry geometry,
-                        CheckTensors(q, k_cache, v_cache, scale, out));
+                        CheckTensors(q, k_cache, v_cache, scale, window, out));
   if (!(geometry == plan.geometry())) {
     return absl::InvalidArgumentError(
         absl::StrCat("PagedAttention: q ", q.DebugString(), " and cache ", k_cache.DebugString(),
@@ -110,6 +114,7 @@ absl::Status PagedAttention(DeviceContext& context, const Tensor& q, const Tenso
   args.head_dim = static_cast<int32_t>(geometry.head_dim);
   args.block_size = static_cast<int32_t>(geometry.block_size);
   args.scale = scale;
+  args.window = static_cast<int32_t>(window);
   args.tiles = plan.device_tiles();
   args.block_tables = plan.device_block_tables();
   args.max_blocks = plan.max_blocks();

@@ -65,16 +65,17 @@ absl::Status WriteKvCache(DeviceContext& context, const Tensor& k, const Tensor&
 
 // Attention over the paged caches, as kernels::PagedAttention: q f32 [T, Hq, D] (may be
 // strided), caches [num_blocks, block_size, Hk, D] (f32, bf16 or f16, both alike), out f32
-// [T, Hq, D] contiguous. head_dim up to 256, at most 64 query heads per KV head.
+// [T, Hq, D] contiguous. head_dim up to 256, at most 64 query heads per KV head. window > 0:
+// sliding-window attention over the last `window` positions (0 = none).
 absl::Status PagedAttention(DeviceContext& context, const Tensor& q, const Tensor& k_cache,
                             const Tensor& v_cache, const AttentionBatch& batch, float scale,
-                            Tensor& out);
+                            int64_t window, Tensor& out);
 
 // The same with a plan made (and uploaded) once for the step: the tensors must match the
 // geometry the plan was made for.
 absl::Status PagedAttention(DeviceContext& context, const Tensor& q, const Tensor& k_cache,
                             const Tensor& v_cache, const PagedAttentionPlan& plan, float scale,
-                            Tensor& out);
+                            int64_t window, Tensor& out);
 
 // Checks `batch` against the geometry, plans the work for this device and uploads it.
 absl::StatusOr<PagedAttentionPlan> PlanPagedAttention(DeviceContext& context,

@@ -78,6 +78,7 @@ struct PagedAttentionArgs {
   float* out;  // [tokens, q_heads, head_dim] contiguous
   int32_t q_heads, kv_heads, head_dim, block_size;
   float scale;
+  int32_t window;               // > 0: a query at p sees keys (p - window, p]; 0: all of [0, p]
   const int32_t* tiles;         // [num_tiles][kTileFields]
   const int32_t* block_tables;  // [num_seqs][max_blocks]
   int32_t max_blocks;

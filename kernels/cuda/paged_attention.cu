@@ -1,5 +1,5 @@
 // Paged attention on the GPU: prefill (with or without cached context) and batched decode in
-// one kernel, with the semantics of kernels/cpu/paged_attention.cc.
+// one kernel, with the semantics of kernels/cpu/paged_attention.cc (sliding windows included).
 //
 // A block (4 warps) owns up to kAttentionMaxQueries query vectors that share one KV head: the
 // GQA group's query heads of one or more consecutive rows of a sequence (decode: one row and
@@ -102,6 +102,10 @@ __global__ void __launch_bounds__(kThreads)
   const int span_begin = blockIdx.z * a.partition_keys;
   if (span_begin >= key_end) return;  // nothing of this tile in this partition
   const int span_end = min(key_end, span_begin + a.partition_keys);
+  // With a sliding window no row of the tile sees keys before its first row's window. A
+  // partition wholly before it still writes its (empty) partial: the merge skips a zero sum.
+  const int window_begin = a.window > 0 ? max(0, b.pos0 - a.window + 1) : 0;
+  const int keys_begin = max(span_begin, window_begin);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int d = a.head_dim;
@@ -142,7 +146,7 @@ __global__ void __launch_bounds__(kThreads)
   const T* k_base = static_cast<const T*>(a.k_cache) + static_cast<int64_t>(b.kv) * d;
   const T* v_base = static_cast<const T*>(a.v_cache) + static_cast<int64_t>(b.kv) * d;
 
-  for (int c0 = span_begin; c0 < span_end; c0 += kChunk) {
+  for (int c0 = keys_begin; c0 < span_end; c0 += kChunk) {
     const int n = min(kChunk, span_end - c0);
     __syncthreads();  // the previous chunk's readers of s_slot and s_score are done
     for (int i = tid; i < n; i += kThreads) {
@@ -175,7 +179,10 @@ __global__ void __launch_bounds__(kThreads)
             for (int e = 0; e < E; ++e) dot += q[qi][e] * key[u][e];
             dot = WarpSum(dot);
             if (lane == 0 && i < n) {
-              s_score[qi * kChunk + i] = c0 + i > q_pos[qi] ? kNegInf : dot * a.scale;
+              const int key = c0 + i;
+              const bool masked =
+                  key > q_pos[qi] || (a.window > 0 && key <= q_pos[qi] - a.window);
+              s_score[qi * kChunk + i] = masked ? kNegInf : dot * a.scale;
             }
           }
         }

@@ -60,6 +60,19 @@ TEST(EngineConfigJsonTest, DefaultsRoundTrip) {
   EXPECT_EQ(back->load.strategy, "per_rank");
   EXPECT_EQ(back->load.dummy_seed, 0u);
   EXPECT_EQ(back->load.dummy_range, 1e-3);
+  EXPECT_FALSE(back->load.weight_dtype.has_value());  // auto: the checkpoint's own
+  EXPECT_THAT(EngineConfigToJson(c), HasSubstr("\"weight_dtype\":\"auto\""));
+}
+
+TEST(EngineConfigJsonTest, WeightDtypeTakesAutoAndFloat16) {
+  absl::StatusOr<EngineConfig> f16 =
+      EngineConfigFromJson(R"({"load_config": {"weight_dtype": "float16"}})");
+  ASSERT_TRUE(f16.ok()) << f16.status();
+  EXPECT_EQ(f16->load.weight_dtype, DType::kF16);
+  absl::StatusOr<EngineConfig> automatic =
+      EngineConfigFromJson(R"({"load_config": {"weight_dtype": "auto"}})");
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  EXPECT_FALSE(automatic->load.weight_dtype.has_value());
 }
 
 TEST(EngineConfigJsonTest, WritesTheDocumentedKeys) {

@@ -25,6 +25,7 @@ EngineConfig Current() {
   c.cache.block_size = 16;
   c.scheduler.max_num_seqs = 8;
   c.num_threads = 2;
+  c.load.weight_dtype = DType::kBF16;
   return c;
 }
 

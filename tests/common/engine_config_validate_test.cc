@@ -53,7 +53,7 @@ TEST(EngineConfigValidateTest, RejectsEachBadSettingByName) {
       {[](EngineConfig& c) { c.load.dummy_range = std::numeric_limits<double>::infinity(); },
        "load_config.dummy_range"},
       {[](EngineConfig& c) { c.load.dummy_range = std::nan(""); }, "load_config.dummy_range"},
-      {[](EngineConfig& c) { c.load.weight_dtype = DType::kF16; }, "load_config.weight_dtype"},
+      {[](EngineConfig& c) { c.load.weight_dtype = DType::kI32; }, "load_config.weight_dtype"},
       {[](EngineConfig& c) { c.cache.block_size = 0; }, "cache_config.block_size"},
       {[](EngineConfig& c) { c.cache.kv_cache_bytes = 0; }, "cache_config.kv_cache_bytes"},
       {[](EngineConfig& c) { c.scheduler.max_num_seqs = 0; }, "scheduler_config.max_num_seqs"},

@@ -83,7 +83,9 @@ TEST(ModelConfigTest, ParsesLlama32WithLlama3RopeScaling) {
   EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 4.0);
   EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
   EXPECT_TRUE(c.tie_word_embeddings);
-  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_FALSE(c.mlp_bias);
   EXPECT_FALSE(c.qk_norm);
   EXPECT_EQ(c.torch_dtype, DType::kBF16);
   EXPECT_EQ(c.bos_token_id, 128000);
@@ -100,7 +102,8 @@ TEST(ModelConfigTest, ParsesMistralWithDerivedHeadDim) {
   EXPECT_EQ(c.head_dim, 128);
   EXPECT_EQ(c.num_key_value_heads, 8);
   EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
-  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_EQ(c.layer_windows, std::vector<int64_t>(32, 0));  // "sliding_window": null
 }
 
 TEST(ModelConfigTest, Qwen2AlwaysHasAttentionBias) {
@@ -111,7 +114,8 @@ TEST(ModelConfigTest, Qwen2AlwaysHasAttentionBias) {
     "use_sliding_window": false, "bos_token_id": 151643, "eos_token_id": 151645,
     "torch_dtype": "bfloat16"})");
   EXPECT_EQ(c.model_type, "qwen2");
-  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
   EXPECT_FALSE(c.qk_norm);
   EXPECT_EQ(c.head_dim, 64);
 }
@@ -125,7 +129,9 @@ TEST(ModelConfigTest, Qwen3HasQkNormAndExplicitHeadDim) {
     "bos_token_id": 151643, "eos_token_id": 151645})");
   EXPECT_EQ(c.model_type, "qwen3");
   EXPECT_TRUE(c.qk_norm);
-  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_FALSE(c.mlp_bias);
   EXPECT_EQ(c.head_dim, 128);  // not hidden_size / heads (64)
   EXPECT_EQ(c.rope_scaling.type, "default");
 }
@@ -139,7 +145,9 @@ TEST(ModelConfigTest, AppliesDefaultsForOptionalFields) {
   EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
   EXPECT_EQ(c.rope_scaling.type, "default");
   EXPECT_FALSE(c.tie_word_embeddings);
-  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_FALSE(c.mlp_bias);
   EXPECT_EQ(c.torch_dtype, DType::kF32);
   EXPECT_EQ(c.bos_token_id, -1);
   EXPECT_TRUE(c.eos_token_ids.empty());
@@ -179,9 +187,83 @@ TEST(ModelConfigTest, ParsesRopeParametersWithTheta) {
 }
 
 TEST(ModelConfigTest, UnsupportedRopeTypeIsAnError) {
-  std::string err = ParseError(Minimal(R"("rope_scaling": {"rope_type": "yarn", "factor": 4})"));
+  std::string err =
+      ParseError(Minimal(R"("rope_scaling": {"rope_type": "longrope", "factor": 4})"));
   EXPECT_THAT(err, AllOf(HasSubstr("test/config.json"), HasSubstr("rope_scaling"),
-                         HasSubstr("\"yarn\""), HasSubstr("supported: default, linear, llama3")));
+                         HasSubstr("\"longrope\""),
+                         HasSubstr("supported: default, linear, llama3, yarn, dynamic")));
+}
+
+TEST(ModelConfigTest, ParsesYarnAsQwenConfigsSpellIt) {
+  ModelConfig c = ParseOk(Minimal(R"("rope_scaling": {"type": "yarn", "factor": 4.0,
+                                     "original_max_position_embeddings": 32768})"));
+  EXPECT_EQ(c.rope_scaling.type, "yarn");
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 4.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 32768);
+  EXPECT_LT(c.rope_scaling.attention_factor, 0);  // derived from the factor
+  EXPECT_DOUBLE_EQ(c.rope_scaling.beta_fast, 32.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.beta_slow, 1.0);
+  EXPECT_TRUE(c.rope_scaling.truncate);
+  EXPECT_EQ(c.MaxContextLength(), 131072);  // original × factor
+  // Absent: HF's default, max_position_embeddings; a top-level value wins (Phi-3's spelling).
+  EXPECT_EQ(ParseOk(Minimal(R"("rope_scaling": {"rope_type": "yarn", "factor": 2,
+                               "beta_fast": 8, "attention_factor": 0.9}, "max_position_embeddings": 100)"))
+                .rope_scaling.original_max_position_embeddings,
+            100);
+  EXPECT_EQ(ParseOk(Minimal(R"("rope_scaling": {"rope_type": "yarn", "factor": 2},
+                               "original_max_position_embeddings": 64)"))
+                .rope_scaling.original_max_position_embeddings,
+            64);
+  EXPECT_THAT(ParseError(Minimal(R"("rope_scaling": {"rope_type": "yarn", "factor": 0.5})")),
+              HasSubstr("factor >= 1"));
+}
+
+TEST(ModelConfigTest, ParsesDynamicNtkScaling) {
+  ModelConfig c = ParseOk(Minimal(R"("rope_scaling": {"rope_type": "dynamic", "factor": 2.0},
+                                     "max_position_embeddings": 64)"));
+  EXPECT_EQ(c.rope_scaling.type, "dynamic");
+  EXPECT_EQ(c.MaxContextLength(), 128);
+}
+
+TEST(ModelConfigTest, SlidingWindowsFollowEachArchitecturesRules) {
+  // Mistral: every layer; absent means HF's 4096, null means none.
+  EXPECT_EQ(ParseOk(Minimal(R"("architectures": ["MistralForCausalLM"], "sliding_window": 16)"))
+                .layer_windows,
+            std::vector<int64_t>(2, 16));
+  EXPECT_EQ(ParseOk(Minimal(R"("architectures": ["MistralForCausalLM"])")).layer_windows,
+            std::vector<int64_t>(2, 4096));
+  // Llama ignores the field, as HF's Llama does.
+  EXPECT_EQ(ParseOk(Minimal(R"("sliding_window": 16)")).layer_windows,
+            std::vector<int64_t>(2, 0));
+  // Qwen2/3: only with use_sliding_window, from max_window_layers on, or as layer_types say.
+  const std::string qwen = R"("architectures": ["Qwen2ForCausalLM"], "sliding_window": 8, )";
+  EXPECT_EQ(ParseOk(Minimal(qwen + R"("max_window_layers": 1)")).layer_windows,
+            std::vector<int64_t>(2, 0));
+  EXPECT_EQ(
+      ParseOk(Minimal(qwen + R"("use_sliding_window": true, "max_window_layers": 1)")).layer_windows,
+      (std::vector<int64_t>{0, 8}));
+  EXPECT_EQ(ParseOk(Minimal(qwen + R"("use_sliding_window": true, "max_window_layers": 1,
+                                      "layer_types": ["sliding_attention", "full_attention"])"))
+                .layer_windows,
+            (std::vector<int64_t>{8, 0}));
+  EXPECT_THAT(ParseError(Minimal(qwen + R"("use_sliding_window": true,
+                                          "layer_types": ["sliding_attention"])")),
+              HasSubstr("\"layer_types\" must be a list of 2"));
+  EXPECT_THAT(ParseError(Minimal(qwen + R"("use_sliding_window": true,
+                                          "layer_types": ["full_attention", "chunked_attention"])")),
+              AllOf(HasSubstr("\"layer_types\""), HasSubstr("chunked_attention")));
+}
+
+TEST(ModelConfigTest, BiasesFollowEachArchitecturesRules) {
+  ModelConfig llama = ParseOk(Minimal(R"("attention_bias": true, "mlp_bias": true)"));
+  EXPECT_TRUE(llama.qkv_bias && llama.o_bias && llama.mlp_bias);
+  ModelConfig qwen3 = ParseOk(Minimal(R"("architectures": ["Qwen3ForCausalLM"],
+                                         "attention_bias": true, "mlp_bias": true)"));
+  EXPECT_TRUE(qwen3.qkv_bias && qwen3.o_bias);
+  EXPECT_FALSE(qwen3.mlp_bias);  // HF's Qwen3 MLP has none
+  ModelConfig mistral = ParseOk(Minimal(R"("architectures": ["MistralForCausalLM"],
+                                           "attention_bias": true, "sliding_window": null)"));
+  EXPECT_FALSE(mistral.qkv_bias || mistral.o_bias || mistral.mlp_bias);
 }
 
 TEST(ModelConfigTest, RopeScalingWithoutFactorIsAnError) {
@@ -271,7 +353,6 @@ TEST(ModelConfigTest, ModelTypeStandsInForMissingArchitectures) {
 
 TEST(ModelConfigTest, RefusesFeaturesTheDecoderLacks) {
   EXPECT_THAT(ParseError(Minimal(R"("hidden_act": "gelu")")), HasSubstr("\"hidden_act\""));
-  EXPECT_THAT(ParseError(Minimal(R"("mlp_bias": true)")), HasSubstr("\"mlp_bias\""));
 }
 
 TEST(ModelConfigTest, InvalidJsonIsAnErrorNamingTheSource) {
@@ -316,7 +397,14 @@ void ExpectSameConfig(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.rope_scaling.original_max_position_embeddings,
             b.rope_scaling.original_max_position_embeddings);
   EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
-  EXPECT_EQ(a.attention_bias, b.attention_bias);
+  EXPECT_EQ(a.qkv_bias, b.qkv_bias);
+  EXPECT_EQ(a.o_bias, b.o_bias);
+  EXPECT_EQ(a.mlp_bias, b.mlp_bias);
+  EXPECT_EQ(a.layer_windows, b.layer_windows);
+  EXPECT_EQ(a.rope_scaling.attention_factor, b.rope_scaling.attention_factor);
+  EXPECT_EQ(a.rope_scaling.beta_fast, b.rope_scaling.beta_fast);
+  EXPECT_EQ(a.rope_scaling.beta_slow, b.rope_scaling.beta_slow);
+  EXPECT_EQ(a.rope_scaling.truncate, b.rope_scaling.truncate);
   EXPECT_EQ(a.qk_norm, b.qk_norm);
   EXPECT_EQ(a.torch_dtype, b.torch_dtype);
   EXPECT_EQ(a.bos_token_id, b.bos_token_id);
@@ -332,6 +420,12 @@ TEST(ModelConfigTest, ToJsonRoundTripsEveryArchitectureAndRopeVariant) {
                  "eos_token_id": [2, 3], "rms_norm_eps": 1.234567e-7)"),
       Minimal(R"("architectures": ["Qwen2ForCausalLM"], "tie_word_embeddings": true)"),
       Minimal(R"("architectures": ["Qwen3ForCausalLM"], "head_dim": 32, "bos_token_id": 0)"),
+      Minimal(R"("attention_bias": true, "mlp_bias": true, "rope_scaling": {"rope_type": "yarn",
+                 "factor": 4, "beta_fast": 16, "attention_factor": 0.8, "truncate": false})"),
+      Minimal(R"("architectures": ["MistralForCausalLM"], "sliding_window": 16,
+                 "rope_scaling": {"rope_type": "dynamic", "factor": 2})"),
+      Minimal(R"("architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
+                 "sliding_window": 8, "max_window_layers": 1)"),
   };
   for (const std::string& text : configs) {
     ModelConfig a = ParseOk(text);

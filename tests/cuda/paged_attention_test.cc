@@ -26,6 +26,7 @@ struct Case {
   int64_t block_size, hq, hk, d;
   bool strided_q;
   DType cache_type = DType::kF32;
+  int64_t window = 0;  // sliding window (0 = none)
 };
 
 // A batch over a shuffled pool of blocks, with random caches, and q as a contiguous tensor or
@@ -83,19 +84,22 @@ class CudaPagedAttentionTest : public CudaTest {
     SCOPED_TRACE(::testing::Message()
                  << "block_size=" << c.block_size << " Hq=" << c.hq << " Hk=" << c.hk
                  << " D=" << c.d << " strided=" << c.strided_q << " seqs=" << c.seqs.size()
-                 << " cache=" << DTypeName(c.cache_type));
+                 << " cache=" << DTypeName(c.cache_type) << " window=" << c.window);
     Inputs in = MakeInputs(c, seed, seed);
     const int64_t tokens = in.batch.query_start.back();
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
     Tensor want = Tensor::Empty(DType::kF32, {tokens, c.hq, c.d});
-    ASSERT_TRUE(kernels::PagedAttention(in.q, in.k_cache, in.v_cache, in.batch, scale, want).ok());
+    ASSERT_TRUE(
+        kernels::PagedAttention(in.q, in.k_cache, in.v_cache, in.batch, scale, c.window, want)
+            .ok());
 
     Tensor dqkv = ToDevice(in.qkv);
     Tensor dq = c.strided_q ? *dqkv.Slice(1, 0, c.hq) : dqkv;
     Tensor dk = ToDevice(testing::RoundTo(in.k_cache, c.cache_type));
     Tensor dv = ToDevice(testing::RoundTo(in.v_cache, c.cache_type));
     Tensor dout = Poisoned(DType::kF32, {tokens, c.hq, c.d});
-    const absl::Status status = PagedAttention(ctx(), dq, dk, dv, in.batch, scale, dout);
+    const absl::Status status =
+        PagedAttention(ctx(), dq, dk, dv, in.batch, scale, c.window, dout);
     ASSERT_TRUE(status.ok()) << status;
     Tensor got = ToHost(dout);
     testing::ExpectClose(got.data<float>(), testing::AsDoubles(want), 5e-5, 5e-5, "out");
@@ -152,6 +156,16 @@ TEST_F(CudaPagedAttentionTest, LongDecodeSplitsTheContextAndMergesExactly) {
   RunCase({{{258, 8}}, 16, 2, 2, 64, true}, seed++);
 }
 
+TEST_F(CudaPagedAttentionTest, SlidingWindowsMatchTheCpu) {
+  // Windows inside one chunk, across chunks and partitions (long decode: split-K partitions
+  // wholly before the window write empty partials), and longer than every context.
+  uint32_t seed = 550;
+  for (int64_t window : {1, 16, 100, 4096}) {
+    RunCase({{{40, 40}, {130, 1}, {90, 20}}, 16, 4, 2, 64, true, DType::kF32, window}, seed++);
+    RunCase({{{3000, 1}, {700, 1}}, 16, 16, 8, 128, true, DType::kBF16, window}, seed++);
+  }
+}
+
 TEST_F(CudaPagedAttentionTest, EmptySequencesInTheBatchAreFine) {
   RunCase({{{4, 0}, {9, 2}, {0, 0}}, 4, 2, 1, 8, false}, 600);
 }
@@ -173,13 +187,13 @@ TEST_F(CudaPagedAttentionTest, OnePlanServesSeveralLayers) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   for (Inputs& in : layers) {
     Tensor want = Tensor::Empty(DType::kF32, {g.tokens, c.hq, c.d});
-    ASSERT_TRUE(kernels::PagedAttention(in.q, in.k_cache, in.v_cache, in.batch, scale, want).ok());
+    ASSERT_TRUE(kernels::PagedAttention(in.q, in.k_cache, in.v_cache, in.batch, scale, 0, want).ok());
     Tensor dqkv = ToDevice(in.qkv);
     Tensor dq = *dqkv.Slice(1, 0, c.hq);
     Tensor dk = ToDevice(testing::RoundTo(in.k_cache, c.cache_type));
     Tensor dv = ToDevice(testing::RoundTo(in.v_cache, c.cache_type));
     Tensor dout = Poisoned(DType::kF32, {g.tokens, c.hq, c.d});
-    ASSERT_TRUE(PagedAttention(ctx(), dq, dk, dv, *plan, scale, dout).ok());
+    ASSERT_TRUE(PagedAttention(ctx(), dq, dk, dv, *plan, scale, 0, dout).ok());
     Tensor got = ToHost(dout);
     testing::ExpectClose(got.data<float>(), testing::AsDoubles(want), 5e-5, 5e-5, "out");
   }
@@ -187,7 +201,7 @@ TEST_F(CudaPagedAttentionTest, OnePlanServesSeveralLayers) {
   Tensor dq = Poisoned(DType::kF32, {g.tokens, c.hq, 32});
   Tensor dk = Poisoned(DType::kBF16, {g.num_blocks, 16, 4, 32});
   Tensor dout = Poisoned(DType::kF32, {g.tokens, c.hq, 32});
-  EXPECT_EQ(PagedAttention(ctx(), dq, dk, dk, *plan, scale, dout).code(),
+  EXPECT_EQ(PagedAttention(ctx(), dq, dk, dk, *plan, scale, 0, dout).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -199,17 +213,17 @@ TEST_F(CudaPagedAttentionTest, RejectsWhatTheCpuRejects) {
   Tensor q = Poisoned(DType::kF32, {3, 2, 4}), out = Poisoned(DType::kF32, {3, 2, 4});
   Tensor k = Poisoned(DType::kF32, {3, 4, 1, 4}), v = Poisoned(DType::kF32, {3, 4, 1, 4});
   batch.block_tables[0][1] = 3;
-  EXPECT_EQ(PagedAttention(ctx(), q, k, v, batch, 0.5f, out).code(),
+  EXPECT_EQ(PagedAttention(ctx(), q, k, v, batch, 0.5f, 0, out).code(),
             absl::StatusCode::kInvalidArgument);
   batch.block_tables[0][1] = 1;
   Tensor v_half = Poisoned(DType::kF16, {3, 4, 1, 4});
-  EXPECT_EQ(PagedAttention(ctx(), q, k, v_half, batch, 0.5f, out).code(),
+  EXPECT_EQ(PagedAttention(ctx(), q, k, v_half, batch, 0.5f, 0, out).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(PagedAttention(ctx(), q, k, v, batch, NAN, out).code(),
+  EXPECT_EQ(PagedAttention(ctx(), q, k, v, batch, NAN, 0, out).code(),
             absl::StatusCode::kInvalidArgument);
   Tensor q_wide = Poisoned(DType::kF32, {3, 2, 300}), out_wide = Poisoned(DType::kF32, {3, 2, 300});
   Tensor k_wide = Poisoned(DType::kF32, {3, 4, 1, 300});
-  EXPECT_EQ(PagedAttention(ctx(), q_wide, k_wide, k_wide, batch, 0.5f, out_wide).code(),
+  EXPECT_EQ(PagedAttention(ctx(), q_wide, k_wide, k_wide, batch, 0.5f, 0, out_wide).code(),
             absl::StatusCode::kInvalidArgument)
       << "head_dim over 256";
 }

@@ -23,7 +23,7 @@ class CudaRopeTest : public CudaTest {
     SCOPED_TRACE(::testing::Message()
                  << "T=" << tokens << " Hq=" << hq << " Hk=" << hk << " D=" << d);
     std::mt19937 rng(seed);
-    absl::StatusOr<Tensor> cos_sin = MakeRopeCosSin(d, 10000.0, RopeScaling{}, max_positions);
+    absl::StatusOr<Tensor> cos_sin = MakeRopeCosSin(d, 10000.0, RopeScalingConfig{}, max_positions);
     ASSERT_TRUE(cos_sin.ok());
     Tensor qkv = testing::RandomF32({tokens, hq + 2 * hk, d}, rng);
     Tensor positions = Tensor::Empty(DType::kI32, {tokens});
@@ -53,7 +53,7 @@ TEST_F(CudaRopeTest, StridedHeadsOfAFusedRowMatchTheCpu) {
 TEST_F(CudaRopeTest, PositionOutsideTheTableIsReportedAndItsTokenLeftAlone) {
   std::mt19937 rng(25);
   const int64_t d = 8;
-  absl::StatusOr<Tensor> cos_sin = MakeRopeCosSin(d, 10000.0, RopeScaling{}, 16);
+  absl::StatusOr<Tensor> cos_sin = MakeRopeCosSin(d, 10000.0, RopeScalingConfig{}, 16);
   ASSERT_TRUE(cos_sin.ok());
   Tensor q = testing::RandomF32({3, 2, d}, rng), k = testing::RandomF32({3, 1, d}, rng);
   Tensor positions = Tensor::Empty(DType::kI32, {3});

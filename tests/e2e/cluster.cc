@@ -13,8 +13,7 @@ std::string WorkerBinary() { return BinaryDir() + "/worker/loom-worker"; }
 
 EngineConfig SmallConfig(const std::string& model_dir) {
   EngineConfig config;
-  config.load.model = model_dir;
-  config.load.weight_dtype = DType::kF32;
+  config.load.model = model_dir;  // weight_dtype: auto, the checkpoint's own
   config.cache.block_size = 4;
   config.cache.kv_cache_bytes = 1 << 20;
   return config;
@@ -42,7 +41,7 @@ absl::StatusOr<Cluster> StartCluster(const std::string& model_dir, int tp,
 absl::StatusOr<std::vector<std::vector<int32_t>>> GenerateGreedy(
     Cluster& cluster, const std::vector<std::vector<int32_t>>& prompts, int64_t max_tokens) {
   LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(cluster.config.load.model));
-  Scheduler scheduler(cluster.config.scheduler, model.max_position_embeddings,
+  Scheduler scheduler(cluster.config.scheduler, model.MaxContextLength(),
                       cluster.num_kv_blocks, cluster.config.cache.block_size, {});
   std::map<int64_t, size_t> order;
   for (size_t i = 0; i < prompts.size(); ++i) {

@@ -34,7 +34,7 @@ using testing::HfReference;
 
 void ExpectReferenceTokens(Cluster& cluster, const std::string& model_dir) {
   const HfReference ref = testing::ReadHfReference(model_dir);
-  auto outputs = GenerateGreedy(cluster, ref.prompts, 32);
+  auto outputs = GenerateGreedy(cluster, ref.prompts, static_cast<int64_t>(ref.greedy[0].size()));
   ASSERT_TRUE(outputs.ok()) << outputs.status();
   for (size_t i = 0; i < ref.prompts.size(); ++i) {
     EXPECT_EQ((*outputs)[i], ref.greedy[i]) << model_dir << " prompt " << i;
@@ -75,7 +75,18 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClusterGreedyTest,
                                            TpCase{"llama-linear-rope", 4}, TpCase{"qwen2", 4},
                                            TpCase{"qwen3", 4}, TpCase{"mistral", 4},
                                            TpCase{"llama-gqa", 1}, TpCase{"qwen2", 1},
-                                           TpCase{"qwen3", 1}, TpCase{"mistral", 1}),
+                                           TpCase{"qwen3", 1}, TpCase{"mistral", 1},
+                                           // Real checkpoints' features, 16-bit and sharded.
+                                           TpCase{"mistral-swa-f16-sharded", 2},
+                                           TpCase{"qwen2-swa-bf16", 2},
+                                           TpCase{"llama-bias-f16", 2},
+                                           TpCase{"qwen3-yarn-bf16", 2},
+                                           TpCase{"llama-dynamic-f16", 2},
+                                           TpCase{"mistral-swa-f16", 4},
+                                           TpCase{"qwen2-swa-f16-sharded", 4},
+                                           TpCase{"llama-bias-bf16", 4},
+                                           TpCase{"qwen3-yarn-f16", 4},
+                                           TpCase{"llama-dynamic-bf16", 4}),
                          [](const auto& info) {
                            std::string name = absl::StrCat(info.param.model, "_tp", info.param.tp);
                            for (char& c : name) c = c == '-' ? '_' : c;

@@ -1,5 +1,7 @@
 #include "tests/e2e/model_dir.h"
 
+#include "absl/strings/match.h"
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -14,6 +16,10 @@
 namespace loom::testing {
 
 std::string FixtureModelDir(const std::string& name) {
+  // A name with its dtype suffix ("mistral-swa-f16") names that checkpoint; a bare one its f32.
+  for (const char* suffix : {"-f32", "-bf16", "-f16", "-f16-sharded"}) {
+    if (absl::EndsWith(name, suffix)) return SourceDir() + "/tests/data/models/" + name;
+  }
   return SourceDir() + "/tests/data/models/" + name + "-f32";
 }
 
@@ -23,6 +29,7 @@ HfReference ReadHfReference(const std::string& path) {
   if (!in) throw std::runtime_error("cannot read the reference of " + path);
   const nlohmann::json j = nlohmann::json::parse(in);
   HfReference ref;
+  ref.dtype = j.at("dtype").get<std::string>();
   for (const auto& p : j.at("prompts")) {
     ref.prompts.push_back(p.at("prompt_ids").get<std::vector<int32_t>>());
     ref.greedy.push_back(p.at("greedy_ids").get<std::vector<int32_t>>());
@@ -32,17 +39,11 @@ HfReference ReadHfReference(const std::string& path) {
 }
 
 std::string FixtureModel() {
-  namespace fs = std::filesystem;
-  const fs::path root = fs::path(SourceDir()) / "tests/data/models";
-  if (fs::exists(root)) {
-    for (const auto& e : fs::directory_iterator(root)) {
-      const std::string name = e.path().filename().string();
-      if (name.rfind("llama", 0) == 0 && name.find("f32") != std::string::npos) {
-        return e.path().string();
-      }
-    }
+  const std::string dir = SourceDir() + "/tests/data/models/llama-gqa-f32";
+  if (!std::filesystem::exists(dir + "/config.json")) {
+    throw std::runtime_error("fixture model missing: " + dir);
   }
-  throw std::runtime_error("no llama*-f32 fixture model in tests/data/models");
+  return dir;
 }
 
 int RunCommand(const std::string& command, std::string* output) {

@@ -16,8 +16,9 @@ std::string FixtureModelDir(const std::string& name);
 // entry per prompt in each vector.
 struct HfReference {
   std::vector<std::vector<int32_t>> prompts;
-  std::vector<std::vector<int32_t>> greedy;       // 32 greedy tokens
+  std::vector<std::vector<int32_t>> greedy;       // greedy tokens (24 or 32)
   std::vector<std::vector<float>> last_logits;    // the prompt's last position, whole vocab
+  std::string dtype;  // the checkpoint's: "float32", "bfloat16" or "float16"
 };
 // Reads MODEL_DIR/reference.json, or the given .json file.
 HfReference ReadHfReference(const std::string& path);

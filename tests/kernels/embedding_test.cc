@@ -13,8 +13,8 @@ void CheckLookup(DType dtype, int64_t vocab_start) {
   SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " vocab_start=" << vocab_start);
   std::mt19937 rng(13);
   const int64_t vocab = 50, h = 24;
-  Tensor table = dtype == DType::kBF16 ? testing::RandomBf16({vocab, h}, rng)
-                                       : testing::RandomF32({vocab, h}, rng);
+  Tensor table = testing::RandomF32({vocab, h}, rng);
+  if (dtype != DType::kF32) table = *table.To(dtype);
   const std::vector<int32_t> id_values = {
       static_cast<int32_t>(vocab_start),         static_cast<int32_t>(vocab_start + vocab - 1),
       static_cast<int32_t>(vocab_start + vocab), static_cast<int32_t>(vocab_start - 1),
@@ -29,16 +29,18 @@ void CheckLookup(DType dtype, int64_t vocab_start) {
     for (int64_t j = 0; j < h; ++j) {
       float want = 0.0f;
       if (row >= 0 && row < vocab) {
-        want = dtype == DType::kBF16 ? BF16ToF32(table.data<uint16_t>()[row * h + j])
-                                     : table.data<float>()[row * h + j];
+        const uint16_t bits = dtype == DType::kF32 ? 0 : table.data<uint16_t>()[row * h + j];
+        want = dtype == DType::kBF16  ? BF16ToF32(bits)
+               : dtype == DType::kF16 ? F16ToF32(bits)
+                                      : table.data<float>()[row * h + j];
       }
       ASSERT_EQ(out.data<float>()[i * h + j], want) << "token " << i << " col " << j;
     }
   }
 }
 
-TEST(EmbeddingTest, F32AndBf16WithShardOffsets) {
-  for (DType dtype : {DType::kF32, DType::kBF16}) {
+TEST(EmbeddingTest, EveryFloatTableWithShardOffsets) {
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
     for (int64_t start : {0, 50, 1000}) CheckLookup(dtype, start);
   }
 }

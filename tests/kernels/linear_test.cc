@@ -23,8 +23,11 @@ std::vector<double> Reference(const Tensor& x, const Tensor& w, const Tensor* bi
     for (int64_t n = 0; n < n_rows; ++n) {
       double s = bias ? bias->data<float>()[n] : 0.0;
       for (int64_t k = 0; k < k_dim; ++k) {
-        const double wv = w.dtype() == DType::kBF16 ? BF16ToF32(w.data<uint16_t>()[n * k_dim + k])
-                                                    : w.data<float>()[n * k_dim + k];
+        // The reference widens each weight on its own (dtype.h), not through the kernels' SIMD.
+        float wv = 0;
+        ConvertToF32(w.dtype(),
+                     static_cast<const char*>(w.raw_data()) + (n * k_dim + k) * DTypeSize(w.dtype()),
+                     &wv, 1);
         s += wv * x.data<float>()[m * k_dim + k];
       }
       out[m * n_rows + n] = s;
@@ -42,8 +45,8 @@ void RunCase(DType wtype, int64_t m_rows, int64_t n_rows, int64_t k_dim, bool wi
                                     << " K=" << k_dim << " bias=" << with_bias);
   std::mt19937 rng(seed);
   Tensor x = RandomF32({m_rows, k_dim}, rng);
-  Tensor w =
-      wtype == DType::kBF16 ? RandomBf16({n_rows, k_dim}, rng) : RandomF32({n_rows, k_dim}, rng);
+  Tensor w = RandomF32({n_rows, k_dim}, rng);
+  if (wtype != DType::kF32) w = *w.To(wtype);
   Tensor bias = RandomF32({n_rows}, rng);
   Tensor out = PoisonedF32({m_rows, n_rows});
   ASSERT_TRUE(Linear(x, w, with_bias ? &bias : nullptr, out).ok());
@@ -66,6 +69,15 @@ TEST(LinearTest, Bf16OddShapesAndLargerN) {
   RunCase(DType::kBF16, 2, 300, 128, false, 13);  // enough work to use threads
   RunCase(DType::kBF16, 40, 600, 136, true, 14);  // several sgemm blocks, last one partial
   RunCase(DType::kBF16, 6, 513, 1024, true, 15);
+}
+
+TEST(LinearTest, F16MatchesReferenceOnBothPaths) {
+  uint32_t seed = 40;
+  // Streaming (decode) row counts, the blocked sgemm path above them, odd shapes.
+  for (int64_t m : {1, 2, 3, 4, 5, 16, 17, 40}) RunCase(DType::kF16, m, 37, 67, m % 2 == 0, seed++);
+  RunCase(DType::kF16, 1, 1, 1, false, seed++);
+  RunCase(DType::kF16, 6, 513, 1024, true, seed++);
+  RunCase(DType::kF16, 40, 600, 136, true, seed++);
 }
 
 TEST(LinearTest, F32MatchesReference) {

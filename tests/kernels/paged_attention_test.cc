@@ -17,11 +17,12 @@ struct SeqSpec {
   int32_t queries;  // new tokens this step (the last `queries` positions)
 };
 
-// Dense causal attention from contiguous per-sequence K/V, in double.
+// Dense causal attention from contiguous per-sequence K/V, in double; with window > 0 a query
+// at p sees only keys (p - window, p].
 void DenseReference(const std::vector<float>& q, int64_t q_row_stride, int64_t hq, int64_t hk,
                     int64_t d, const std::vector<std::vector<float>>& keys,
                     const std::vector<std::vector<float>>& values, const std::vector<SeqSpec>& seqs,
-                    float scale, std::vector<double>& out) {
+                    float scale, int64_t window, std::vector<double>& out) {
   int64_t row = 0;
   const int64_t group = hq / hk;
   for (size_t s = 0; s < seqs.size(); ++s) {
@@ -30,9 +31,10 @@ void DenseReference(const std::vector<float>& q, int64_t q_row_stride, int64_t h
       for (int64_t h = 0; h < hq; ++h) {
         const int64_t g = h / group;
         const float* qv = q.data() + row * q_row_stride + h * d;
-        std::vector<double> logits(pos + 1);
+        std::vector<double> logits(pos + 1, -INFINITY);
+        const int64_t first = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
         double mx = -1e300;
-        for (int64_t p = 0; p <= pos; ++p) {
+        for (int64_t p = first; p <= pos; ++p) {
           double dot = 0;
           for (int64_t j = 0; j < d; ++j)
             dot += static_cast<double>(qv[j]) * keys[s][(p * hk + g) * d + j];
@@ -52,10 +54,10 @@ void DenseReference(const std::vector<float>& q, int64_t q_row_stride, int64_t h
 }
 
 void RunCase(const std::vector<SeqSpec>& seqs, int64_t block_size, int64_t hq, int64_t hk,
-             int64_t d, bool strided_q, uint32_t seed) {
+             int64_t d, bool strided_q, uint32_t seed, int64_t window = 0) {
   SCOPED_TRACE(::testing::Message()
                << "block_size=" << block_size << " Hq=" << hq << " Hk=" << hk << " D=" << d
-               << " strided=" << strided_q << " seqs=" << seqs.size());
+               << " strided=" << strided_q << " seqs=" << seqs.size() << " window=" << window);
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   // Blocks for every sequence, handed out from a shuffled pool with some spare blocks.
@@ -97,9 +99,9 @@ void RunCase(const std::vector<SeqSpec>& seqs, int64_t block_size, int64_t hq, i
   std::vector<float> q_flat(qkv.data<float>(), qkv.data<float>() + qkv.numel());
   Tensor out = testing::PoisonedF32({tokens, hq, d});
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  ASSERT_TRUE(PagedAttention(q, k_cache, v_cache, batch, scale, out).ok());
+  ASSERT_TRUE(PagedAttention(q, k_cache, v_cache, batch, scale, window, out).ok());
   std::vector<double> want(static_cast<size_t>(tokens * hq * d));
-  DenseReference(q_flat, row_heads * d, hq, hk, d, keys, values, seqs, scale, want);
+  DenseReference(q_flat, row_heads * d, hq, hk, d, keys, values, seqs, scale, window, want);
   testing::ExpectClose(out.data<float>(), want, 1e-5, 1e-5, "out");
 }
 
@@ -122,6 +124,27 @@ TEST(PagedAttentionTest, RealisticHeadDimAndLongDecode) {
   RunCase({{5, 2}}, 4, 3, 3, 12, /*strided_q=*/true, 9);  // head_dim not a multiple of 8
 }
 
+TEST(PagedAttentionTest, SlidingWindowSeesOnlyTheLastWindowPositions) {
+  // Windows shorter than, equal to and longer than the contexts; prefill rows whose windows
+  // start mid-block and past the first chunk; decode far past the window.
+  const std::vector<SeqSpec> seqs = {{1, 1}, {7, 7}, {40, 40}, {33, 1}, {130, 1}, {90, 20}};
+  uint32_t seed = 200;
+  for (int64_t window : {1, 5, 16, 64, 200}) {
+    for (int64_t block_size : {1, 16}) {
+      RunCase(seqs, block_size, 4, 2, 16, /*strided_q=*/true, seed++, window);
+    }
+  }
+}
+
+TEST(PagedAttentionTest, NegativeWindowIsRejected) {
+  Tensor q = testing::PoisonedF32({1, 1, 4});
+  Tensor cache = testing::PoisonedF32({1, 4, 1, 4});
+  Tensor out = testing::PoisonedF32({1, 1, 4});
+  AttentionBatch batch{{0, 1}, {1}, {{0}}};
+  EXPECT_EQ(PagedAttention(q, cache, cache, batch, 0.5f, -1, out).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(PagedAttentionTest, EmptySequenceInBatchIsFine) {
   RunCase({{4, 0}, {9, 2}, {0, 0}}, 4, 2, 1, 8, false, 10);
 }
@@ -134,7 +157,7 @@ class PagedAttentionBadBatchTest : public ::testing::Test {
     batch_.block_tables = {{0, 1}, {2}};
   }
   absl::StatusCode Run() {
-    return PagedAttention(q_, k_cache_, v_cache_, batch_, 0.5f, out_).code();
+    return PagedAttention(q_, k_cache_, v_cache_, batch_, 0.5f, 0, out_).code();
   }
   Tensor q_ = Tensor::Empty(DType::kF32, {3, 2, 4});
   Tensor k_cache_ = Tensor::Empty(DType::kF32, {3, 4, 1, 4});

@@ -44,7 +44,7 @@ TEST(ApplyRopeTest, StridedHeadsOfFusedQkvMatchReference) {
            {1, 1, 1, 2}, {3, 4, 2, 8}, {5, 16, 8, 128}, {9, 14, 2, 64}}) {
     SCOPED_TRACE(::testing::Message()
                  << "T=" << tokens << " Hq=" << hq << " Hk=" << hk << " D=" << d);
-    auto table = MakeRopeCosSin(d, 10000.0, RopeScaling{}, 4096);
+    auto table = MakeRopeCosSin(d, 10000.0, RopeScalingConfig{}, 4096);
     ASSERT_TRUE(table.ok());
     // A fused qkv row [T, (Hq + 2 Hk) · D]; q and k are views into it.
     Tensor qkv = RandomF32({tokens, (hq + 2 * hk) * d}, rng);
@@ -72,7 +72,7 @@ TEST(ApplyRopeTest, StridedHeadsOfFusedQkvMatchReference) {
 
 TEST(ApplyRopeTest, PositionZeroIsIdentity) {
   std::mt19937 rng(8);
-  auto table = MakeRopeCosSin(16, 10000.0, RopeScaling{}, 8);
+  auto table = MakeRopeCosSin(16, 10000.0, RopeScalingConfig{}, 8);
   Tensor q = RandomF32({1, 2, 16}, rng);
   Tensor k = RandomF32({1, 1, 16}, rng);
   Tensor q0 = q.Clone();
@@ -83,7 +83,7 @@ TEST(ApplyRopeTest, PositionZeroIsIdentity) {
 
 TEST(ApplyRopeTest, RejectsOutOfRangePositionWithoutTouchingData) {
   std::mt19937 rng(9);
-  auto table = MakeRopeCosSin(8, 10000.0, RopeScaling{}, 16);
+  auto table = MakeRopeCosSin(8, 10000.0, RopeScalingConfig{}, 16);
   Tensor q = RandomF32({2, 2, 8}, rng);
   Tensor k = RandomF32({2, 1, 8}, rng);
   Tensor q0 = q.Clone();
@@ -97,7 +97,7 @@ TEST(ApplyRopeTest, RejectsOutOfRangePositionWithoutTouchingData) {
 }
 
 TEST(ApplyRopeTest, RejectsShapeMismatches) {
-  auto table = MakeRopeCosSin(8, 10000.0, RopeScaling{}, 16);
+  auto table = MakeRopeCosSin(8, 10000.0, RopeScalingConfig{}, 16);
   Tensor positions = Tensor::Empty(DType::kI32, {2});
   Tensor q = Tensor::Empty(DType::kF32, {2, 2, 8});
   Tensor k = Tensor::Empty(DType::kF32, {2, 1, 8});

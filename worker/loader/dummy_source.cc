@@ -41,10 +41,9 @@ class DummySource : public WeightSource {
     return out;
   }
 
-  // Generated straight into the model's buffer (f32 or bf16), with no f32 intermediate.
+  // Generated straight into the model's buffer (f32, bf16 or f16), with no f32 intermediate.
   absl::Status ReadInto(const ParameterInfo& p, Tensor& dst) override {
-    if ((dst.dtype() != DType::kF32 && dst.dtype() != DType::kBF16) || !dst.is_contiguous() ||
-        dst.shape() != p.local_shape()) {
+    if (!IsFloat(dst.dtype()) || !dst.is_contiguous() || dst.shape() != p.local_shape()) {
       return WeightSource::ReadInto(p, dst);
     }
     return Generate(p, dst);
@@ -54,7 +53,8 @@ class DummySource : public WeightSource {
   std::vector<std::string> files_opened() const override { return {}; }
 
  private:
-  // Fills `out` (contiguous f32 or bf16, shape p.local_shape()) with p's region.
+  // Fills `out` (contiguous f32, bf16 or f16, shape p.local_shape()) with p's region: the same
+  // f32 values, rounded to the buffer's type.
   absl::Status Generate(const ParameterInfo& p, Tensor& out) const {
     LOOM_RETURN_IF_ERROR(ValidateRegion(p));
     const std::vector<int64_t> local = p.local_shape();
@@ -63,9 +63,9 @@ class DummySource : public WeightSource {
     if (out.numel() == 0) return absl::OkStatus();
     const int64_t rows = out.numel() / cols;
     const uint64_t key = SplitMix64(seed_ ^ SplitMix64(Fnv1a64(p.name)));
-    const bool bf16 = out.dtype() == DType::kBF16;
-    float* f32 = bf16 ? nullptr : out.data<float>();
-    uint16_t* b16 = bf16 ? out.data<uint16_t>() : nullptr;
+    const DType dtype = out.dtype();
+    float* f32 = dtype == DType::kF32 ? out.data<float>() : nullptr;
+    uint16_t* b16 = dtype == DType::kF32 ? nullptr : out.data<uint16_t>();
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       // The global row-major index of this local row's first element.
@@ -77,8 +77,10 @@ class DummySource : public WeightSource {
         global += (i + offset) * stride;
         stride *= p.shape[d];
       }
-      if (bf16) {
+      if (dtype == DType::kBF16) {
         for (int64_t c = 0; c < cols; ++c) b16[r * cols + c] = F32ToBF16(Value(key, global + c));
+      } else if (dtype == DType::kF16) {
+        for (int64_t c = 0; c < cols; ++c) b16[r * cols + c] = F32ToF16(Value(key, global + c));
       } else {
         for (int64_t c = 0; c < cols; ++c) f32[r * cols + c] = Value(key, global + c);
       }

@@ -9,25 +9,12 @@
 #include "kernels/rope.h"
 
 namespace loom {
-namespace {
-
-kernels::RopeScaling ToKernelScaling(const RopeScalingConfig& c) {
-  kernels::RopeScaling s;
-  s.type = c.type;
-  s.factor = c.factor;
-  s.low_freq_factor = c.low_freq_factor;
-  s.high_freq_factor = c.high_freq_factor;
-  s.original_max_position_embeddings = c.original_max_position_embeddings;
-  return s;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Create(const ModelConfig& config,
                                                          const DecoderOptions& options) {
   LOOM_RETURN_IF_ERROR(config.Validate());
-  if (options.weight_dtype != DType::kF32 && options.weight_dtype != DType::kBF16) {
-    return absl::InvalidArgumentError("weight dtype must be float32 or bfloat16");
+  if (!IsFloat(options.weight_dtype)) {
+    return absl::InvalidArgumentError("weight dtype must be float32, bfloat16 or float16");
   }
   std::unique_ptr<Decoder> d(new Decoder());
   d->config_ = config;
@@ -115,16 +102,17 @@ absl::Status Decoder::Build() {
                                         kv_shards},
                                        {p + "self_attn.v_proj", c.num_key_value_heads * D,
                                         kv_shards}},
-                                      H, c.attention_bias, ShardKind::kColumn, rank, tp, wd));
+                                      H, c.qkv_bias, ShardKind::kColumn, rank, tp, wd));
     LOOM_ASSIGN_OR_RETURN(L.o, ParallelLinear::Create({{p + "self_attn.o_proj", H}},
-                                                      c.num_attention_heads * D, false,
+                                                      c.num_attention_heads * D, c.o_bias,
                                                       ShardKind::kRow, rank, tp, wd));
     LOOM_ASSIGN_OR_RETURN(L.gate_up, ParallelLinear::Create({{p + "mlp.gate_proj", I},
                                                              {p + "mlp.up_proj", I}},
-                                                            H, false, ShardKind::kColumn, rank,
-                                                            tp, wd));
-    LOOM_ASSIGN_OR_RETURN(L.down, ParallelLinear::Create({{p + "mlp.down_proj", H}}, I, false,
-                                                         ShardKind::kRow, rank, tp, wd));
+                                                            H, c.mlp_bias, ShardKind::kColumn,
+                                                            rank, tp, wd));
+    LOOM_ASSIGN_OR_RETURN(L.down, ParallelLinear::Create({{p + "mlp.down_proj", H}}, I,
+                                                         c.mlp_bias, ShardKind::kRow, rank, tp,
+                                                         wd));
     add_norm(p + "input_layernorm.weight", L.input_norm);
     LOOM_RETURN_IF_ERROR(add_linear(L.qkv));
     if (c.qk_norm) {
@@ -147,9 +135,11 @@ absl::Status Decoder::Build() {
   } else {
     LOOM_RETURN_IF_ERROR(add_linear(lm_head_));
   }
-  LOOM_ASSIGN_OR_RETURN(rope_cos_sin_,
-                        kernels::MakeRopeCosSin(D, c.rope_theta, ToKernelScaling(c.rope_scaling),
-                                                c.max_position_embeddings));
+  max_positions_ = c.MaxContextLength();
+  if (c.rope_scaling.type != "dynamic") {
+    LOOM_ASSIGN_OR_RETURN(rope_cos_sin_, kernels::MakeRopeCosSin(D, c.rope_theta, c.rope_scaling,
+                                                                 max_positions_));
+  }
   return absl::OkStatus();
 }
 
@@ -218,12 +208,9 @@ KvCacheShape Decoder::CacheShape(int64_t block_size) const {
 }
 
 int64_t Decoder::WeightBytes() const {
-  int64_t bytes = static_cast<int64_t>(embed_.nbytes() + final_norm_.nbytes());
-  if (!config_.tie_word_embeddings) bytes += lm_head_.weight().nbytes();
-  for (const Layer& L : layers_) {
-    bytes += L.qkv.weight().nbytes() + L.o.weight().nbytes() + L.gate_up.weight().nbytes() +
-             L.down.weight().nbytes() + L.input_norm.nbytes() + L.post_attention_norm.nbytes();
-  }
+  // Every parameter's part once (a tied LM head is the embedding's).
+  int64_t bytes = 0;
+  for (const Tensor& t : parts_) bytes += static_cast<int64_t>(t.nbytes());
   return bytes;
 }
 
@@ -234,9 +221,9 @@ absl::StatusOr<Tensor> Decoder::Forward(const ForwardBatch& batch, KvCache& cach
     return absl::InvalidArgumentError("forward batch: token, position and slot counts differ");
   }
   for (int32_t p : batch.positions) {
-    if (p < 0 || p >= config_.max_position_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat("position ", p, " outside [0, ",
-                                                     config_.max_position_embeddings, ")"));
+    if (p < 0 || p >= max_positions_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("position ", p, " outside [0, ", max_positions_, ")"));
     }
   }
   for (int32_t id : batch.token_ids) {
@@ -252,13 +239,22 @@ absl::StatusOr<Tensor> Decoder::Forward(const ForwardBatch& batch, KvCache& cach
   Tensor ids = Tensor::Borrow(const_cast<int32_t*>(batch.token_ids.data()), DType::kI32, {T});
   Tensor positions =
       Tensor::Borrow(const_cast<int32_t*>(batch.positions.data()), DType::kI32, {T});
+  // Dynamic rope rotates each token with its sequence's frequencies for this step (rope.h):
+  // a table of one row per token, indexed by row.
+  Tensor rope_cos_sin = rope_cos_sin_;
+  std::vector<int32_t> rope_rows;
+  if (!rope_cos_sin.defined()) {
+    LOOM_RETURN_IF_ERROR(DynamicRopeRows(batch, rope_cos_sin, rope_rows));
+    positions = Tensor::Borrow(rope_rows.data(), DType::kI32, {T});
+  }
 
   Tensor hidden = Tensor::Empty(DType::kF32, {T, H});
   LOOM_RETURN_IF_ERROR(kernels::Embedding(ids, embed_, comm_->rank() * embed_.size(0), hidden));
   LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
   Tensor residual = Tensor::Empty(DType::kF32, {T, H});
   for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
-    LOOM_RETURN_IF_ERROR(RunLayer(i, layers_[i], batch, hidden, residual, positions, cache));
+    LOOM_RETURN_IF_ERROR(
+        RunLayer(i, layers_[i], batch, hidden, residual, positions, rope_cos_sin, cache));
   }
   LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, final_norm_,
                                                 static_cast<float>(config_.rms_norm_eps)));
@@ -280,11 +276,36 @@ absl::StatusOr<Tensor> Decoder::Forward(const ForwardBatch& batch, KvCache& cach
   return real.Clone();
 }
 
+absl::Status Decoder::DynamicRopeRows(const ForwardBatch& batch, Tensor& cos_sin,
+                                      std::vector<int32_t>& rows) const {
+  const ModelConfig& c = config_;
+  const int64_t T = static_cast<int64_t>(batch.token_ids.size()), D = c.head_dim;
+  const kernels::AttentionBatch& a = batch.attention;
+  if (a.query_start.size() != a.context_len.size() + 1 || a.query_start.back() != T) {
+    return absl::InvalidArgumentError("forward batch: attention rows do not cover the tokens");
+  }
+  cos_sin = Tensor::Empty(DType::kF32, {T, D});
+  rows.resize(static_cast<size_t>(T));
+  for (size_t s = 0; s < a.context_len.size(); ++s) {
+    // The sequence's length after this step: HF's max(position_ids) + 1.
+    LOOM_ASSIGN_OR_RETURN(
+        const kernels::RopeFrequencies f,
+        kernels::ComputeRopeFrequencies(D, c.rope_theta, c.rope_scaling,
+                                        c.max_position_embeddings, a.context_len[s]));
+    for (int32_t r = a.query_start[s]; r < a.query_start[s + 1]; ++r) {
+      kernels::RopeCosSinRow(f, batch.positions[r], cos_sin.data<float>() + r * D);
+      rows[r] = r;
+    }
+  }
+  return absl::OkStatus();
+}
+
 // HF's order per layer: h = x + attn(norm(x)); out = h + mlp(norm(h)). The residual add of one
 // sub-block is fused into the next norm, so `hidden` carries the sub-block output and
 // `residual` the running sum.
 absl::Status Decoder::RunLayer(int64_t index, Layer& L, const ForwardBatch& batch, Tensor& hidden,
-                               Tensor& residual, const Tensor& positions, KvCache& cache) {
+                               Tensor& residual, const Tensor& positions,
+                               const Tensor& rope_cos_sin, KvCache& cache) {
   const ModelConfig& c = config_;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const int64_t T = hidden.size(0), D = c.head_dim;
@@ -315,12 +336,13 @@ absl::Status Decoder::RunLayer(int64_t index, Layer& L, const ForwardBatch& batc
     LOOM_RETURN_IF_ERROR(kernels::RmsNorm(q_rows, L.q_norm, eps, q_rows));
     LOOM_RETURN_IF_ERROR(kernels::RmsNorm(k_rows, L.k_norm, eps, k_rows));
   }
-  LOOM_RETURN_IF_ERROR(kernels::ApplyRope(q, k, positions, rope_cos_sin_));
+  LOOM_RETURN_IF_ERROR(kernels::ApplyRope(q, k, positions, rope_cos_sin));
   Tensor slots = Tensor::Borrow(const_cast<int64_t*>(batch.slots.data()), DType::kI64, {T});
   LOOM_RETURN_IF_ERROR(kernels::WriteKvCache(k, v, slots, cache.k(index), cache.v(index)));
   Tensor attn = Tensor::Empty(DType::kF32, {T, Hq, D});
   LOOM_RETURN_IF_ERROR(kernels::PagedAttention(q, cache.k(index), cache.v(index), batch.attention,
-                                               1.0f / std::sqrt(static_cast<float>(D)), attn));
+                                               1.0f / std::sqrt(static_cast<float>(D)),
+                                               c.Window(index), attn));
   LOOM_RETURN_IF_ERROR(L.o.Forward(*attn.View({T, Hq * D}), hidden));
   LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
 

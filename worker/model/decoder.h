@@ -1,6 +1,6 @@
 // The one decoder for the whole Llama family (Llama 2/3, Mistral, Qwen2, Qwen3), driven by
-// ModelConfig flags: qkv bias, per-head q/k RMSNorm, tied embeddings, rope scaling, head_dim,
-// GQA. It holds this rank's shard of every weight and runs the forward pass over a flat batch of
+// ModelConfig flags: q/k/v, o and MLP biases, per-head q/k RMSNorm, tied embeddings, rope scaling
+// (static or dynamic), per-layer sliding windows, head_dim, GQA. It holds this rank's shard of every weight and runs the forward pass over a flat batch of
 // tokens from many sequences against the paged KV cache.
 //
 // Weights are loaded by name (HF names, full tensors) through LoadWeight, whatever their source;
@@ -50,6 +50,7 @@ class Decoder {
                                                          const DecoderOptions& options);
 
   const ModelConfig& config() const { return config_; }
+  DType weight_dtype() const { return options_.weight_dtype; }
   // Every parameter the checkpoint must provide (tied LM head excluded), with the region this
   // rank holds, in a stable order.
   const std::vector<ParameterInfo>& Parameters() const { return parameters_; }
@@ -85,7 +86,12 @@ class Decoder {
   Decoder() = default;
   absl::Status Build();
   absl::Status RunLayer(int64_t index, Layer& layer, const ForwardBatch& batch, Tensor& hidden,
-                        Tensor& residual, const Tensor& positions, KvCache& cache);
+                        Tensor& residual, const Tensor& positions, const Tensor& rope_cos_sin,
+                        KvCache& cache);
+  // Dynamic rope: one cos/sin row per token of `batch` (with its sequence's frequencies for
+  // this step) and the row index of each token.
+  absl::Status DynamicRopeRows(const ForwardBatch& batch, Tensor& cos_sin,
+                               std::vector<int32_t>& rows) const;
 
   ModelConfig config_;
   DecoderOptions options_;
@@ -96,7 +102,8 @@ class Decoder {
   std::vector<Layer> layers_;
   Tensor final_norm_;
   ParallelLinear lm_head_;
-  Tensor rope_cos_sin_;
+  int64_t max_positions_ = 0;  // ModelConfig::MaxContextLength()
+  Tensor rope_cos_sin_;        // [max_positions_, D]; undefined for dynamic rope (per step)
   // HF name -> index into parameters_ and parts_.
   std::map<std::string, size_t> index_;
   // Each parameter's part in this rank's buffers (views that share the storage).
