@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -96,12 +97,25 @@ absl::Status GenerateOnServer(const Flags& flags) {
   auto reader = stub->Generate(&context, request);
   const bool json = flags.Bool("json");
   std::vector<int32_t> ids;
+  std::vector<uint64_t> versions;  // the weight versions that made the tokens, in order
   std::string text, finish;
   loom::v1::Usage usage;
   loom::v1::GenerateResponse response;
   while (reader->Read(&response)) {
     ids.insert(ids.end(), response.token_ids().begin(), response.token_ids().end());
     text += response.text();
+    const uint64_t version = response.weight_version();
+    if (version != 0 && (versions.empty() || versions.back() != version)) {
+      // A switch mid-answer is marked where it happened (on stderr: stdout stays the text).
+      if (!json && !versions.empty()) {
+        const bool space = !response.text().empty() && std::isspace(static_cast<unsigned char>(
+                                                           response.text().front()));
+        std::fflush(stdout);
+        std::fprintf(stderr, " [weight version %llu from here]%s",
+                     static_cast<unsigned long long>(version), space ? "" : " ");
+      }
+      versions.push_back(version);
+    }
     if (!json) {
       if (!response.text().empty()) {
         std::fputs(response.text().c_str(), stdout);
@@ -121,11 +135,17 @@ absl::Status GenerateOnServer(const Flags& flags) {
                           {"text", text},
                           {"finish_reason", finish},
                           {"prompt_tokens", usage.prompt_tokens()},
-                          {"completion_tokens", usage.completion_tokens()}};
+                          {"completion_tokens", usage.completion_tokens()},
+                          {"weight_versions", versions}};
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("\n[finish: %s, %d prompt + %d completion tokens]\n", finish.c_str(),
-                usage.prompt_tokens(), usage.completion_tokens());
+    std::string weights;
+    if (!versions.empty()) {
+      weights = absl::StrCat(", weight version", versions.size() > 1 ? "s " : " ",
+                             absl::StrJoin(versions, " then "));
+    }
+    std::printf("\n[finish: %s, %d prompt + %d completion tokens%s]\n", finish.c_str(),
+                usage.prompt_tokens(), usage.completion_tokens(), weights.c_str());
   }
   return absl::OkStatus();
 }
