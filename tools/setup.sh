@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs every system dependency Loom builds with, from Debian packages. Idempotent: quiet and
-# quick when everything is present. Run as root (or with sudo available).
+# Installs every system dependency Loom builds and tests with, from Debian packages. Idempotent:
+# quiet and quick when everything is present. Run as root (or with sudo available).
 set -euo pipefail
 
 packages=(
@@ -8,6 +8,7 @@ packages=(
   libabsl-dev nlohmann-json3-dev libopenblas-dev libpcre2-dev libicu-dev
   libgtest-dev libgmock-dev libgloo-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  python3 python3-venv  # the example Python client and its test (tools/test.sh makes the venv)
 )
 
 missing=()

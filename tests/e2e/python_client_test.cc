@@ -1,9 +1,11 @@
 // tools/loom_client.py, the example Python client generated from the .proto files with
 // grpcio-tools, drives a real `loom serve`: a streaming Generate, GetStatus and a CollectiveRpc.
-// Skipped when grpcio-tools is not importable (set LOOM_PYTHON to an interpreter that has it).
+// Fails, saying why, when its interpreter cannot import grpcio-tools: tools/test.sh installs
+// python3 (tools/setup.sh) and the client's packages in a virtual environment in the build dir.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -16,17 +18,21 @@
 namespace loom {
 namespace {
 
+// LOOM_PYTHON, else the virtual environment tools/test.sh makes, else python3.
 std::string Python() {
   const char* python = std::getenv("LOOM_PYTHON");
-  return python != nullptr && *python != '\0' ? python : "python3";
+  if (python != nullptr && *python != '\0') return python;
+  const std::string venv = testing::BinaryDir() + "/python-client/bin/python";
+  return std::filesystem::exists(venv) ? venv : "python3";
 }
 
 TEST(PythonClientTest, StreamsAGenerationReadsStatusAndCallsEveryRank) {
   std::string out;
   if (testing::RunCommand(Python() + " -c 'import grpc, grpc_tools'", &out) != 0) {
-    GTEST_SKIP() << "grpcio-tools is not importable by " << Python()
-                 << " (pip install grpcio-tools into a virtual environment and set LOOM_PYTHON "
-                    "to its python)";
+    FAIL() << "the example client needs grpcio-tools, which " << Python()
+           << " cannot import: " << out
+           << "tools/test.sh installs it (into build/python-client, from "
+              "tools/requirements-client.txt); or set LOOM_PYTHON to a python that has it";
   }
   const std::string model = testing::SourceDir() + "/tests/data/models/llama-gqa-f32";
   testing::Server server(absl::StrCat(
