@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 
 #include "absl/strings/str_cat.h"
+#include "controller/generate_reactor.h"
 
 namespace loom {
 
@@ -11,14 +12,13 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-grpc::Status LoomService::Generate(grpc::ServerContext* context,
-                                   const loom::v1::GenerateRequest* request,
-                                   grpc::ServerWriter<loom::v1::GenerateResponse>* writer) {
+grpc::ServerWriteReactor<loom::v1::GenerateResponse>* LoomService::Generate(
+    grpc::CallbackServerContext*, const loom::v1::GenerateRequest* request) {
   ServingRequest r;
   r.prompt = request->prompt();
   GenerationRequest& g = r.generation;
   g.prompt_ids.assign(request->prompt_ids().begin(), request->prompt_ids().end());
-  g.max_tokens = request->max_tokens() > 0 ? request->max_tokens() : 16;
+  g.max_tokens = request->max_tokens();  // 0: the model's default
   g.sampling.temperature = request->temperature();
   g.sampling.top_k = request->top_k();
   g.sampling.top_p = request->top_p() > 0 ? request->top_p() : 1.0f;
@@ -26,33 +26,8 @@ grpc::Status LoomService::Generate(grpc::ServerContext* context,
   g.stop_token_ids.assign(request->stop_token_ids().begin(), request->stop_token_ids().end());
   g.ignore_eos = request->ignore_eos();
   absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
-  if (!stream.ok()) return ToGrpcStatus(stream.status());
-  while (true) {
-    GenerateDelta delta;
-    if (!(*stream)->Next(&delta, std::chrono::milliseconds(100))) {
-      if (context->IsCancelled()) {
-        (*stream)->Cancel();
-        return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-      }
-      continue;
-    }
-    if (!delta.error.ok()) return ToGrpcStatus(delta.error);
-    loom::v1::GenerateResponse response;
-    response.mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
-    response.set_text(delta.text);
-    response.set_weight_version(delta.weight_version);
-    if (delta.done) {
-      response.set_finish_reason(FinishReasonName(delta.finish_reason));
-      response.mutable_usage()->set_prompt_tokens(static_cast<int32_t>(delta.prompt_tokens));
-      response.mutable_usage()->set_completion_tokens(
-          static_cast<int32_t>(delta.completion_tokens));
-    }
-    if (!writer->Write(response)) {
-      (*stream)->Cancel();
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-    }
-    if (delta.done) return grpc::Status::OK;
-  }
+  if (!stream.ok()) return new GenerateReactor(ToGrpcStatus(stream.status()));
+  return new GenerateReactor(*std::move(stream));
 }
 
 grpc::Status LoomService::CollectiveRpc(grpc::ServerContext*,
@@ -117,6 +92,17 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetSta
   response->set_staged_weight_version(status.staged_weight_version);
   response->set_controller_address(status.controller_address);
   response->set_session_id(status.session_id);
+  response->set_steps(status.steps);
+  response->set_num_free_kv_blocks(status.num_free_kv_blocks);
+  loom::v1::FinishCounts* finished = response->mutable_finished();
+  finished->set_stop(status.finished.stop);
+  finished->set_length(status.finished.length);
+  finished->set_abort(status.finished.abort);
+  finished->set_error(status.finished.error);
+  response->set_max_model_len(status.max_model_len);
+  response->mutable_eos_token_ids()->Add(status.eos_token_ids.begin(), status.eos_token_ids.end());
+  response->set_tokenizer(status.tokenizer);
+  response->set_default_max_tokens(status.default_max_tokens);
   return grpc::Status::OK;
 }
 

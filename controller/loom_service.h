@@ -2,6 +2,9 @@
 // calls, status and shutdown. absl::Status values become gRPC statuses here, their messages
 // (which name the rank and the cause) kept whole.
 //
+// Generate uses gRPC's callback API (GenerateReactor), so a client's cancel, disconnect or
+// passed deadline reaches the engine as a notification; the other methods are synchronous.
+//
 // Thread-safe: gRPC calls the handlers from its own threads.
 #ifndef LOOM_CONTROLLER_LOOM_SERVICE_H_
 #define LOOM_CONTROLLER_LOOM_SERVICE_H_
@@ -29,14 +32,15 @@ struct LoomServiceOptions {
   std::function<void()> on_shutdown;
 };
 
-class LoomService final : public loom::v1::Loom::Service {
+class LoomService final
+    : public loom::v1::Loom::WithCallbackMethod_Generate<loom::v1::Loom::Service> {
  public:
   // `engine` must outlive the service.
   LoomService(ServingEngine* engine, LoomServiceOptions options)
       : engine_(engine), options_(std::move(options)) {}
 
-  grpc::Status Generate(grpc::ServerContext* context, const loom::v1::GenerateRequest* request,
-                        grpc::ServerWriter<loom::v1::GenerateResponse>* writer) override;
+  grpc::ServerWriteReactor<loom::v1::GenerateResponse>* Generate(
+      grpc::CallbackServerContext* context, const loom::v1::GenerateRequest* request) override;
   grpc::Status CollectiveRpc(grpc::ServerContext* context,
                              const loom::v1::CollectiveRpcRequest* request,
                              loom::v1::CollectiveRpcResponse* response) override;

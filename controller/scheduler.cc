@@ -101,6 +101,42 @@ std::vector<GenerationResult> Scheduler::AbortStarted() {
   return results;
 }
 
+absl::StatusOr<GenerationResult> Scheduler::Abort(int64_t seq_id) {
+  auto it = sequences_.find(seq_id);
+  if (it == sequences_.end()) {
+    return absl::NotFoundError(absl::StrCat("no sequence ", seq_id, " in the scheduler"));
+  }
+  Sequence& seq = *it->second;
+  GenerationResult result{seq.id, std::move(seq.output_ids), FinishReason::kAbort,
+                          seq.num_preemptions};
+  blocks_.Free(seq_id);
+  if (auto r = std::find(running_.begin(), running_.end(), seq_id); r != running_.end()) {
+    running_.erase(r);
+  }
+  if (auto w = std::find(waiting_.begin(), waiting_.end(), seq_id); w != waiting_.end()) {
+    waiting_.erase(w);
+  }
+  sequences_.erase(it);
+  return result;
+}
+
+std::vector<GenerationResult> Scheduler::SetModelLimits(int64_t max_model_len,
+                                                        std::vector<int32_t> eos_token_ids) {
+  max_model_len_ = max_model_len;
+  eos_token_ids_ = std::move(eos_token_ids);
+  std::vector<int64_t> too_long;
+  for (const auto& [id, seq] : sequences_) {
+    if (seq->num_tokens() >= max_model_len_) too_long.push_back(id);
+  }
+  std::vector<GenerationResult> finished;
+  for (int64_t id : too_long) {
+    GenerationResult r = *Abort(id);
+    r.finish_reason = FinishReason::kLength;
+    finished.push_back(std::move(r));
+  }
+  return finished;
+}
+
 StepInput Scheduler::Schedule() {
   StepInput step;
   int64_t budget = config_.max_num_batched_tokens;

@@ -5,7 +5,8 @@
 // max_num_seqs and max_num_batched_tokens. When the KV cache cannot hold a running sequence's
 // next token, the most recently admitted running sequence is preempted: its blocks are freed and
 // it waits to be recomputed from its prompt plus the tokens it already produced, so no request
-// fails and seeded sampling is unchanged. Not thread-safe: the engine loop owns it.
+// fails and seeded sampling is unchanged. A sequence can be aborted at any time between steps
+// (its client went away): its blocks are free at once. Not thread-safe: the engine loop owns it.
 #ifndef LOOM_CONTROLLER_SCHEDULER_H_
 #define LOOM_CONTROLLER_SCHEDULER_H_
 
@@ -60,6 +61,14 @@ class Scheduler {
   // At a weight switch under the abort policy: every sequence that has run (KV or output from
   // the old weights) finishes with FinishReason::kAbort and is freed; the others stay queued.
   std::vector<GenerationResult> AbortStarted();
+  // Ends sequence `seq_id` now (running or waiting) with FinishReason::kAbort and frees its
+  // blocks. NotFound for an id the scheduler does not hold (already finished).
+  absl::StatusOr<GenerationResult> Abort(int64_t seq_id);
+  // At a switch to another model directory: later checks use its max_model_len and eos ids.
+  // Sequences that no longer fit (prompt plus output at or past `max_model_len`) finish with
+  // FinishReason::kLength and are freed; they are returned. Later Adds are checked against it.
+  std::vector<GenerationResult> SetModelLimits(int64_t max_model_len,
+                                               std::vector<int32_t> eos_token_ids);
 
   const BlockManager& block_manager() const { return blocks_; }
 

@@ -35,15 +35,29 @@ bool RequestStream::Next(GenerateDelta* delta, std::chrono::milliseconds timeout
   return true;
 }
 
+void RequestStream::SetListener(std::function<void()> listener) {
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = std::move(listener);
+}
+
 void RequestStream::Cancel() {
-  absl::MutexLock lock(&mu_);
-  cancelled_ = true;
-  pending_.clear();
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) return;
+    cancelled_ = true;
+    pending_.clear();
+  }
+  if (on_cancel_) on_cancel_();
 }
 
 void RequestStream::Push(GenerateDelta delta) {
-  absl::MutexLock lock(&mu_);
-  if (!cancelled_) pending_.push_back(std::move(delta));
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) return;
+    pending_.push_back(std::move(delta));
+  }
+  absl::MutexLock lock(&listener_mu_);
+  if (listener_) listener_();
 }
 
 bool RequestStream::cancelled() const {
@@ -55,16 +69,12 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
     const ServingEngineOptions& options) {
   LOOM_RETURN_IF_ERROR(options.config.Validate());
   std::unique_ptr<ServingEngine> engine(new ServingEngine(options));
-  LOOM_ASSIGN_OR_RETURN(engine->model_config_,
-                        ModelConfig::FromModelDir(options.config.load.model));
-  const ModelConfig& mc = engine->model_config_;
-  const int64_t limit = options.config.scheduler.max_model_len;
-  engine->max_model_len_ =
-      limit > 0 ? std::min(limit, mc.max_position_embeddings) : mc.max_position_embeddings;
-  const std::string tokenizer_path = options.config.load.model + "/tokenizer.json";
-  if (std::filesystem::exists(tokenizer_path)) {
-    LOOM_ASSIGN_OR_RETURN(engine->tokenizer_,
-                          tokenizer::Tokenizer::FromModelDir(options.config.load.model));
+  LOOM_ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model,
+                        ServedModel::Load(options.config.load.model, options.config.scheduler));
+  engine->model_config_ = model->config();
+  {
+    absl::MutexLock lock(&engine->mu_);
+    engine->model_ = model;
   }
 
   LOOM_ASSIGN_OR_RETURN(engine->supervisor_, Supervisor::Start(options.supervisor));
@@ -105,35 +115,60 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
     return e->group_->CollectiveCall(method, args, timeout);
   };
   hooks.between_steps = [e](std::function<absl::Status()> fn) { return e->BetweenSteps(fn); };
-  hooks.switched = [e](uint64_t version, SwitchPolicy policy) { e->Switched(version, policy); };
+  hooks.switched = [e](uint64_t version, SwitchPolicy policy,
+                       std::shared_ptr<const ServedModel> model) {
+    e->Switched(version, policy, std::move(model));
+  };
   hooks.broken = [e](const absl::Status& error) { e->Break(error); };
-  engine->weights_ = std::make_unique<WeightCoordinator>(options.config, std::move(hooks));
+  engine->weights_ =
+      std::make_unique<WeightCoordinator>(options.config, std::move(model), std::move(hooks));
   engine->thread_ = std::thread([e = engine.get()] { e->Loop(); });
   return engine;
 }
 
 ServingEngine::~ServingEngine() { Stop(); }
 
-void ServingEngine::NewScheduler() {
-  std::vector<int32_t> eos(model_config_.eos_token_ids.begin(), model_config_.eos_token_ids.end());
-  scheduler_ =
-      std::make_unique<Scheduler>(options_.config.scheduler, max_model_len_, num_kv_blocks_,
-                                  options_.config.cache.block_size, std::move(eos));
+std::shared_ptr<const ServedModel> ServingEngine::CurrentModel() const {
+  absl::MutexLock lock(&mu_);
+  return model_;
 }
+
+bool ServingEngine::has_tokenizer() const { return CurrentModel()->tokenizer() != nullptr; }
+
+void ServingEngine::NewScheduler() {
+  const std::shared_ptr<const ServedModel> model = CurrentModel();
+  scheduler_ = std::make_unique<Scheduler>(options_.config.scheduler, model->max_model_len(),
+                                           num_kv_blocks_, options_.config.cache.block_size,
+                                           model->eos_token_ids());
+  Publish();
+}
+
+namespace {
+
+absl::StatusOr<std::vector<int32_t>> EncodePrompt(const ServedModel& model,
+                                                  const std::string& prompt) {
+  if (model.tokenizer() == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt text needs a tokenizer, and the model directory ", model.dir(),
+                     " has no tokenizer.json; send prompt ids instead"));
+  }
+  LOOM_ASSIGN_OR_RETURN(std::vector<int32_t> ids, model.tokenizer()->Encode(prompt, true));
+  if (ids.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
+  return ids;
+}
+
+}  // namespace
 
 absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequest request) {
   GenerationRequest& g = request.generation;
+  const std::shared_ptr<const ServedModel> model = CurrentModel();
+  std::string prompt;  // kept only when it is what the ids came from
   if (g.prompt_ids.empty()) {
     if (request.prompt.empty()) {
       return absl::InvalidArgumentError("the request has neither prompt text nor prompt ids");
     }
-    if (!tokenizer_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "prompt text needs a tokenizer, and the model directory ", options_.config.load.model,
-          " has no tokenizer.json; send prompt ids instead"));
-    }
-    LOOM_ASSIGN_OR_RETURN(g.prompt_ids, tokenizer_->Encode(request.prompt, true));
-    if (g.prompt_ids.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
+    LOOM_ASSIGN_OR_RETURN(g.prompt_ids, EncodePrompt(*model, request.prompt));
+    prompt = std::move(request.prompt);
   }
   for (int32_t id : g.prompt_ids) {
     if (id < 0 || id >= model_config_.vocab_size) {
@@ -141,13 +176,18 @@ absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequ
           absl::StrCat("prompt token id ", id, " outside [0, ", model_config_.vocab_size, ")"));
     }
   }
-  if (g.max_tokens <= 0) return absl::InvalidArgumentError("max_tokens must be positive");
+  if (g.max_tokens == 0) g.max_tokens = model->generation_defaults().max_new_tokens;
+  if (g.max_tokens < 0) return absl::InvalidArgumentError("max_tokens must not be negative");
   LOOM_RETURN_IF_ERROR(kernels::ValidateSamplingParams(g.sampling));
-  auto stream = std::make_shared<RequestStream>();
+  // A cancel only raises a flag the engine thread looks at before its next step.
+  auto stream = std::make_shared<RequestStream>([this] {
+    absl::MutexLock lock(&mu_);
+    cancel_pending_ = true;
+  });
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
   if (!broken_.ok()) return broken_;
-  queue_.push_back({std::move(g), stream});
+  queue_.push_back({std::move(g), stream, std::move(prompt), model});
   return stream;
 }
 
@@ -177,15 +217,26 @@ absl::Status ServingEngine::CheckRanks() const {
 
 EngineStatus ServingEngine::Status() const {
   EngineStatus status;
-  status.model = options_.config.load.model;
   status.world_size = supervisor_->world_size();
   status.num_kv_blocks = num_kv_blocks_;
+  std::shared_ptr<const ServedModel> model;
   {
     absl::MutexLock lock(&mu_);
+    model = model_;
     status.running_requests = num_running_;
     status.waiting_requests = static_cast<int>(queue_.size());
+    status.num_free_kv_blocks = num_free_blocks_;
+    status.steps = steps_;
+    status.finished = finished_;
     status.broken = broken_;
   }
+  status.model = model->dir();
+  if (model->tokenizer() != nullptr) {
+    status.tokenizer = (std::filesystem::path(model->dir()) / "tokenizer.json").string();
+  }
+  status.eos_token_ids = model->eos_token_ids();
+  status.max_model_len = model->max_model_len();
+  status.default_max_tokens = model->generation_defaults().max_new_tokens;
   status.serving_weight_version = weights_->serving_version();
   status.staged_weight_version = weights_->staged_version();
   status.controller_address = supervisor_->controller_address();
@@ -228,10 +279,11 @@ void ServingEngine::Loop() {
   while (true) {
     std::deque<Queued> queued;
     std::deque<std::function<void()>> between;
+    bool cancelled = false;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty() || !between_steps_.empty();
+        return stopping_ || !queue_.empty() || !between_steps_.empty() || cancel_pending_;
       };
       if (!scheduler_->HasWork()) {
         mu_.AwaitWithTimeout(absl::Condition(&ready), absl::FromChrono(kHealthPollInterval));
@@ -239,7 +291,10 @@ void ServingEngine::Loop() {
       if (stopping_) break;
       queued.swap(queue_);
       between.swap(between_steps_);
+      cancelled = std::exchange(cancel_pending_, false);
     }
+    // Before anything else runs: a client that went away is in no later step.
+    if (cancelled) DropCancelled();
     for (auto& fn : between) fn();
     if (!queued.empty()) Admit(std::move(queued));
     if (scheduler_->HasWork()) {
@@ -281,26 +336,88 @@ absl::Status ServingEngine::BetweenSteps(std::function<absl::Status()> fn) {
   return *result;
 }
 
-void ServingEngine::Switched(uint64_t version, SwitchPolicy policy) {
+void ServingEngine::Switched(uint64_t version, SwitchPolicy policy,
+                             std::shared_ptr<const ServedModel> model) {
   serving_version_ = version;
-  if (policy == SwitchPolicy::kRecompute) {
+  const std::shared_ptr<const ServedModel> old = CurrentModel();
+  if (model->tokenizer() != old->tokenizer()) {
+    // Every sequence's ids belong to the old vocabulary: no recompute makes sense of them.
+    std::vector<int64_t> ids;
+    for (const auto& [id, active] : active_) ids.push_back(id);
+    for (int64_t id : ids) {
+      (void)scheduler_->Abort(id);
+      EndActive(id, FinishReason::kAbort);
+    }
+  } else if (policy == SwitchPolicy::kRecompute) {
     scheduler_->RecomputeAll();
-    return;
+  } else {
+    for (const GenerationResult& r : scheduler_->AbortStarted()) {
+      EndActive(r.request_id, FinishReason::kAbort);
+    }
   }
-  for (const GenerationResult& r : scheduler_->AbortStarted()) {
-    auto it = active_.find(r.request_id);
-    if (it == active_.end()) continue;
-    GenerateDelta end;
-    end.done = true;
-    end.finish_reason = FinishReason::kAbort;
-    end.prompt_tokens = it->second.prompt_tokens;
-    end.completion_tokens = it->second.completion_tokens;
-    end.weight_version = version;
-    it->second.stream->Push(std::move(end));
-    active_.erase(it);
+  if (model != old) {
+    for (const GenerationResult& r :
+         scheduler_->SetModelLimits(model->max_model_len(), model->eos_token_ids())) {
+      EndActive(r.request_id, FinishReason::kLength);
+    }
+    absl::MutexLock lock(&mu_);
+    model_ = std::move(model);
   }
+  Publish();
+}
+
+void ServingEngine::EndActive(int64_t id, FinishReason reason) {
+  auto it = active_.find(id);
+  if (it == active_.end()) return;
+  Active& active = it->second;
+  GenerateDelta end;
+  if (active.detokenizer) {
+    absl::StatusOr<std::string> rest = active.detokenizer->Flush();
+    if (rest.ok()) end.text = *rest;
+  }
+  end.done = true;
+  end.finish_reason = reason;
+  end.prompt_tokens = active.prompt_tokens;
+  end.completion_tokens = active.completion_tokens;
+  end.weight_version = serving_version_;
+  active.stream->Push(std::move(end));
+  active_.erase(it);
+  CountFinished(reason);
+}
+
+void ServingEngine::DropCancelled() {
+  std::vector<int64_t> gone;
+  for (const auto& [id, active] : active_) {
+    if (active.stream->cancelled()) gone.push_back(id);
+  }
+  for (int64_t id : gone) {
+    (void)scheduler_->Abort(id);  // its blocks are free from here
+    EndActive(id, FinishReason::kAbort);
+  }
+  if (!gone.empty()) Publish();
+}
+
+void ServingEngine::CountFinished(FinishReason reason) {
   absl::MutexLock lock(&mu_);
-  num_running_ = static_cast<int>(active_.size());
+  switch (reason) {
+    case FinishReason::kStop: ++finished_.stop; break;
+    case FinishReason::kLength: ++finished_.length; break;
+    case FinishReason::kAbort: ++finished_.abort; break;
+    case FinishReason::kNone: break;  // not finished
+  }
+}
+
+void ServingEngine::CountErrors(int64_t n) {
+  absl::MutexLock lock(&mu_);
+  finished_.error += n;
+}
+
+void ServingEngine::Publish() {
+  const int running = static_cast<int>(active_.size());
+  const int64_t free_blocks = scheduler_->block_manager().num_free_blocks();
+  absl::MutexLock lock(&mu_);
+  num_running_ = running;
+  num_free_blocks_ = free_blocks;
 }
 
 void ServingEngine::Break(const absl::Status& error) {
@@ -317,31 +434,49 @@ void ServingEngine::Admit(std::deque<Queued> queued) {
     absl::MutexLock lock(&mu_);
     broken = broken_;
   }
+  const std::shared_ptr<const ServedModel> model = CurrentModel();
   for (Queued& q : queued) {
     GenerateDelta end;
     end.done = true;
+    if (q.stream->cancelled()) {
+      CountFinished(FinishReason::kAbort);
+      continue;
+    }
     if (!broken.ok()) {
       end.error = broken;
       q.stream->Push(std::move(end));
+      CountErrors(1);
       continue;
+    }
+    if (!q.prompt.empty() && q.model->tokenizer() != model->tokenizer()) {
+      // Tokenized before a switch to another tokenizer: the text is what the client sent.
+      absl::StatusOr<std::vector<int32_t>> ids = EncodePrompt(*model, q.prompt);
+      if (!ids.ok()) {
+        end.error = ids.status();
+        q.stream->Push(std::move(end));
+        CountErrors(1);
+        continue;
+      }
+      q.request.prompt_ids = std::move(*ids);
     }
     const int64_t prompt_tokens = static_cast<int64_t>(q.request.prompt_ids.size());
     absl::StatusOr<int64_t> id = scheduler_->Add(std::move(q.request));
     if (!id.ok()) {
       end.error = id.status();
       q.stream->Push(std::move(end));
+      CountErrors(1);
       continue;
     }
     Active& active = active_[*id];
     active.stream = std::move(q.stream);
     active.prompt_tokens = prompt_tokens;
-    if (tokenizer_) {
+    active.tokenizer = model->tokenizer();
+    if (active.tokenizer) {
       active.detokenizer =
-          std::make_unique<tokenizer::IncrementalDetokenizer>(tokenizer_.get(), true);
+          std::make_unique<tokenizer::IncrementalDetokenizer>(active.tokenizer.get(), true);
     }
   }
-  absl::MutexLock lock(&mu_);
-  num_running_ = static_cast<int>(active_.size());
+  Publish();
 }
 
 void ServingEngine::EmitToken(Active& active, int32_t token, GenerateDelta& delta) {
@@ -392,6 +527,7 @@ void ServingEngine::RunStep() {
     delta.finish_reason = r.finish_reason;
     delta.prompt_tokens = active.prompt_tokens;
     delta.completion_tokens = active.completion_tokens;
+    CountFinished(r.finish_reason);
   }
   for (auto& [id, delta] : deltas) {
     auto it = active_.find(id);
@@ -399,8 +535,11 @@ void ServingEngine::RunStep() {
     it->second.stream->Push(std::move(delta));
     if (done) active_.erase(it);
   }
-  absl::MutexLock lock(&mu_);
-  num_running_ = static_cast<int>(active_.size());
+  {
+    absl::MutexLock lock(&mu_);
+    ++steps_;
+  }
+  Publish();
 }
 
 void ServingEngine::FailAll(const absl::Status& error) {
@@ -412,12 +551,12 @@ void ServingEngine::FailAll(const absl::Status& error) {
     end.completion_tokens = active.completion_tokens;
     active.stream->Push(std::move(end));
   }
+  CountErrors(static_cast<int64_t>(active_.size()));
   active_.clear();
-  NewScheduler();
+  NewScheduler();  // publishes 0 running, every block free
   std::deque<Queued> queued;
   {
     absl::MutexLock lock(&mu_);
-    num_running_ = 0;
     if (!stopping_ && broken_.ok()) return;  // a one-off failure: queued requests still run
     queued.swap(queue_);
   }
@@ -427,6 +566,7 @@ void ServingEngine::FailAll(const absl::Status& error) {
     end.error = error;
     q.stream->Push(std::move(end));
   }
+  CountErrors(static_cast<int64_t>(queued.size()));
 }
 
 void ServingEngine::Stop() {

@@ -1,6 +1,7 @@
 // ServingEngine: the controller's whole serving side in one object — the Supervisor and its
 // worker processes, the WorkerGroup that drives them, the Scheduler with its BlockManager, and
-// the tokenizer — with one engine thread that runs the step loop (DESIGN.md §1).
+// the ServedModel (tokenizer, eos ids, generation defaults, max_model_len) — with one engine
+// thread that runs the step loop (DESIGN.md §1).
 //
 // Requests enter with Submit and leave through their RequestStream: token ids and text deltas
 // as they are sampled, then one last message with the finish reason and usage. The engine
@@ -14,8 +15,17 @@
 // error, Status shows the failed rank, and collective calls still reach the live ranks. The
 // documented way back is to stop the server and start it again (`loom stop`, `loom serve`).
 //
-// A client that goes away (RequestStream::Cancel) stops receiving; its sequence runs out its
-// max_tokens in the batch (the scheduler has no abort yet) and its output is dropped.
+// A client that goes away (RequestStream::Cancel: a cancel, a disconnect or a passed deadline,
+// as the API layer learns of it) wakes the engine thread, which aborts its sequence before the
+// next step: a step already running when the cancel arrives completes, no later step includes
+// the sequence, and its KV blocks are free as soon as that step ends. It counts as finished
+// with reason "abort"; its output is dropped.
+//
+// A commit or reload that puts another model directory into service switches the ServedModel
+// with the version, between two steps. When the tokenizer changed, every sequence in the
+// scheduler ends with "abort" whatever the policy (its ids belong to the old vocabulary), and
+// text prompts still queued are tokenized again with the new one. Sequences that no longer fit
+// a smaller max_model_len end with "length".
 //
 // Thread-safe. Start must be called from a thread that lives as long as the engine (the
 // workers die with that thread, see Supervisor).
@@ -40,6 +50,7 @@
 #include "common/model_config.h"
 #include "controller/request.h"
 #include "controller/scheduler.h"
+#include "controller/served_model.h"
 #include "controller/supervisor.h"
 #include "controller/tokenizer/incremental_detokenizer.h"
 #include "controller/tokenizer/tokenizer.h"
@@ -74,10 +85,18 @@ struct GenerateDelta {
 // The consumer end of one request. Thread-safe.
 class RequestStream {
  public:
+  // `on_cancel` tells the producer the consumer is gone; it must not block and may be empty.
+  explicit RequestStream(std::function<void()> on_cancel = {}) : on_cancel_(std::move(on_cancel)) {}
+
   // Waits up to `timeout` for what arrived since the last call, merged into one delta. Returns
   // false on timeout (nothing new). After a delta with done = true, nothing more comes.
   bool Next(GenerateDelta* delta, std::chrono::milliseconds timeout);
-  // The consumer is gone: later output is dropped.
+  // Called after every Push (on the producer's thread, never with a lock of the stream held
+  // by the caller), so a consumer can wait for output without polling; null to stop. Once a
+  // call to SetListener returns, the previous listener is not running and never runs again.
+  void SetListener(std::function<void()> listener);
+  // The consumer is gone: later output is dropped, and the producer is told (once) through the
+  // `on_cancel` given at construction.
   void Cancel();
 
   // Producer side (the engine thread).
@@ -85,15 +104,19 @@ class RequestStream {
   bool cancelled() const;
 
  private:
+  const std::function<void()> on_cancel_;
   mutable absl::Mutex mu_;
   std::deque<GenerateDelta> pending_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex listener_mu_;  // held while the listener runs
+  std::function<void()> listener_ ABSL_GUARDED_BY(listener_mu_);
 };
 
 // What a request asks for: prompt text (needs a tokenizer) or prompt ids (win when both given).
 struct ServingRequest {
   std::string prompt;
-  GenerationRequest generation;  // prompt_ids, sampling, max_tokens, stop ids, ignore_eos
+  // prompt_ids, sampling, max_tokens (0: the model's generation default), stop ids, ignore_eos.
+  GenerationRequest generation;
 };
 
 struct RankState {
@@ -106,12 +129,29 @@ struct RankState {
   nlohmann::json weights;  // the rank's `describe`.weights (state, serving, staged, progress)
 };
 
+// Requests that ended, by how: a finish reason, or an error (refused by the scheduler, a failed
+// step, a dead rank, shutdown).
+struct FinishCounts {
+  int64_t stop = 0;
+  int64_t length = 0;
+  int64_t abort = 0;  // the client went away, or a weight switch under the abort policy
+  int64_t error = 0;
+};
+
 struct EngineStatus {
+  // What serves now: the directory of the serving weights' ServedModel and what it gives.
   std::string model;
+  std::string tokenizer;  // its tokenizer.json, "" without one
+  std::vector<int32_t> eos_token_ids;
+  int64_t max_model_len = 0;
+  int64_t default_max_tokens = 0;
   int world_size = 0;
   int64_t num_kv_blocks = 0;
+  int64_t num_free_kv_blocks = 0;  // as of the end of the last step or abort
   int running_requests = 0;  // admitted to the scheduler
   int waiting_requests = 0;  // submitted, not yet admitted
+  uint64_t steps = 0;        // steps run since start
+  FinishCounts finished;
   std::vector<RankState> ranks;
   absl::Status broken;  // OK while the engine serves
   uint64_t serving_weight_version = 0;
@@ -146,8 +186,9 @@ class ServingEngine {
 
   EngineStatus Status() const;
   const Supervisor& supervisor() const { return *supervisor_; }
+  // The shape the ranks were built with (a directory switch never changes it).
   const ModelConfig& model_config() const { return model_config_; }
-  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  bool has_tokenizer() const;
 
   // Ends every request (UNAVAILABLE), stops the engine thread and the workers. Idempotent.
   void Stop();
@@ -155,6 +196,7 @@ class ServingEngine {
  private:
   struct Active {
     std::shared_ptr<RequestStream> stream;
+    std::shared_ptr<const tokenizer::Tokenizer> tokenizer;  // what `detokenizer` points into
     std::unique_ptr<tokenizer::IncrementalDetokenizer> detokenizer;
     int64_t prompt_tokens = 0;
     int64_t completion_tokens = 0;
@@ -162,6 +204,8 @@ class ServingEngine {
   struct Queued {
     GenerationRequest request;
     std::shared_ptr<RequestStream> stream;
+    std::string prompt;  // the text prompt_ids came from ("" when sent as ids)
+    std::shared_ptr<const ServedModel> model;  // the one that tokenized it
   };
 
   explicit ServingEngine(const ServingEngineOptions& options) : options_(options) {}
@@ -170,21 +214,28 @@ class ServingEngine {
   void Admit(std::deque<Queued> queued);
   void RunStep();
   void EmitToken(Active& active, int32_t token, GenerateDelta& delta);
+  // Ends active request `id` now with `reason` (its stream gets the last delta) and counts it.
+  void EndActive(int64_t id, FinishReason reason);
+  // Aborts the sequences whose clients went away (on the engine thread, between steps).
+  void DropCancelled();
+  void CountFinished(FinishReason reason);
+  void CountErrors(int64_t n);  // requests that ended with an error
+  // Publishes what Status reads from engine-thread state (running, free blocks).
+  void Publish();
+  std::shared_ptr<const ServedModel> CurrentModel() const;
   // Ends every active request with `error` and starts a fresh scheduler.
   void FailAll(const absl::Status& error);
   // Runs `fn` on the engine thread between steps (WeightCoordinatorHooks::between_steps).
   absl::Status BetweenSteps(std::function<absl::Status()> fn);
-  // The weights switched to `version` (on the engine thread).
-  void Switched(uint64_t version, SwitchPolicy policy);
+  // The weights switched to `version`, served as `model` says (on the engine thread).
+  void Switched(uint64_t version, SwitchPolicy policy, std::shared_ptr<const ServedModel> model);
   void Break(const absl::Status& error);
   absl::Status CheckRanks() const;
   void NewScheduler();
 
   const ServingEngineOptions options_;
   ModelConfig model_config_;
-  int64_t max_model_len_ = 0;
   int64_t num_kv_blocks_ = 0;
-  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   std::unique_ptr<Supervisor> supervisor_;
   // Reset by Stop before the workers are asked to exit (a worker shuts down only once its step
   // stream is closed). Callers from other threads hold group_mu_; the engine thread needs not,
@@ -204,6 +255,12 @@ class ServingEngine {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t num_free_blocks_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t steps_ ABSL_GUARDED_BY(mu_) = 0;
+  FinishCounts finished_ ABSL_GUARDED_BY(mu_);
+  bool cancel_pending_ ABSL_GUARDED_BY(mu_) = false;  // some stream was cancelled
+  // Replaced only by the engine thread (Switched), read by every thread.
+  std::shared_ptr<const ServedModel> model_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
   absl::Mutex stop_mu_;
 };

@@ -28,8 +28,26 @@ absl::StatusOr<SwitchPolicy> ParseSwitchPolicy(const json& args) {
       absl::StrCat("\"policy\": expected \"recompute\" or \"abort\", got ", p.dump()));
 }
 
-WeightCoordinator::WeightCoordinator(const EngineConfig& config, WeightCoordinatorHooks hooks)
-    : hooks_(std::move(hooks)), config_(config) {}
+WeightCoordinator::WeightCoordinator(const EngineConfig& config,
+                                     std::shared_ptr<const ServedModel> model,
+                                     WeightCoordinatorHooks hooks)
+    : hooks_(std::move(hooks)),
+      ranks_model_(model->config()),
+      config_(config),
+      serving_model_(std::move(model)) {}
+
+absl::StatusOr<std::shared_ptr<const ServedModel>> WeightCoordinator::PrepareModel(
+    const EngineConfig& next) {
+  std::shared_ptr<const ServedModel> serving;
+  {
+    absl::MutexLock lock(&mu_);
+    serving = serving_model_;
+  }
+  LOOM_ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model,
+                        ServedModel::Load(next.load.model, next.scheduler, serving.get()));
+  LOOM_RETURN_IF_ERROR(model->CheckCanReplace(ranks_model_));
+  return model;
+}
 
 bool WeightCoordinator::Handles(const std::string& method) {
   static const std::set<std::string> kMethods = {
@@ -91,6 +109,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Call(
     LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> results, hooks_.call(method, "{}", timeout));
     absl::MutexLock lock(&mu_);
     staged_version_ = 0;
+    staged_model_ = nullptr;
     return results;
   }
   if (method == "update_weights_from_distributed") {
@@ -100,6 +119,8 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Call(
                           hooks_.call(method, args.dump(), timeout));
     absl::MutexLock lock(&mu_);
     staged_version_ = version;
+    staged_model_ = serving_model_;  // a trainer's push changes the weights only
+    staged_config_ = config_;
     return results;
   }
   // save_sharded_state, init/destroy_weight_update_group: ordered with the rest, sent as given.
@@ -126,28 +147,32 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Stage(
     const json& source, std::chrono::milliseconds timeout) {
   const uint64_t version = NextVersion();
   json args = {{"version", version}};
+  EngineConfig next = config();
   if (!source.is_null()) {
     // Validate the source as a load-config patch before any rank starts loading.
-    LOOM_RETURN_IF_ERROR(
-        ApplyConfigPatch(config(), json{{"load_config", source}}.dump()).status());
+    LOOM_ASSIGN_OR_RETURN(next, ApplyConfigPatch(next, json{{"load_config", source}}.dump()));
     args["source"] = source;
   }
+  // The directory's own files too: a model the ranks cannot serve is refused before any loads.
+  LOOM_ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model, PrepareModel(next));
   absl::StatusOr<std::vector<RankResult>> results =
       hooks_.call("stage_weights", args.dump(), timeout);
   absl::MutexLock lock(&mu_);
   // A failed stage leaves nothing staged on any rank (they agree before returning).
   staged_version_ = results.ok() ? version : 0;
-  if (results.ok() && !source.is_null()) {
-    staged_config_ = *ApplyConfigPatch(config_, json{{"load_config", source}}.dump());
-  } else {
-    staged_config_ = config_;
-  }
+  staged_config_ = results.ok() ? next : config_;
+  staged_model_ = results.ok() ? model : nullptr;
   return results;
 }
 
 absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Commit(
     uint64_t version, SwitchPolicy policy, std::chrono::milliseconds timeout) {
   absl::StatusOr<std::vector<RankResult>> results;
+  std::shared_ptr<const ServedModel> model;
+  {
+    absl::MutexLock lock(&mu_);
+    model = staged_model_ != nullptr ? staged_model_ : serving_model_;
+  }
   absl::Status ran = hooks_.between_steps([&]() -> absl::Status {
     results = hooks_.call("commit_weights", json{{"version", version}}.dump(), timeout);
     if (!results.ok()) {
@@ -156,7 +181,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Commit(
           absl::StrCat("weight commit failed part-way: ", results.status().message())));
       return results.status();
     }
-    hooks_.switched(version, policy);
+    hooks_.switched(version, policy, model);
     return absl::OkStatus();
   });
   LOOM_RETURN_IF_ERROR(ran);
@@ -164,6 +189,8 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Commit(
   serving_version_ = version;
   staged_version_ = 0;
   config_.load = staged_config_.load;
+  serving_model_ = std::move(model);
+  staged_model_ = nullptr;
   return results;
 }
 
@@ -194,6 +221,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Reload(
       results[i].result["commit"] = committed[i].result;
     }
   } else {
+    LOOM_ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model, PrepareModel(config()));
     const uint64_t version = NextVersion();
     absl::StatusOr<std::vector<RankResult>> reloaded;
     LOOM_RETURN_IF_ERROR(hooks_.between_steps([&]() -> absl::Status {
@@ -213,12 +241,13 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Reload(
         if (failed) hooks_.broken(absl::UnavailableError(std::string(reloaded.status().message())));
         return reloaded.status();
       }
-      hooks_.switched(version, policy);
+      hooks_.switched(version, policy, model);
       return absl::OkStatus();
     }));
     results = std::move(*reloaded);
     absl::MutexLock lock(&mu_);
     serving_version_ = version;
+    serving_model_ = std::move(model);
   }
   for (RankResult& r : results) r.result["mode"] = mode;
   return results;

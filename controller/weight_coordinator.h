@@ -21,6 +21,11 @@
 // KV is dropped and rebuilt with the new weights, no request fails; "abort" — they end with
 // finish reason "abort". Old KV never meets new weights.
 //
+// Every stage and reload also reads the source directory's ServedModel (config, tokenizer, eos
+// ids, generation defaults) and checks it can replace the serving one before any rank loads:
+// another architecture or shape is refused here, naming the field. The switch hands it to the
+// engine together with the version, so what serves and what status says change at one step.
+//
 // Thread-safe.
 #ifndef LOOM_CONTROLLER_WEIGHT_COORDINATOR_H_
 #define LOOM_CONTROLLER_WEIGHT_COORDINATOR_H_
@@ -35,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/engine_config.h"
+#include "controller/served_model.h"
 #include "controller/worker_group.h"
 
 namespace loom {
@@ -48,16 +54,21 @@ struct WeightCoordinatorHooks {
       call;
   // Runs `fn` on the engine thread between two steps and returns its status.
   std::function<absl::Status(std::function<absl::Status()> fn)> between_steps;
-  // On the engine thread, after every rank switched: later steps carry `version`; sequences in
+  // On the engine thread, after every rank switched: later steps carry `version` and are served
+  // as `model` says (the same object when the directory's files did not change); sequences in
   // flight follow `policy`.
-  std::function<void(uint64_t version, SwitchPolicy policy)> switched;
+  std::function<void(uint64_t version, SwitchPolicy policy,
+                     std::shared_ptr<const ServedModel> model)>
+      switched;
   // Every rank's switch did not complete: the engine stops serving with `error`.
   std::function<void(const absl::Status& error)> broken;
 };
 
 class WeightCoordinator {
  public:
-  WeightCoordinator(const EngineConfig& config, WeightCoordinatorHooks hooks);
+  // `model` serves now; its config is the shape the ranks were built with.
+  WeightCoordinator(const EngineConfig& config, std::shared_ptr<const ServedModel> model,
+                    WeightCoordinatorHooks hooks);
 
   // True for the methods above (and the other weight methods it orders: save_sharded_state,
   // init/destroy_weight_update_group).
@@ -81,8 +92,11 @@ class WeightCoordinator {
                                                  std::chrono::milliseconds timeout);
 
   uint64_t NextVersion();  // versions are never reused
+  // The ServedModel of `next`'s model directory, checked to be able to replace the serving one.
+  absl::StatusOr<std::shared_ptr<const ServedModel>> PrepareModel(const EngineConfig& next);
 
   WeightCoordinatorHooks hooks_;
+  const ModelConfig ranks_model_;  // what the ranks' buffers were built for
   absl::Mutex op_mu_;  // one weight operation at a time
   mutable absl::Mutex mu_;
   EngineConfig config_ ABSL_GUARDED_BY(mu_);
@@ -90,6 +104,8 @@ class WeightCoordinator {
   uint64_t serving_version_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t staged_version_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t last_version_ ABSL_GUARDED_BY(mu_) = 1;  // versions are never reused
+  std::shared_ptr<const ServedModel> serving_model_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const ServedModel> staged_model_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<SwitchPolicy> ParseSwitchPolicy(const nlohmann::json& args);

@@ -94,9 +94,24 @@ absl::Status Status(const Flags& flags) {
   loom::v1::GetStatusResponse s;
   LOOM_RETURN_IF_ERROR(
       FromGrpc(stub->GetStatus(&context, loom::v1::GetStatusRequest(), &s), Address(flags)));
-  std::printf("model %s, tp=%d, %lld KV blocks, %d running, %d waiting\n", s.model().c_str(),
-              s.tensor_parallel_size(), static_cast<long long>(s.num_kv_blocks()),
-              s.running_requests(), s.waiting_requests());
+  std::string eos;
+  for (int64_t id : s.eos_token_ids()) absl::StrAppend(&eos, eos.empty() ? "" : ",", id);
+  std::printf("model %s, tp=%d, max_model_len %lld, eos [%s], default max_tokens %lld\n",
+              s.model().c_str(), s.tensor_parallel_size(),
+              static_cast<long long>(s.max_model_len()), eos.c_str(),
+              static_cast<long long>(s.default_max_tokens()));
+  std::printf("tokenizer: %s\n",
+              s.tokenizer().empty() ? "none (prompt ids only)" : s.tokenizer().c_str());
+  std::printf("requests: %d running, %d waiting; %llu steps; finished: %lld stop, %lld length, "
+              "%lld abort, %lld error\n",
+              s.running_requests(), s.waiting_requests(),
+              static_cast<unsigned long long>(s.steps()),
+              static_cast<long long>(s.finished().stop()),
+              static_cast<long long>(s.finished().length()),
+              static_cast<long long>(s.finished().abort()),
+              static_cast<long long>(s.finished().error()));
+  std::printf("KV blocks: %lld free of %lld\n", static_cast<long long>(s.num_free_kv_blocks()),
+              static_cast<long long>(s.num_kv_blocks()));
   std::printf("weights: serving version %llu, staged %s\n",
               static_cast<unsigned long long>(s.serving_weight_version()),
               s.staged_weight_version() ? std::to_string(s.staged_weight_version()).c_str()

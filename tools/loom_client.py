@@ -158,14 +158,24 @@ def status(stub, pb2, args):
               "error": r.error, "weight_state": r.weight_state, "load_format": r.load_format,
               "weight_source": r.weight_source, "serving_version": r.serving_version,
               "staged_version": r.staged_version, "dummy": r.dummy} for r in s.ranks]
+    finished = {"stop": s.finished.stop, "length": s.finished.length,
+                "abort": s.finished.abort, "error": s.finished.error}
     if args.json:
         print(json.dumps({"model": s.model, "tensor_parallel_size": s.tensor_parallel_size,
-                          "num_kv_blocks": s.num_kv_blocks, "ranks": ranks,
+                          "num_kv_blocks": s.num_kv_blocks,
+                          "num_free_kv_blocks": s.num_free_kv_blocks,
+                          "running_requests": s.running_requests,
+                          "waiting_requests": s.waiting_requests, "steps": s.steps,
+                          "finished": finished, "max_model_len": s.max_model_len,
+                          "eos_token_ids": list(s.eos_token_ids), "tokenizer": s.tokenizer,
+                          "default_max_tokens": s.default_max_tokens, "ranks": ranks,
                           "serving_weight_version": s.serving_weight_version,
                           "staged_weight_version": s.staged_weight_version}))
         return
-    print(f"model {s.model}, tp={s.tensor_parallel_size}, {s.num_kv_blocks} KV blocks, "
-          f"{s.running_requests} running, {s.waiting_requests} waiting")
+    print(f"model {s.model}, tp={s.tensor_parallel_size}, max_model_len {s.max_model_len}, "
+          f"tokenizer {s.tokenizer or 'none'}")
+    print(f"{s.running_requests} running, {s.waiting_requests} waiting, {s.steps} steps; "
+          f"finished {finished}; {s.num_free_kv_blocks} of {s.num_kv_blocks} KV blocks free")
     for r in ranks:
         print(f"rank {r['rank']}: {r['state']}, pid {r['pid']}, {r['device']} {r['error']}")
 

@@ -148,6 +148,44 @@ TEST(SchedulerTest, RejectsRequestsThatCanNeverRun) {
   EXPECT_FALSE(s.HasWork());
 }
 
+TEST(SchedulerTest, AbortFreesTheBlocksOfARunningOrWaitingSequenceAtOnce) {
+  Scheduler s(Limits(1, 64), 100, 16, 4, {});
+  const int64_t running = *s.Add(Request(9, 50));
+  const int64_t waiting = *s.Add(Request(5, 50));
+  StepInput step = s.Schedule();  // admits only `running` (max_num_seqs 1)
+  ASSERT_EQ(step.sequences.size(), 1u);
+  s.Update(step, Sampled(step, 7));
+  EXPECT_LT(s.block_manager().num_free_blocks(), 16);
+
+  absl::StatusOr<GenerationResult> r = s.Abort(running);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->finish_reason, FinishReason::kAbort);
+  EXPECT_EQ(r->output_ids, std::vector<int32_t>{7});
+  EXPECT_EQ(s.block_manager().num_free_blocks(), 16);
+  ASSERT_TRUE(s.Abort(waiting).ok());
+  EXPECT_FALSE(s.HasWork());
+  EXPECT_EQ(s.Abort(running).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SchedulerTest, NewModelLimitsEndSequencesThatNoLongerFitAndChangeTheEosIds) {
+  Scheduler s(Limits(4, 64), 100, 64, 4, {});
+  const int64_t long_one = *s.Add(Request(20, 50));
+  const int64_t short_one = *s.Add(Request(3, 50));
+  StepInput step = s.Schedule();
+  s.Update(step, Sampled(step, 7));
+  std::vector<GenerationResult> ended = s.SetModelLimits(10, {9});
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].request_id, long_one);
+  EXPECT_EQ(ended[0].finish_reason, FinishReason::kLength);
+  EXPECT_FALSE(s.Add(Request(12, 1)).ok());  // checked against the new max_model_len
+  step = s.Schedule();
+  std::vector<GenerationResult> done = s.Update(step, Sampled(step, 9));  // the new eos id
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].request_id, short_one);
+  EXPECT_EQ(done[0].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(s.block_manager().num_free_blocks(), 64);
+}
+
 TEST(BlockManagerTest, GrowIsAllOrNothingAndFreeReturnsEveryBlock) {
   BlockManager m(3, 4);
   ASSERT_TRUE(m.Grow(1, 8).ok());
