@@ -117,7 +117,7 @@ step "4. Generate again: v1 writes English"
 show generate "${at[@]}" --prompt "\"$prompt\"" --max-tokens 40 "${sampling[@]}"
 loom generate "${at[@]}" --prompt "$prompt" --max-tokens 40 "${sampling[@]}"
 
-step "5. Stage v2 while a request streams, then commit it between two steps"
+step "5. Stage v2 while a request streams, then commit it: the request goes on under v2"
 show generate "${at[@]}" --prompt "\"$prompt\"" --max-tokens 160 --ignore-eos "${sampling[@]}" '&'
 "$bin/loom" generate "${at[@]}" --prompt "$prompt" --max-tokens 160 --ignore-eos "${sampling[@]}" \
   >"$work/stream.txt" 2>&1 &
