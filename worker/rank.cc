@@ -1,0 +1,295 @@
+#include "worker/rank.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <exception>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/model_config.h"
+#include "common/status.h"
+#include "kernels/threading.h"
+#include "worker/comm/gloo_communicator.h"
+#include "worker/loader/weight_dtype.h"
+
+namespace loom {
+namespace {
+
+// MemAvailable from /proc/meminfo in bytes, or -1 when unreadable.
+int64_t AvailableMemoryBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return -1;
+}
+
+// Resident set size from /proc/self/statm, or -1 when unreadable.
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size_pages = 0, resident_pages = 0;
+  if (!(statm >> size_pages >> resident_pages)) return -1;
+  return resident_pages * sysconf(_SC_PAGESIZE);
+}
+
+// What the runner does not check itself: token ids and positions index tables that have no
+// bounds checks of their own.
+absl::Status CheckStep(const StepInput& input, const ModelConfig& model) {
+  for (const SequenceStep& s : input.sequences) {
+    for (int32_t t : s.token_ids) {
+      if (t < 0 || t >= model.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": token id ", t,
+                                                       " outside [0, ", model.vocab_size, ")"));
+      }
+    }
+    const int64_t end = int64_t{s.start_position} + static_cast<int64_t>(s.token_ids.size());
+    if (s.start_position < 0 || end > model.MaxContextLength()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", s.seq_id, ": positions [", s.start_position, ", ", end,
+                       ") outside the model's ", model.MaxContextLength(), " positions"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Rank::Rank(const RankOptions& options) : options_(options) {
+  // Registration cannot fail here: the names are fixed and distinct.
+  methods_
+      .Register(
+          "describe",
+          [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> { return Describe(); })
+      .IgnoreError();
+  methods_
+      .Register("check_health",
+                [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
+                  absl::MutexLock lock(&mu_);
+                  if (state_ == State::kFailed) {
+                    return absl::UnavailableError(absl::StrCat("failed: ", error_));
+                  }
+                  return nlohmann::json{{"state", StateName(state_)}};
+                })
+      .IgnoreError();
+  WeightMethods::Register(methods_, [this]() -> WeightMethods* {
+    absl::MutexLock lock(&mu_);
+    return weight_methods_.get();
+  }).IgnoreError();
+  if (options_.enable_test_methods) {
+    RegisterTestMethods(methods_, options_.rank, &stopping_).IgnoreError();
+  }
+}
+
+Rank::~Rank() { RequestStop(); }
+
+void Rank::RequestStop() {
+  std::call_once(stop_once_, [this] { stopping_.Notify(); });
+}
+
+const char* Rank::StateName(State state) {
+  switch (state) {
+    case State::kStarting:
+      return "starting";
+    case State::kInitializing:
+      return "initializing";
+    case State::kReady:
+      return "ready";
+    case State::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+void Rank::SetStore(std::shared_ptr<gloo::rendezvous::Store> store) {
+  absl::MutexLock lock(&mu_);
+  store_ = std::move(store);
+}
+
+Rank::Health Rank::health() const {
+  absl::MutexLock lock(&mu_);
+  // "initializing" is still "starting" to the protocol's three states.
+  return {state_ == State::kReady    ? "ready"
+          : state_ == State::kFailed ? "failed"
+                                     : "starting",
+          error_};
+}
+
+nlohmann::json Rank::Describe() const {
+  char hostname[256] = {};
+  gethostname(hostname, sizeof(hostname) - 1);
+  absl::MutexLock lock(&mu_);
+  nlohmann::json j = {
+      {"rank", options_.rank},
+      {"world_size", options_.world_size},
+      {"pid", static_cast<int64_t>(getpid())},
+      {"hostname", std::string(hostname)},
+      {"device", options_.device},
+      {"num_threads", kernels::NumThreads()},
+      {"state", StateName(state_)},
+      {"rss_bytes", ResidentBytes()},
+      {"memory_available_bytes", AvailableMemoryBytes()},
+  };
+  if (!error_.empty()) j["error"] = error_;
+  if (model_info_.is_object()) j.update(model_info_);
+  if (weights_) j["weights"] = weights_->Describe();
+  if (runner_) {
+    j["weight_buffer_digest"] = std::to_string(runner_->decoder().BufferAddressDigest());
+  }
+  return j;
+}
+
+absl::StatusOr<int64_t> Rank::Init(const EngineConfig& config, const RankInit& init) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != State::kStarting) {
+      return absl::FailedPreconditionError(absl::StrCat("Init: the worker is already ",
+                                                        StateName(state_),
+                                                        error_.empty() ? "" : ": ", error_));
+    }
+    state_ = State::kInitializing;
+  }
+  int64_t num_kv_blocks = 0;
+  absl::Status status = DoInit(config, init, &num_kv_blocks);
+  absl::MutexLock lock(&mu_);
+  if (!status.ok()) {
+    // A failed Init leaves nothing half-built behind: the rank reports the error until it is
+    // stopped; a new group is started with new workers.
+    state_ = State::kFailed;
+    error_ = std::string(status.message());
+    return status;
+  }
+  state_ = State::kReady;
+  return num_kv_blocks;
+}
+
+absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
+                          int64_t* num_kv_blocks) {
+  LOOM_RETURN_IF_ERROR(config.Validate());
+  const std::string communicator = init.communicator.empty() ? "gloo" : init.communicator;
+  if (communicator != "gloo") {
+    return absl::InvalidArgumentError(absl::StrCat("communicator \"", communicator,
+                                                   "\" is not supported on device ",
+                                                   options_.device, " (supported: gloo)"));
+  }
+  // Everything that can fail without peers is checked before the rendezvous, so a bad config
+  // fails fast instead of keeping the other ranks waiting.
+  LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(config.load.model));
+  kernels::SetNumThreads(init.num_threads > 0 ? init.num_threads : options_.num_threads);
+
+  std::unique_ptr<Communicator> comm, weight_comm;
+  std::shared_ptr<gloo::rendezvous::Store> store;
+  {
+    // The controller may send Init as soon as it has seen the rank register, before the
+    // transport has handed us the store; wait for it rather than fail.
+    absl::MutexLock lock(&mu_);
+    auto known = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return store_ != nullptr; };
+    if (options_.world_size > 1) mu_.AwaitWithTimeout(absl::Condition(&known), absl::Seconds(10));
+    store = store_;
+  }
+  if (options_.world_size > 1) {
+    if (store == nullptr) {
+      return absl::FailedPreconditionError("Init before registering with a controller");
+    }
+    GlooOptions gloo;
+    gloo.rank = options_.rank;
+    gloo.world_size = options_.world_size;
+    gloo.store = store;
+    gloo.prefix = init.store_prefix.empty() ? "gloo" : init.store_prefix;
+    gloo.hostname = options_.hostname;
+    gloo.timeout = options_.collective_timeout;
+    LOOM_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(gloo));
+    // Loads run for minutes on big models; their group waits longer than a step's.
+    gloo.prefix += "/weights";
+    gloo.timeout = std::max<std::chrono::milliseconds>(options_.collective_timeout,
+                                                       std::chrono::minutes(10));
+    LOOM_ASSIGN_OR_RETURN(weight_comm, GlooCommunicator::Create(gloo));
+  } else {
+    weight_comm = std::make_unique<SingleRankCommunicator>();
+  }
+  ModelRunnerOptions runner_options;
+  LOOM_ASSIGN_OR_RETURN(runner_options.decoder.weight_dtype,
+                        ResolveWeightDType(config.load, model));
+  runner_options.decoder.comm = comm.get();
+  runner_options.block_size = config.cache.block_size;
+  runner_options.kv_cache_bytes = config.cache.kv_cache_bytes;
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner,
+                        ModelRunner::Create(model, runner_options));
+  auto weights = std::make_unique<WeightManager>(&runner->decoder(), runner_options.decoder,
+                                                 weight_comm.get(), &step_mu_);
+  // Published before the load so `describe` shows its progress; no step runs until Init ends.
+  {
+    absl::MutexLock step_lock(&step_mu_);
+    absl::MutexLock lock(&mu_);
+    comm_ = std::move(comm);
+    weight_comm_ = std::move(weight_comm);
+    runner_ = std::move(runner);
+    weights_ = std::move(weights);
+  }
+  LOOM_ASSIGN_OR_RETURN(nlohmann::json report, weights_->InitialLoad(config.load));
+  *num_kv_blocks = runner_->num_kv_blocks();
+
+  WeightMethodsOptions methods_options;
+  methods_options.rank = options_.rank;
+  methods_options.world_size = options_.world_size;
+  methods_options.hostname = options_.hostname;
+  methods_options.store = store;
+  auto methods = std::make_unique<WeightMethods>(methods_options, config, weights_.get(),
+                                                 &runner_->decoder());
+  nlohmann::json info = {
+      {"model", config.load.model},
+      {"architecture", model.architecture},
+      {"weight_dtype", FloatDTypeName(runner_options.decoder.weight_dtype)},
+      {"weight_bytes", runner_->decoder().WeightBytes()},
+      {"initial_load", report},
+      {"block_size", runner_->block_size()},
+      {"num_kv_blocks", runner_->num_kv_blocks()},
+      {"kv_cache_bytes", runner_->kv_cache().nbytes()},
+  };
+  absl::MutexLock lock(&mu_);
+  config_ = config;
+  model_info_ = std::move(info);
+  weight_methods_ = std::move(methods);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<nlohmann::json> Rank::Call(const std::string& method, const nlohmann::json& args) {
+  // Handlers report errors as Status; an exception from a JSON accessor inside one still must
+  // not take the rank down.
+  try {
+    return methods_.Call(method, args);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("method ", method, " threw: ", e.what()));
+  }
+}
+
+absl::StatusOr<StepOutput> Rank::Step(const StepInput& step, double* compute_seconds) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != State::kReady) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a step needs an initialised worker; this one is ", StateName(state_),
+                       error_.empty() ? "" : ": ", error_));
+    }
+  }
+  absl::MutexLock step_lock(&step_mu_);
+  LOOM_RETURN_IF_ERROR(weights_->CheckServing(step.weight_version));
+  LOOM_RETURN_IF_ERROR(CheckStep(step, runner_->decoder().config()));
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    LOOM_ASSIGN_OR_RETURN(StepOutput output, runner_->Execute(step));
+    if (compute_seconds != nullptr) {
+      *compute_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    return output;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("step threw: ", e.what()));
+  }
+}
+
+}  // namespace loom
