@@ -13,18 +13,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/splitmix64.h"
 #include "common/status.h"
 #include "kernels/cpu/check.h"
 
 namespace loom::kernels {
 namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // Uniform in [0, 1) from 53 well-mixed bits of (seed, step). Two rounds, so that nearby seeds
 // and nearby steps land far apart.

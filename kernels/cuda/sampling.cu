@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "common/splitmix64.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/launch.h"
 
@@ -34,13 +35,6 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kBins = 17;  // candidate thresholds prefix + (j << shift), j = 0..16
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kFixedOne = 1099511627776.0f;  // 2^40
-
-__device__ __forceinline__ uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // The CPU's UniformFromCounter, bit for bit.
 __device__ __forceinline__ double UniformFromCounter(uint64_t seed, uint64_t step) {

@@ -6,19 +6,13 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/splitmix64.h"
 #include "common/status.h"
 #include "worker/loader/region_reader.h"
 #include "worker/loader/weight_source.h"
 
 namespace loom {
 namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 uint64_t Fnv1a64(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -90,7 +84,7 @@ class DummySource : public WeightSource {
 
   float Value(uint64_t key, int64_t index) const {
     // One splitmix64 step per element: the generator's own sequence, started at the key.
-    const uint64_t bits = SplitMix64(key + static_cast<uint64_t>(index) * 0x9e3779b97f4a7c15ull);
+    const uint64_t bits = SplitMix64(key + static_cast<uint64_t>(index) * kSplitMix64Gamma);
     const double u = static_cast<double>(bits >> 11) * 0x1.0p-53;  // [0, 1)
     return static_cast<float>((2 * u - 1) * range_);
   }
