@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
+#include "kernels/threading.h"
 #include "loom/v1/worker.grpc.pb.h"
 
 extern char** environ;
@@ -116,9 +117,9 @@ absl::Status Supervisor::Spawn(int rank) {
   args.insert(args.end(), options_.extra_worker_args.begin(), options_.extra_worker_args.end());
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "OMP_NUM_THREADS=", 16) != 0) env.push_back(*e);
+    if (!kernels::IsNumThreadsEnv(*e)) env.push_back(*e);
   }
-  env.push_back(absl::StrCat("OMP_NUM_THREADS=", threads_per_worker_));
+  env.push_back(kernels::NumThreadsEnv(threads_per_worker_));
   // Everything the child touches is ready before fork: between fork and exec it may only make
   // async-signal-safe calls (this process has gRPC and OpenMP threads).
   std::vector<char*> argv, envp;

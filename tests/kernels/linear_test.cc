@@ -1,10 +1,10 @@
-#include <cblas.h>
 #include <gtest/gtest.h>
 
 #include <random>
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kernels/threading.h"
 #include "tests/kernels/kernel_test_util.h"
 
 namespace loom::kernels {
@@ -86,15 +86,15 @@ TEST(LinearTest, F32MatchesReference) {
 
 TEST(LinearTest, SameResultsWhetherOpenMpOrOpenBlasOwnsTheThreads) {
   // With a single-threaded OpenBLAS, Linear splits the columns over OpenMP threads itself.
-  const int saved = openblas_get_num_threads();
+  const int saved = NumBlasThreads();
   for (int blas_threads : {1, 2}) {
-    openblas_set_num_threads(blas_threads);
+    SetNumThreads(NumThreads(), blas_threads);
     RunCase(DType::kF32, 33, 300, 128, true, 30);
     RunCase(DType::kF32, 2, 1000, 1100, false, 31);
     RunCase(DType::kBF16, 40, 600, 136, true, 32);
     RunCase(DType::kBF16, 70, 333, 200, false, 33);
   }
-  openblas_set_num_threads(saved);
+  SetNumThreads(NumThreads(), saved);
 }
 
 TEST(LinearTest, ZeroInnerDimensionGivesBias) {

@@ -81,12 +81,12 @@ absl::Status RunRanks(const std::string& name, int world_size,
   std::vector<std::string> base_env;
   for (char** e = environ; *e != nullptr; ++e) {
     // The parent's gtest sharding, filters and XML output must not leak into the children.
-    if (std::strncmp(*e, "GTEST_", 6) == 0 || std::strncmp(*e, "OMP_NUM_THREADS=", 16) == 0) {
+    if (std::strncmp(*e, "GTEST_", 6) == 0 || loom::kernels::IsNumThreadsEnv(*e)) {
       continue;
     }
     base_env.push_back(*e);
   }
-  base_env.push_back("OMP_NUM_THREADS=1");
+  base_env.push_back(loom::kernels::NumThreadsEnv(1));
   base_env.push_back(absl::StrCat(kRoleEnv, "=", name));
   base_env.push_back(absl::StrCat(kWorldEnv, "=", world_size));
   base_env.push_back(absl::StrCat(kDirEnv, "=", dir));
