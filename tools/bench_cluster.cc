@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/flags.h"
 #include "common/model_config.h"
 #include "common/status.h"
 #include "controller/scheduler.h"
 #include "controller/supervisor.h"
 #include "controller/worker_group.h"
-#include "tools/cli_flags.h"
 #include "tools/engine_flags.h"
 
 namespace loom::cli {
@@ -154,20 +154,6 @@ std::vector<FlagSpec> Specs() {
 }  // namespace loom::cli
 
 int main(int argc, char** argv) {
-  using namespace loom::cli;
-  absl::StatusOr<Flags> flags = Flags::Parse(argc, argv, 1, Specs());
-  if (flags.ok() && flags->Bool("help")) {
-    std::printf("%s\n%s", kUsage, Flags::Usage(Specs()).c_str());
-    return 0;
-  }
-  if (!flags.ok()) {
-    std::fprintf(stderr, "loom-bench-cluster: %s\n", std::string(flags.status().message()).c_str());
-    return 2;
-  }
-  absl::Status s = Run(*flags);
-  if (!s.ok()) {
-    std::fprintf(stderr, "loom-bench-cluster: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  return 0;
+  return loom::cli::RunVerb("loom-bench-cluster", argc, argv, loom::cli::Specs(), loom::cli::kUsage,
+                            loom::cli::Run, /*first_arg=*/1);
 }

@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "common/flags.h"
 #include "common/status.h"
 #include "common/tensor.h"
 #include "kernels/cuda/cuda_check.h"
@@ -366,15 +367,16 @@ class Bench {
 };
 
 int Main(int argc, char** argv) {
-  bool quick = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      quick = true;
-    } else {
-      std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-      return 1;
+  absl::StatusOr<cli::Flags> flags = cli::Flags::Parse(argc, argv, 1, {{"quick", true}});
+  if (!flags.ok() || !flags->positional().empty()) {
+    if (!flags.ok()) {
+      std::fprintf(stderr, "loom-bench-cuda-kernels: %s\n",
+                   std::string(flags.status().message()).c_str());
     }
+    std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+    return 1;
   }
+  const bool quick = flags->Bool("quick");
   int count = 0;
   const cudaError_t error = cudaGetDeviceCount(&count);
   if (error != cudaSuccess || count == 0) {

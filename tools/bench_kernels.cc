@@ -9,23 +9,23 @@
 // Usage: loom-bench-kernels [--quick] [--blas-threads=N]
 //   --blas-threads: OpenBLAS's own pool size (default 1: OpenMP owns the cores and Linear splits
 //   sgemm calls over its threads; N > 1 lets OpenBLAS parallelise inside each call instead).
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
 #include "common/tensor.h"
 #include "kernels/cpu/linear16.h"
 #include "kernels/kernels.h"
+#include "kernels/threading.h"
 
 namespace loom::kernels {
 namespace {
@@ -188,23 +188,23 @@ void BenchAttention(int64_t seqs, int64_t context, int64_t queries, int reps, do
 }
 
 int Main(int argc, char** argv) {
-  bool quick = false;
-  int blas_threads = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--quick") {
-      quick = true;
-    } else if (arg.rfind("--blas-threads=", 0) == 0) {
-      blas_threads = std::max(1, std::atoi(arg.c_str() + 15));
-    } else {
-      std::fprintf(stderr, "usage: loom-bench-kernels [--quick] [--blas-threads=N]\n");
-      return 2;
+  absl::StatusOr<cli::Flags> flags =
+      cli::Flags::Parse(argc, argv, 1, {{"quick", true}, {"blas-threads"}});
+  absl::StatusOr<int64_t> blas_threads_flag =
+      flags.ok() ? flags->Int("blas-threads", 1) : flags.status();
+  if (!blas_threads_flag.ok() || !flags->positional().empty()) {
+    if (!blas_threads_flag.ok()) {
+      std::fprintf(stderr, "loom-bench-kernels: %s\n",
+                   std::string(blas_threads_flag.status().message()).c_str());
     }
+    std::fprintf(stderr, "usage: loom-bench-kernels [--quick] [--blas-threads=N]\n");
+    return 2;
   }
-  openblas_set_num_threads(blas_threads);
+  const bool quick = flags->Bool("quick");
+  const int blas_threads = static_cast<int>(std::max<int64_t>(1, *blas_threads_flag));
+  SetNumThreads(NumThreads(), blas_threads);
   std::printf("OpenMP threads: %d, OpenBLAS threads: %d (bf16 Linear streams at M <= %ld)\n",
-              omp_get_max_threads(), openblas_get_num_threads(),
-              static_cast<long>(internal::kLinearStreamingMaxRows));
+              NumThreads(), NumBlasThreads(), static_cast<long>(internal::kLinearStreamingMaxRows));
   const double memcpy_gbps = MemcpyGBps();
   const double read_gbps = ReadGBps();
   std::printf("memcpy: %.2f GB/s copied   pure read: %.2f GB/s   (fastest of 7, 256 MiB)\n",

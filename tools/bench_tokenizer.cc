@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
 #include "controller/tokenizer/regex.h"
 #include "controller/tokenizer/tokenizer.h"
 
@@ -50,20 +51,26 @@ int Usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string text_path = "../shared/fixtures/text/war-and-peace.txt";
-  int repeats = 5;
+  absl::StatusOr<loom::cli::Flags> flags =
+      loom::cli::Flags::Parse(argc, argv, 1, {{"text"}, {"repeats"}});
+  if (!flags.ok()) {
+    std::fprintf(stderr, "loom-bench-tokenizer: %s\n",
+                 std::string(flags.status().message()).c_str());
+    return Usage();
+  }
+  const std::string text_path = flags->String("text", "../shared/fixtures/text/war-and-peace.txt");
+  absl::StatusOr<int64_t> repeats_flag = flags->Int("repeats", 5);
+  if (!repeats_flag.ok()) {
+    std::fprintf(stderr, "loom-bench-tokenizer: %s\n",
+                 std::string(repeats_flag.status().message()).c_str());
+    return Usage();
+  }
+  const int repeats = static_cast<int>(std::max<int64_t>(1, *repeats_flag));
   std::vector<std::pair<std::string, std::string>> tokenizers;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--text" && i + 1 < argc) {
-      text_path = argv[++i];
-    } else if (arg == "--repeats" && i + 1 < argc) {
-      repeats = std::max(1, std::atoi(argv[++i]));
-    } else if (const size_t eq = arg.find('='); eq != std::string::npos && arg[0] != '-') {
-      tokenizers.emplace_back(arg.substr(0, eq), arg.substr(eq + 1));
-    } else {
-      return Usage();
-    }
+  for (const std::string& arg : flags->positional()) {
+    const size_t eq = arg.find('=');
+    if (eq == std::string::npos || arg[0] == '-') return Usage();
+    tokenizers.emplace_back(arg.substr(0, eq), arg.substr(eq + 1));
   }
   if (tokenizers.empty()) return Usage();
   const std::string text = ReadFile(text_path);

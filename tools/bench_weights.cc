@@ -28,10 +28,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/flags.h"
 #include "common/model_config.h"
 #include "common/status.h"
 #include "controller/serving_engine.h"
-#include "tools/cli_flags.h"
 #include "tools/commands.h"
 #include "tools/engine_flags.h"
 #include "worker/loader/weight_dtype.h"

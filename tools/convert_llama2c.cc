@@ -26,6 +26,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/dtype.h"
+#include "common/flags.h"
 #include "common/model_config.h"
 #include "common/safetensors.h"
 #include "common/status.h"
@@ -59,45 +60,34 @@ struct Options {
   bool help = false;
 };
 
+// The help text is kUsage above; the specs only declare the flags to the parser.
+const std::vector<cli::FlagSpec>& FlagSpecs() {
+  static const auto* specs = new std::vector<cli::FlagSpec>{
+      {"input"}, {"output"}, {"dtype"}, {"overwrite", true}, {"help", true, "", "", 'h'}};
+  return *specs;
+}
+
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
+  LOOM_ASSIGN_OR_RETURN(const cli::Flags flags, cli::Flags::Parse(argc, argv, 1, FlagSpecs()));
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      o.help = true;
-      return o;
+  if (flags.Bool("help")) {
+    o.help = true;
+    return o;
+  }
+  if (!flags.positional().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", flags.positional().front(), "'"));
+  }
+  o.input = flags.String("input");
+  o.output = flags.String("output");
+  o.overwrite = flags.Bool("overwrite");
+  if (flags.Has("dtype")) {
+    absl::StatusOr<DType> dtype = ParseFloatDTypeName(flags.String("dtype"));
+    if (!dtype.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--dtype must be float32, bfloat16 or float16, got '", flags.String("dtype"), "'"));
     }
-    if (arg == "--overwrite") {
-      o.overwrite = true;
-      continue;
-    }
-    std::string flag = arg, value;
-    if (size_t eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
-      flag = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (arg.rfind("--", 0) == 0) {
-      if (flag != "--input" && flag != "--output" && flag != "--dtype") {
-        return absl::InvalidArgumentError(absl::StrCat("unknown flag '", flag, "' (see --help)"));
-      }
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
-      value = argv[++i];
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
-    }
-    if (flag == "--input") {
-      o.input = value;
-    } else if (flag == "--output") {
-      o.output = value;
-    } else if (flag == "--dtype") {
-      auto dtype = ParseFloatDTypeName(value);
-      if (!dtype.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--dtype must be float32, bfloat16 or float16, got '", value, "'"));
-      }
-      o.dtype = *dtype;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", flag, "' (see --help)"));
-    }
+    o.dtype = *dtype;
   }
   if (o.input.empty()) return absl::InvalidArgumentError("--input FILE is required");
   if (o.output.empty()) return absl::InvalidArgumentError("--output DIR is required");

@@ -4,7 +4,6 @@
 #include <array>
 #include <string>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
@@ -53,11 +52,7 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags(const Flags& flags) {
                         OneOf(flags, "load-format", c.load.load_format, kLoadFormats));
   LOOM_ASSIGN_OR_RETURN(c.load.strategy,
                         OneOf(flags, "load-strategy", c.load.strategy, kLoadStrategies));
-  if (flags.Has("dummy-seed") &&
-      !absl::SimpleAtoi(flags.String("dummy-seed"), &c.load.dummy_seed)) {
-    return absl::InvalidArgumentError(absl::StrCat("--dummy-seed: \"", flags.String("dummy-seed"),
-                                                   "\" is not a non-negative integer"));
-  }
+  LOOM_ASSIGN_OR_RETURN(c.load.dummy_seed, flags.Uint("dummy-seed", c.load.dummy_seed));
   LOOM_ASSIGN_OR_RETURN(c.load.dummy_range, flags.Double("dummy-range", c.load.dummy_range));
   if (!(c.load.dummy_range > 0)) {
     return absl::InvalidArgumentError(

@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/engine_config.h"
-#include "tools/cli_flags.h"
+#include "common/flags.h"
 
 namespace loom::cli {
 

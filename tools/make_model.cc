@@ -13,18 +13,18 @@
 #include <cstdio>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/dtype.h"
+#include "common/flags.h"
 #include "common/model_config.h"
 #include "common/safetensors.h"
+#include "common/splitmix64.h"
 #include "common/status.h"
 #include "common/tensor.h"
 #include "nlohmann/json.hpp"
@@ -76,88 +76,91 @@ struct Options {
   bool help = false;
 };
 
-absl::StatusOr<int64_t> ParsePositive(const std::string& flag, const std::string& value) {
-  int64_t v = 0;
-  if (!absl::SimpleAtoi(value, &v) || v <= 0) {
+// The help text is kUsage above; the specs only declare the flags to the parser.
+const std::vector<cli::FlagSpec>& FlagSpecs() {
+  static const auto* specs = [] {
+    auto* v = new std::vector<cli::FlagSpec>;
+    for (const char* name : {"output", "preset", "architecture", "dtype", "seed", "max-file-size",
+                             "rope-theta", "layers", "hidden", "heads", "kv-heads", "head-dim",
+                             "intermediate", "vocab", "max-position"}) {
+      v->push_back({name});
+    }
+    for (const char* name :
+         {"overwrite", "tie", "no-tie", "qkv-bias", "no-qkv-bias", "qk-norm", "no-qk-norm"}) {
+      v->push_back({name, true});
+    }
+    v->push_back({"help", true, "", "", 'h'});
+    return v;
+  }();
+  return *specs;
+}
+
+// The value of --NAME when given; it must be a positive integer.
+absl::StatusOr<std::optional<int64_t>> PositiveInt(const cli::Flags& flags, const char* name) {
+  if (!flags.Has(name)) return std::nullopt;
+  LOOM_ASSIGN_OR_RETURN(const int64_t v, flags.Int(name, 0));
+  if (v <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(flag, " needs a positive integer, got '", value, "'"));
+        absl::StrCat("--", name, ": \"", flags.String(name), "\" is not a positive integer"));
   }
   return v;
 }
 
+// --NAME or --no-NAME, when one is given; both together are a contradiction.
+absl::StatusOr<std::optional<bool>> Switch(const cli::Flags& flags, const std::string& name) {
+  const bool on = flags.Bool(name), off = flags.Bool("no-" + name);
+  if (on && off) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, " and --no-", name, " contradict"));
+  }
+  if (!on && !off) return std::nullopt;
+  return on;
+}
+
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
+  LOOM_ASSIGN_OR_RETURN(const cli::Flags flags, cli::Flags::Parse(argc, argv, 1, FlagSpecs()));
   Options o;
-  const std::map<std::string, std::optional<int64_t>*> ints = {
-      {"--layers", &o.layers},     {"--hidden", &o.hidden},
-      {"--heads", &o.heads},       {"--kv-heads", &o.kv_heads},
-      {"--head-dim", &o.head_dim}, {"--intermediate", &o.intermediate},
-      {"--vocab", &o.vocab},       {"--max-position", &o.max_position}};
-  const std::map<std::string, std::pair<std::optional<bool>*, bool>> switches = {
-      {"--tie", {&o.tie, true}},           {"--no-tie", {&o.tie, false}},
-      {"--qkv-bias", {&o.qkv_bias, true}}, {"--no-qkv-bias", {&o.qkv_bias, false}},
-      {"--qk-norm", {&o.qk_norm, true}},   {"--no-qk-norm", {&o.qk_norm, false}}};
-  static const std::set<std::string> kValueFlags = {"--output",    "--preset", "--architecture",
-                                                    "--dtype",     "--seed",   "--max-file-size",
-                                                    "--rope-theta"};
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      o.help = true;
-      return o;
+  if (flags.Bool("help")) {
+    o.help = true;
+    return o;
+  }
+  if (!flags.positional().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", flags.positional().front(), "'"));
+  }
+  const std::pair<const char*, std::optional<int64_t>*> ints[] = {
+      {"layers", &o.layers},     {"hidden", &o.hidden},
+      {"heads", &o.heads},       {"kv-heads", &o.kv_heads},
+      {"head-dim", &o.head_dim}, {"intermediate", &o.intermediate},
+      {"vocab", &o.vocab},       {"max-position", &o.max_position}};
+  for (const auto& [name, out] : ints) {
+    LOOM_ASSIGN_OR_RETURN(*out, PositiveInt(flags, name));
+  }
+  LOOM_ASSIGN_OR_RETURN(const std::optional<int64_t> max_file_size,
+                        PositiveInt(flags, "max-file-size"));
+  o.max_file_size = max_file_size.value_or(0);
+  LOOM_ASSIGN_OR_RETURN(o.tie, Switch(flags, "tie"));
+  LOOM_ASSIGN_OR_RETURN(o.qkv_bias, Switch(flags, "qkv-bias"));
+  LOOM_ASSIGN_OR_RETURN(o.qk_norm, Switch(flags, "qk-norm"));
+  o.overwrite = flags.Bool("overwrite");
+  o.output = flags.String("output");
+  o.preset = flags.String("preset", o.preset);
+  if (flags.Has("architecture")) o.architecture = flags.String("architecture");
+  if (flags.Has("dtype")) {
+    absl::StatusOr<DType> dtype = ParseFloatDTypeName(flags.String("dtype"));
+    if (!dtype.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--dtype must be float32, bfloat16 or float16, got '", flags.String("dtype"), "'"));
     }
-    if (arg == "--overwrite") {
-      o.overwrite = true;
-      continue;
+    o.dtype = *dtype;
+  }
+  LOOM_ASSIGN_OR_RETURN(o.seed, flags.Uint("seed", o.seed));
+  if (flags.Has("rope-theta")) {
+    LOOM_ASSIGN_OR_RETURN(const double theta, flags.Double("rope-theta", 0));
+    if (!(theta > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("--rope-theta: \"", flags.String("rope-theta"),
+                                                     "\" is not a positive number"));
     }
-    if (auto it = switches.find(arg); it != switches.end()) {
-      *it->second.first = it->second.second;
-      continue;
-    }
-    std::string flag = arg, value;
-    if (size_t eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
-      flag = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (arg.rfind("--", 0) == 0) {
-      if (!ints.contains(flag) && !kValueFlags.contains(flag)) {
-        return absl::InvalidArgumentError(absl::StrCat("unknown flag '", flag, "' (see --help)"));
-      }
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
-      value = argv[++i];
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
-    }
-    if (auto it = ints.find(flag); it != ints.end()) {
-      LOOM_ASSIGN_OR_RETURN(*it->second, ParsePositive(flag, value));
-    } else if (flag == "--output") {
-      o.output = value;
-    } else if (flag == "--preset") {
-      o.preset = value;
-    } else if (flag == "--architecture") {
-      o.architecture = value;
-    } else if (flag == "--dtype") {
-      auto dtype = ParseFloatDTypeName(value);
-      if (!dtype.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--dtype must be float32, bfloat16 or float16, got '", value, "'"));
-      }
-      o.dtype = *dtype;
-    } else if (flag == "--seed") {
-      if (!absl::SimpleAtoi(value, &o.seed)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--seed needs a non-negative integer, got '", value, "'"));
-      }
-    } else if (flag == "--max-file-size") {
-      LOOM_ASSIGN_OR_RETURN(o.max_file_size, ParsePositive(flag, value));
-    } else if (flag == "--rope-theta") {
-      double theta = 0;
-      if (!absl::SimpleAtod(value, &theta) || !(theta > 0)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--rope-theta needs a positive number, got '", value, "'"));
-      }
-      o.rope_theta = theta;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", flag, "' (see --help)"));
-    }
+    o.rope_theta = theta;
   }
   if (o.output.empty()) return absl::InvalidArgumentError("--output DIR is required");
   return o;
@@ -335,16 +338,10 @@ std::vector<PlannedTensor> PlanTensors(const ModelConfig& c) {
   return t;
 }
 
-uint64_t Mix64(uint64_t x) {  // splitmix64's finaliser
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 uint64_t NameKey(uint64_t seed, const std::string& name) {
   uint64_t h = 0xCBF29CE484222325ull;  // FNV-1a
   for (unsigned char ch : name) h = (h ^ ch) * 0x100000001B3ull;
-  return Mix64(h ^ Mix64(seed + 0x9E3779B97F4A7C15ull));
+  return SplitMix64Finalize(h ^ SplitMix64(seed));
 }
 
 // Fills elements [begin, end) of `t` from the counter-based stream `key`.
@@ -357,7 +354,7 @@ void FillRange(const Tensor& t, Init init, uint64_t key, int64_t begin, int64_t 
   for (int64_t start = begin; start < end; start += kChunk) {
     const int64_t n = std::min(kChunk, end - start);
     for (int64_t j = 0; j < n; ++j) {
-      uint64_t r = Mix64(key + static_cast<uint64_t>(start + j) * 0x9E3779B97F4A7C15ull);
+      uint64_t r = SplitMix64Finalize(key + static_cast<uint64_t>(start + j) * kSplitMix64Gamma);
       int64_t sum = static_cast<int64_t>(r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) +
                     (r >> 48);
       float z = static_cast<float>(sum - 2 * 65535) * scale;

@@ -19,10 +19,10 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/flags.h"
 #include "common/model_config.h"
 #include "common/safetensors.h"
 #include "common/status.h"
-#include "tools/cli_flags.h"
 #include "tools/server_client.h"
 #include "worker/comm/gloo_communicator.h"
 #include "worker/controller_store.h"

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/flags.h"
 #include "loom/v1/loom.grpc.pb.h"
-#include "tools/cli_flags.h"
 
 namespace loom::cli {
 

@@ -13,20 +13,21 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <memory>
 #include <string>
 #include <thread>
-#include <type_traits>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/flags.h"
+#include "common/status.h"
 #include "loom/v1/worker.grpc.pb.h"
 #include "worker/worker_service.h"
 
@@ -45,58 +46,43 @@ struct Flags {
   int64_t register_timeout_ms = 60000;
 };
 
-absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
-  Flags flags;
-  std::map<std::string, std::string> values;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--enable-test-methods") {
-      flags.enable_test_methods = true;
-      continue;
-    }
-    if (!absl::StartsWith(arg, "--")) {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", arg));
-    }
-    std::string name = arg.substr(2), value;
-    if (const size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (i + 1 < argc) {
-      value = argv[++i];
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
-    }
-    values[name] = value;
-  }
-  auto to_int = [&](const std::string& name, auto& out) -> absl::Status {
-    auto it = values.find(name);
-    if (it == values.end()) return absl::OkStatus();
-    int64_t v = 0;
-    if (!absl::SimpleAtoi(it->second, &v)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", name, " must be an integer, got ", it->second));
-    }
-    out = static_cast<std::remove_reference_t<decltype(out)>>(v);
-    values.erase(it);
-    return absl::OkStatus();
+// The help text is kUsage below; the specs only declare the flags to the parser.
+const std::vector<cli::FlagSpec>& FlagSpecs() {
+  static const auto* specs = new std::vector<cli::FlagSpec>{
+      {"controller"},
+      {"rank"},
+      {"world-size"},
+      {"device"},
+      {"threads"},
+      {"listen"},
+      {"controller-timeout-ms"},
+      {"register-timeout-ms"},
+      {"enable-test-methods", true},
+      {"help", true, "", "", 'h'},
   };
-  for (auto [name, field] :
-       {std::pair{"controller", &flags.controller}, std::pair{"device", &flags.device},
-        std::pair{"listen", &flags.listen}}) {
-    if (auto it = values.find(name); it != values.end()) {
-      *field = it->second;
-      values.erase(it);
-    }
+  return *specs;
+}
+
+absl::StatusOr<Flags> FlagsFrom(const cli::Flags& parsed) {
+  if (!parsed.positional().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument ", parsed.positional().front()));
   }
-  for (absl::Status s : {to_int("rank", flags.rank), to_int("world-size", flags.world_size),
-                         to_int("threads", flags.threads),
-                         to_int("controller-timeout-ms", flags.controller_timeout_ms),
-                         to_int("register-timeout-ms", flags.register_timeout_ms)}) {
-    if (!s.ok()) return s;
-  }
-  if (!values.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown flag --", values.begin()->first));
-  }
+  Flags flags;
+  flags.controller = parsed.String("controller");
+  flags.device = parsed.String("device", flags.device);
+  flags.listen = parsed.String("listen", flags.listen);
+  flags.enable_test_methods = parsed.Bool("enable-test-methods");
+  LOOM_ASSIGN_OR_RETURN(const int64_t rank, parsed.Int("rank", flags.rank));
+  LOOM_ASSIGN_OR_RETURN(const int64_t world_size, parsed.Int("world-size", flags.world_size));
+  LOOM_ASSIGN_OR_RETURN(const int64_t threads, parsed.Int("threads", flags.threads));
+  flags.rank = static_cast<int>(rank);
+  flags.world_size = static_cast<int>(world_size);
+  flags.threads = static_cast<int>(threads);
+  LOOM_ASSIGN_OR_RETURN(flags.controller_timeout_ms,
+                        parsed.Int("controller-timeout-ms", flags.controller_timeout_ms));
+  LOOM_ASSIGN_OR_RETURN(flags.register_timeout_ms,
+                        parsed.Int("register-timeout-ms", flags.register_timeout_ms));
   if (flags.controller.empty()) return absl::InvalidArgumentError("--controller is required");
   if (flags.world_size < 1 || flags.rank < 0 || flags.rank >= flags.world_size) {
     return absl::InvalidArgumentError(absl::StrCat("--rank ", flags.rank, " --world-size ",
@@ -148,13 +134,13 @@ constexpr char kUsage[] =
     "  --enable-test-methods        register the test-only sleep and fail_on_rank methods\n";
 
 int Run(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
+  absl::StatusOr<cli::Flags> command_line = cli::Flags::Parse(argc, argv, 1, FlagSpecs());
+  if (command_line.ok() && command_line->Bool("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
   }
-  absl::StatusOr<Flags> parsed = ParseFlags(argc, argv);
+  absl::StatusOr<Flags> parsed =
+      command_line.ok() ? FlagsFrom(*command_line) : command_line.status();
   if (!parsed.ok()) {
     std::fprintf(stderr, "loom-worker: %s\n", std::string(parsed.status().message()).c_str());
     return 2;

@@ -3,10 +3,10 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
+#include "common/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/status.h"
-#include "tools/cli_flags.h"
 #include "tools/engine_flags.h"
 
 namespace loom::cli {

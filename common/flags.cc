@@ -1,4 +1,4 @@
-#include "tools/cli_flags.h"
+#include "common/flags.h"
 
 #include <cerrno>
 #include <cmath>
@@ -15,10 +15,18 @@ namespace loom::cli {
 absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, int first,
                                    const std::vector<FlagSpec>& specs) {
   std::map<std::string, const FlagSpec*> known;
-  for (const FlagSpec& s : specs) known[s.name] = &s;
+  std::map<char, const FlagSpec*> short_names;
+  for (const FlagSpec& s : specs) {
+    known[s.name] = &s;
+    if (s.is_bool && s.short_name != '\0') short_names[s.short_name] = &s;
+  }
   Flags flags;
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg.size() == 2 && arg[0] == '-' && short_names.count(arg[1]) > 0) {
+      flags.values_[short_names[arg[1]]->name].push_back("");
+      continue;
+    }
     if (arg.rfind("--", 0) != 0 || arg == "--") {
       flags.positional_.push_back(arg);
       continue;
@@ -35,7 +43,8 @@ absl::StatusOr<Flags> Flags::Parse(int argc, char** argv, int first,
     if (it->second->is_bool) {
       if (has_value) return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
     } else if (!has_value) {
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+      if (i + 1 >= argc)
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
       value = argv[++i];
     }
     flags.values_[name].push_back(value);
@@ -69,8 +78,19 @@ absl::StatusOr<int64_t> Flags::Int(const std::string& name, int64_t fallback) co
   if (!Has(name)) return fallback;
   int64_t v;
   if (!absl::SimpleAtoi(String(name), &v)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": \"", String(name),
-                                                   "\" is not an integer"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": \"", String(name), "\" is not an integer"));
+  }
+  return v;
+}
+
+absl::StatusOr<uint64_t> Flags::Uint(const std::string& name, uint64_t fallback) const {
+  if (!Has(name)) return fallback;
+  uint64_t v;
+  // SimpleAtoi into an unsigned type already refuses a sign, so "-1" is an error here.
+  if (!absl::SimpleAtoi(String(name), &v)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": \"", String(name), "\" is not a non-negative integer"));
   }
   return v;
 }
@@ -79,8 +99,8 @@ absl::StatusOr<double> Flags::Double(const std::string& name, double fallback) c
   if (!Has(name)) return fallback;
   double v;
   if (!absl::SimpleAtod(String(name), &v) || !std::isfinite(v)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": \"", String(name),
-                                                   "\" is not a number"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": \"", String(name), "\" is not a number"));
   }
   return v;
 }
@@ -91,18 +111,31 @@ absl::StatusOr<int64_t> Flags::Bytes(const std::string& name, int64_t fallback) 
   int64_t mult = 1;
   if (!text.empty()) {
     switch (text.back()) {
-      case 'K': case 'k': mult = int64_t{1} << 10; break;
-      case 'M': case 'm': mult = int64_t{1} << 20; break;
-      case 'G': case 'g': mult = int64_t{1} << 30; break;
-      case 'T': case 't': mult = int64_t{1} << 40; break;
-      default: break;
+      case 'K':
+      case 'k':
+        mult = int64_t{1} << 10;
+        break;
+      case 'M':
+      case 'm':
+        mult = int64_t{1} << 20;
+        break;
+      case 'G':
+      case 'g':
+        mult = int64_t{1} << 30;
+        break;
+      case 'T':
+      case 't':
+        mult = int64_t{1} << 40;
+        break;
+      default:
+        break;
     }
     if (mult != 1) text.pop_back();
   }
   double v;
   if (!absl::SimpleAtod(text, &v) || !(v > 0) || v * mult > 9e18) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, ": \"", String(name),
-                                                   "\" is not a size (e.g. 512M, 2G)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": \"", String(name), "\" is not a size (e.g. 512M, 2G)"));
   }
   return static_cast<int64_t>(v * mult);
 }
@@ -128,8 +161,8 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(const std::string& text,
     part = absl::StripAsciiWhitespace(part);
     int64_t v;
     if (!absl::SimpleAtoi(part, &v)) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": \"", std::string(part),
-                                                     "\" is not an integer"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": \"", std::string(part), "\" is not an integer"));
     }
     out.push_back(v);
   }
