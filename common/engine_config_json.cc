@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json_fields.h"
 #include "common/status.h"
 
 namespace loom {
@@ -31,61 +32,23 @@ absl::Status CheckKeys(const json& object, const std::string& path,
   return absl::OkStatus();
 }
 
-absl::Status TypeError(const std::string& path, const char* key, const char* expected,
-                       const json& value) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(path, key, ": expected ", expected, ", got ", std::string(value.type_name())));
-}
-
-absl::Status ReadInt(const json& object, const std::string& path, const char* key, int64_t& out) {
-  auto it = object.find(key);
-  if (it == object.end()) return absl::OkStatus();
-  if (!it->is_number_integer()) return TypeError(path, key, "an integer", *it);
-  if (it->is_number_unsigned() &&
-      it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return absl::InvalidArgumentError(absl::StrCat(path, key, ": out of range"));
-  }
-  out = it->get<int64_t>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadUnsigned(const json& object, const std::string& path, const char* key,
-                          uint64_t& out) {
-  auto it = object.find(key);
-  if (it == object.end()) return absl::OkStatus();
-  if (!it->is_number_unsigned()) return TypeError(path, key, "an unsigned integer", *it);
-  out = it->get<uint64_t>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadNumber(const json& object, const std::string& path, const char* key, double& out) {
-  auto it = object.find(key);
-  if (it == object.end()) return absl::OkStatus();
-  if (!it->is_number()) return TypeError(path, key, "a number", *it);
-  out = it->get<double>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadString(const json& object, const std::string& path, const char* key,
-                        std::string& out) {
-  auto it = object.find(key);
-  if (it == object.end()) return absl::OkStatus();
-  if (!it->is_string()) return TypeError(path, key, "a string", *it);
-  out = it->get<std::string>();
-  return absl::OkStatus();
+// The engine config is written by Loom itself: nothing is lenient, null included (a merge-patch
+// null has been applied before this parser sees the document).
+JsonPlace Strict(const std::string& path) {
+  return JsonPlace{.path = path, .null_is_absent = false, .integral_floats = false};
 }
 
 absl::Status ReadLoadConfig(const json& j, LoadConfig& load) {
   const std::string p = "load_config.";
+  const JsonPlace place = Strict("load_config");
   LOOM_RETURN_IF_ERROR(CheckKeys(
       j, p, {"model", "load_format", "strategy", "dummy_seed", "dummy_range", "weight_dtype"}));
-  LOOM_RETURN_IF_ERROR(ReadString(j, p, "model", load.model));
-  LOOM_RETURN_IF_ERROR(ReadString(j, p, "load_format", load.load_format));
-  LOOM_RETURN_IF_ERROR(ReadString(j, p, "strategy", load.strategy));
-  LOOM_RETURN_IF_ERROR(ReadUnsigned(j, p, "dummy_seed", load.dummy_seed));
-  LOOM_RETURN_IF_ERROR(ReadNumber(j, p, "dummy_range", load.dummy_range));
-  std::string dtype;
-  LOOM_RETURN_IF_ERROR(ReadString(j, p, "weight_dtype", dtype));
+  LOOM_ASSIGN_OR_RETURN(load.model, JsonString(j, "model", place, load.model));
+  LOOM_ASSIGN_OR_RETURN(load.load_format, JsonString(j, "load_format", place, load.load_format));
+  LOOM_ASSIGN_OR_RETURN(load.strategy, JsonString(j, "strategy", place, load.strategy));
+  LOOM_ASSIGN_OR_RETURN(load.dummy_seed, JsonUint(j, "dummy_seed", place, load.dummy_seed));
+  LOOM_ASSIGN_OR_RETURN(load.dummy_range, JsonNumber(j, "dummy_range", place, load.dummy_range));
+  LOOM_ASSIGN_OR_RETURN(const std::string dtype, JsonString(j, "weight_dtype", place, ""));
   if (dtype == "auto") {
     load.weight_dtype.reset();
   } else if (j.contains("weight_dtype")) {
@@ -133,21 +96,28 @@ absl::StatusOr<EngineConfig> EngineConfigFromJson(const std::string& json_text) 
   }
   if (auto it = j.find("cache_config"); it != j.end()) {
     const std::string p = "cache_config.";
+    const JsonPlace place = Strict("cache_config");
     LOOM_RETURN_IF_ERROR(CheckKeys(*it, p, {"block_size", "kv_cache_bytes"}));
-    LOOM_RETURN_IF_ERROR(ReadInt(*it, p, "block_size", config.cache.block_size));
-    LOOM_RETURN_IF_ERROR(ReadInt(*it, p, "kv_cache_bytes", config.cache.kv_cache_bytes));
+    LOOM_ASSIGN_OR_RETURN(config.cache.block_size,
+                          JsonInt(*it, "block_size", place, config.cache.block_size));
+    LOOM_ASSIGN_OR_RETURN(config.cache.kv_cache_bytes,
+                          JsonInt(*it, "kv_cache_bytes", place, config.cache.kv_cache_bytes));
   }
   if (auto it = j.find("scheduler_config"); it != j.end()) {
     const std::string p = "scheduler_config.";
+    const JsonPlace place = Strict("scheduler_config");
     LOOM_RETURN_IF_ERROR(
         CheckKeys(*it, p, {"max_num_seqs", "max_num_batched_tokens", "max_model_len"}));
-    LOOM_RETURN_IF_ERROR(ReadInt(*it, p, "max_num_seqs", config.scheduler.max_num_seqs));
-    LOOM_RETURN_IF_ERROR(
-        ReadInt(*it, p, "max_num_batched_tokens", config.scheduler.max_num_batched_tokens));
-    LOOM_RETURN_IF_ERROR(ReadInt(*it, p, "max_model_len", config.scheduler.max_model_len));
+    LOOM_ASSIGN_OR_RETURN(config.scheduler.max_num_seqs,
+                          JsonInt(*it, "max_num_seqs", place, config.scheduler.max_num_seqs));
+    LOOM_ASSIGN_OR_RETURN(
+        config.scheduler.max_num_batched_tokens,
+        JsonInt(*it, "max_num_batched_tokens", place, config.scheduler.max_num_batched_tokens));
+    LOOM_ASSIGN_OR_RETURN(config.scheduler.max_model_len,
+                          JsonInt(*it, "max_model_len", place, config.scheduler.max_model_len));
   }
-  int64_t threads = config.num_threads;
-  LOOM_RETURN_IF_ERROR(ReadInt(j, "", "num_threads", threads));
+  LOOM_ASSIGN_OR_RETURN(const int64_t threads,
+                        JsonInt(j, "num_threads", Strict(""), config.num_threads));
   if (threads < std::numeric_limits<int>::min() || threads > std::numeric_limits<int>::max()) {
     return absl::InvalidArgumentError("num_threads: out of range");
   }

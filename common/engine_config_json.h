@@ -8,8 +8,9 @@
 //    "scheduler_config": {"max_num_seqs", "max_num_batched_tokens", "max_model_len"},
 //    "num_threads"}
 // Strings are strings; dummy_seed is an unsigned integer, dummy_range any number, the rest
-// integers. Parsing is strict: unknown keys and wrong types are errors that name the key path
-// ("load_config.dummy_range: expected a number, got string"); missing keys keep their defaults.
+// integers. Parsing is strict: unknown keys, wrong types and nulls are errors that name the key
+// path ("load_config.dummy_range: expected a number, got string \"big\""; the field readers are
+// common/json_fields.h's); missing keys keep their defaults.
 // The result is not validated (call EngineConfig::Validate). EngineConfigToJson writes every key,
 // so EngineConfigFromJson(EngineConfigToJson(c)) == c for every field.
 #ifndef LOOM_COMMON_ENGINE_CONFIG_JSON_H_

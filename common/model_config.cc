@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json_fields.h"
 #include "common/status.h"
 #include "nlohmann/json.hpp"
 
@@ -37,65 +38,14 @@ std::string SupportedArchitectures() {
 
 std::string TypeName(const json& v) { return v.type_name(); }
 
+// config.json as HF writes it: null is "unset", and hand-edited files hold integers as 1024.0.
+JsonPlace InConfig(const std::string& source) {
+  return JsonPlace{.file = source, .null_is_absent = true, .integral_floats = true};
+}
+
 absl::Status FieldError(const std::string& source, const std::string& field,
                         const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(source, ": field \"", field, "\" ", what));
-}
-
-// Field readers: an absent or null field gives `fallback` (or an error when `required`); a field
-// of the wrong JSON type is an error naming it. Integers accept integral floats (1024.0), which
-// some hand-written configs contain.
-absl::StatusOr<int64_t> IntField(const json& obj, const std::string& field,
-                                 const std::string& source, bool required, int64_t fallback = 0) {
-  auto it = obj.find(field);
-  if (it == obj.end() || it->is_null()) {
-    if (required) return FieldError(source, field, "is required but missing");
-    return fallback;
-  }
-  if (it->is_number_unsigned()) {
-    uint64_t u = it->get<uint64_t>();
-    if (u > static_cast<uint64_t>(INT64_MAX)) return FieldError(source, field, "is too large");
-    return static_cast<int64_t>(u);
-  }
-  if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) {
-    double d = it->get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e18) {
-      return static_cast<int64_t>(d);
-    }
-  }
-  return FieldError(source, field,
-                    absl::StrCat("must be an integer, got ", TypeName(*it), " ", it->dump()));
-}
-
-absl::StatusOr<double> DoubleField(const json& obj, const std::string& field,
-                                   const std::string& source, double fallback) {
-  auto it = obj.find(field);
-  if (it == obj.end() || it->is_null()) return fallback;
-  if (!it->is_number()) {
-    return FieldError(source, field, absl::StrCat("must be a number, got ", TypeName(*it)));
-  }
-  return it->get<double>();
-}
-
-absl::StatusOr<bool> BoolField(const json& obj, const std::string& field, const std::string& source,
-                               bool fallback) {
-  auto it = obj.find(field);
-  if (it == obj.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) {
-    return FieldError(source, field, absl::StrCat("must be true or false, got ", TypeName(*it)));
-  }
-  return it->get<bool>();
-}
-
-absl::StatusOr<std::string> StringField(const json& obj, const std::string& field,
-                                        const std::string& source, const std::string& fallback) {
-  auto it = obj.find(field);
-  if (it == obj.end() || it->is_null()) return fallback;
-  if (!it->is_string()) {
-    return FieldError(source, field, absl::StrCat("must be a string, got ", TypeName(*it)));
-  }
-  return it->get<std::string>();
+  return absl::InvalidArgumentError(absl::StrCat(InConfig(source).FieldName(field), " ", what));
 }
 
 // eos_token_id is an int or a list of ints in HF configs; appends those not already present.
@@ -139,8 +89,9 @@ absl::Status ParseRopeScaling(const json& obj, const std::string& field, const s
   if (!obj.is_object()) {
     return FieldError(source, field, absl::StrCat("must be an object, got ", TypeName(obj)));
   }
-  LOOM_ASSIGN_OR_RETURN(std::string legacy_type, StringField(obj, "type", source, "default"));
-  LOOM_ASSIGN_OR_RETURN(std::string type, StringField(obj, "rope_type", source, legacy_type));
+  const JsonPlace place = InConfig(source).Child(field);
+  LOOM_ASSIGN_OR_RETURN(std::string legacy_type, JsonString(obj, "type", place, "default"));
+  LOOM_ASSIGN_OR_RETURN(std::string type, JsonString(obj, "rope_type", place, legacy_type));
   RopeScalingConfig r;
   if (type == "default") {
     *out = r;
@@ -155,28 +106,28 @@ absl::Status ParseRopeScaling(const json& obj, const std::string& field, const s
   if (obj.find("factor") == obj.end()) {
     return FieldError(source, field, absl::StrCat("of type \"", type, "\" needs \"factor\""));
   }
-  LOOM_ASSIGN_OR_RETURN(r.factor, DoubleField(obj, "factor", source, r.factor));
+  LOOM_ASSIGN_OR_RETURN(r.factor, JsonNumber(obj, "factor", place, r.factor));
   if (type == "llama3" || type == "yarn") {
     LOOM_ASSIGN_OR_RETURN(r.original_max_position_embeddings,
-                          IntField(obj, "original_max_position_embeddings", source, false, 0));
+                          JsonInt(obj, "original_max_position_embeddings", place, 0));
   }
   if (type == "llama3") {
     LOOM_ASSIGN_OR_RETURN(r.low_freq_factor,
-                          DoubleField(obj, "low_freq_factor", source, r.low_freq_factor));
+                          JsonNumber(obj, "low_freq_factor", place, r.low_freq_factor));
     LOOM_ASSIGN_OR_RETURN(r.high_freq_factor,
-                          DoubleField(obj, "high_freq_factor", source, r.high_freq_factor));
+                          JsonNumber(obj, "high_freq_factor", place, r.high_freq_factor));
   }
   if (type == "yarn") {
     LOOM_ASSIGN_OR_RETURN(r.attention_factor,
-                          DoubleField(obj, "attention_factor", source, r.attention_factor));
+                          JsonNumber(obj, "attention_factor", place, r.attention_factor));
     // HF takes a beta of 0 (or null) as "use the default".
-    LOOM_ASSIGN_OR_RETURN(r.beta_fast, DoubleField(obj, "beta_fast", source, 0.0));
-    LOOM_ASSIGN_OR_RETURN(r.beta_slow, DoubleField(obj, "beta_slow", source, 0.0));
+    LOOM_ASSIGN_OR_RETURN(r.beta_fast, JsonNumber(obj, "beta_fast", place, 0.0));
+    LOOM_ASSIGN_OR_RETURN(r.beta_slow, JsonNumber(obj, "beta_slow", place, 0.0));
     if (r.beta_fast == 0) r.beta_fast = 32.0;
     if (r.beta_slow == 0) r.beta_slow = 1.0;
-    LOOM_ASSIGN_OR_RETURN(r.mscale, DoubleField(obj, "mscale", source, 0.0));
-    LOOM_ASSIGN_OR_RETURN(r.mscale_all_dim, DoubleField(obj, "mscale_all_dim", source, 0.0));
-    LOOM_ASSIGN_OR_RETURN(r.truncate, BoolField(obj, "truncate", source, true));
+    LOOM_ASSIGN_OR_RETURN(r.mscale, JsonNumber(obj, "mscale", place, 0.0));
+    LOOM_ASSIGN_OR_RETURN(r.mscale_all_dim, JsonNumber(obj, "mscale_all_dim", place, 0.0));
+    LOOM_ASSIGN_OR_RETURN(r.truncate, JsonBool(obj, "truncate", place, true));
   }
   *out = r;
   return absl::OkStatus();
@@ -188,9 +139,10 @@ absl::Status ParseRopeScaling(const json& obj, const std::string& field, const s
 // "layer_types" marks "sliding_attention" (by default those from "max_window_layers" on).
 // Llama: none (HF's Llama ignores both fields).
 absl::Status ParseWindows(const json& j, const std::string& source, ModelConfig* c) {
+  const JsonPlace place = InConfig(source);
   c->layer_windows.assign(static_cast<size_t>(c->num_hidden_layers), 0);
   if (c->model_type == "llama") return absl::OkStatus();
-  LOOM_ASSIGN_OR_RETURN(int64_t window, IntField(j, "sliding_window", source, false, 0));
+  LOOM_ASSIGN_OR_RETURN(int64_t window, JsonInt(j, "sliding_window", place, 0));
   const bool absent = !j.contains("sliding_window");
   if (c->model_type == "mistral") {
     if (absent) window = 4096;
@@ -198,12 +150,11 @@ absl::Status ParseWindows(const json& j, const std::string& source, ModelConfig*
     for (int64_t& w : c->layer_windows) w = window;
     return absl::OkStatus();
   }
-  LOOM_ASSIGN_OR_RETURN(bool use, BoolField(j, "use_sliding_window", source, false));
+  LOOM_ASSIGN_OR_RETURN(bool use, JsonBool(j, "use_sliding_window", place, false));
   if (absent) window = 4096;
   if (!use || window == 0) window = 0;  // null: no window
   if (window < 0) return FieldError(source, "sliding_window", "must be positive or null");
-  LOOM_ASSIGN_OR_RETURN(int64_t max_window_layers,
-                        IntField(j, "max_window_layers", source, false, 28));
+  LOOM_ASSIGN_OR_RETURN(int64_t max_window_layers, JsonInt(j, "max_window_layers", place, 28));
   std::vector<bool> sliding(static_cast<size_t>(c->num_hidden_layers));
   for (int64_t i = 0; i < c->num_hidden_layers; ++i) sliding[i] = i >= max_window_layers;
   auto it = j.find("layer_types");
@@ -250,6 +201,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
   if (!j.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   }
+  const JsonPlace place = InConfig(source);
   ModelConfig c;
 
   // The architecture decides the decoder's flags; model_type alone is accepted for configs that
@@ -261,7 +213,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
     }
     c.architecture = (*arch_it)[0].get<std::string>();
   } else {
-    LOOM_ASSIGN_OR_RETURN(std::string model_type, StringField(j, "model_type", source, ""));
+    LOOM_ASSIGN_OR_RETURN(std::string model_type, JsonString(j, "model_type", place, ""));
     for (const Architecture& a : kArchitectures) {
       if (model_type == a.model_type) c.architecture = a.name;
     }
@@ -281,7 +233,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
   }
 
   // The decoder implements SwiGLU MLPs; anything else would load and run wrong.
-  LOOM_ASSIGN_OR_RETURN(std::string act, StringField(j, "hidden_act", source, "silu"));
+  LOOM_ASSIGN_OR_RETURN(std::string act, JsonString(j, "hidden_act", place, "silu"));
   if (act != "silu") {
     return FieldError(source, "hidden_act",
                       absl::StrCat("is \"", act,
@@ -289,20 +241,20 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
                                    "supported"));
   }
 
-  LOOM_ASSIGN_OR_RETURN(c.hidden_size, IntField(j, "hidden_size", source, true));
-  LOOM_ASSIGN_OR_RETURN(c.intermediate_size, IntField(j, "intermediate_size", source, true));
-  LOOM_ASSIGN_OR_RETURN(c.num_hidden_layers, IntField(j, "num_hidden_layers", source, true));
-  LOOM_ASSIGN_OR_RETURN(c.num_attention_heads, IntField(j, "num_attention_heads", source, true));
-  LOOM_ASSIGN_OR_RETURN(c.vocab_size, IntField(j, "vocab_size", source, true));
+  LOOM_ASSIGN_OR_RETURN(c.hidden_size, JsonRequiredInt(j, "hidden_size", place));
+  LOOM_ASSIGN_OR_RETURN(c.intermediate_size, JsonRequiredInt(j, "intermediate_size", place));
+  LOOM_ASSIGN_OR_RETURN(c.num_hidden_layers, JsonRequiredInt(j, "num_hidden_layers", place));
+  LOOM_ASSIGN_OR_RETURN(c.num_attention_heads, JsonRequiredInt(j, "num_attention_heads", place));
+  LOOM_ASSIGN_OR_RETURN(c.vocab_size, JsonRequiredInt(j, "vocab_size", place));
   LOOM_ASSIGN_OR_RETURN(c.num_key_value_heads,
-                        IntField(j, "num_key_value_heads", source, false, c.num_attention_heads));
+                        JsonInt(j, "num_key_value_heads", place, c.num_attention_heads));
   const int64_t default_head_dim =
       c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0;
-  LOOM_ASSIGN_OR_RETURN(c.head_dim, IntField(j, "head_dim", source, false, default_head_dim));
+  LOOM_ASSIGN_OR_RETURN(c.head_dim, JsonInt(j, "head_dim", place, default_head_dim));
   LOOM_ASSIGN_OR_RETURN(c.max_position_embeddings,
-                        IntField(j, "max_position_embeddings", source, false, 2048));
-  LOOM_ASSIGN_OR_RETURN(c.rms_norm_eps, DoubleField(j, "rms_norm_eps", source, 1e-6));
-  LOOM_ASSIGN_OR_RETURN(c.rope_theta, DoubleField(j, "rope_theta", source, 10000.0));
+                        JsonInt(j, "max_position_embeddings", place, 2048));
+  LOOM_ASSIGN_OR_RETURN(c.rms_norm_eps, JsonNumber(j, "rms_norm_eps", place, 1e-6));
+  LOOM_ASSIGN_OR_RETURN(c.rope_theta, JsonNumber(j, "rope_theta", place, 10000.0));
 
   // Newer transformers write "rope_parameters" (holding rope_theta too); it wins over the legacy
   // "rope_scaling" when both are present.
@@ -310,8 +262,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
   auto scaling_it = j.find("rope_scaling");
   if (params_it != j.end() && !params_it->is_null()) {
     LOOM_RETURN_IF_ERROR(ParseRopeScaling(*params_it, "rope_parameters", source, &c.rope_scaling));
-    LOOM_ASSIGN_OR_RETURN(c.rope_theta,
-                          DoubleField(*params_it, "rope_theta", source, c.rope_theta));
+    LOOM_ASSIGN_OR_RETURN(c.rope_theta, JsonNumber(*params_it, "rope_theta",
+                                                   place.Child("rope_parameters"), c.rope_theta));
   } else if (scaling_it != j.end() && !scaling_it->is_null()) {
     LOOM_RETURN_IF_ERROR(ParseRopeScaling(*scaling_it, "rope_scaling", source, &c.rope_scaling));
   }
@@ -319,18 +271,17 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
   // HF: a top-level original_max_position_embeddings wins (Phi-3's spelling); else the
   // pre-training context defaults to max_position_embeddings.
   if (c.rope_scaling.type == "llama3" || c.rope_scaling.type == "yarn") {
-    LOOM_ASSIGN_OR_RETURN(int64_t top, IntField(j, "original_max_position_embeddings", source,
-                                                false, 0));
+    LOOM_ASSIGN_OR_RETURN(int64_t top, JsonInt(j, "original_max_position_embeddings", place, 0));
     if (top > 0) c.rope_scaling.original_max_position_embeddings = top;
     if (c.rope_scaling.original_max_position_embeddings == 0) {
       c.rope_scaling.original_max_position_embeddings = c.max_position_embeddings;
     }
   }
 
-  LOOM_ASSIGN_OR_RETURN(c.tie_word_embeddings, BoolField(j, "tie_word_embeddings", source, false));
+  LOOM_ASSIGN_OR_RETURN(c.tie_word_embeddings, JsonBool(j, "tie_word_embeddings", place, false));
   // Which projections carry biases, as each HF architecture builds them.
-  LOOM_ASSIGN_OR_RETURN(bool attention_bias, BoolField(j, "attention_bias", source, false));
-  LOOM_ASSIGN_OR_RETURN(bool mlp_bias, BoolField(j, "mlp_bias", source, false));
+  LOOM_ASSIGN_OR_RETURN(bool attention_bias, JsonBool(j, "attention_bias", place, false));
+  LOOM_ASSIGN_OR_RETURN(bool mlp_bias, JsonBool(j, "mlp_bias", place, false));
   if (c.model_type == "llama") {
     c.qkv_bias = c.o_bias = attention_bias;
     c.mlp_bias = mlp_bias;
@@ -343,8 +294,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
   LOOM_RETURN_IF_ERROR(ParseWindows(j, source, &c));
 
   // "dtype" is the newer spelling of "torch_dtype".
-  LOOM_ASSIGN_OR_RETURN(std::string torch_dtype, StringField(j, "torch_dtype", source, "float32"));
-  LOOM_ASSIGN_OR_RETURN(std::string dtype_name, StringField(j, "dtype", source, torch_dtype));
+  LOOM_ASSIGN_OR_RETURN(std::string torch_dtype, JsonString(j, "torch_dtype", place, "float32"));
+  LOOM_ASSIGN_OR_RETURN(std::string dtype_name, JsonString(j, "dtype", place, torch_dtype));
   if (dtype_name.rfind("torch.", 0) == 0) dtype_name = dtype_name.substr(6);
   absl::StatusOr<DType> dtype = ParseFloatDTypeName(dtype_name);
   if (!dtype.ok()) {
@@ -353,7 +304,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
   }
   c.torch_dtype = *dtype;
 
-  LOOM_ASSIGN_OR_RETURN(c.bos_token_id, IntField(j, "bos_token_id", source, false, -1));
+  LOOM_ASSIGN_OR_RETURN(c.bos_token_id, JsonInt(j, "bos_token_id", place, -1));
   LOOM_RETURN_IF_ERROR(AppendTokenIds(j, "eos_token_id", source, &c.eos_token_ids));
 
   absl::Status valid = c.Validate();

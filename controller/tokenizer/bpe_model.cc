@@ -28,12 +28,14 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& model) 
   }
   LOOM_RETURN_IF_ERROR(bpe->LoadVocab(*vocab));
   LOOM_ASSIGN_OR_RETURN(bpe->continuing_subword_prefix_,
-                        StringField(model, "continuing_subword_prefix", where, ""));
+                        JsonString(model, "continuing_subword_prefix", TokenizerPlace(where), ""));
   LOOM_ASSIGN_OR_RETURN(bpe->end_of_word_suffix_,
-                        StringField(model, "end_of_word_suffix", where, ""));
-  LOOM_ASSIGN_OR_RETURN(bpe->fuse_unk_, BoolField(model, "fuse_unk", where, false));
-  LOOM_ASSIGN_OR_RETURN(bpe->byte_fallback_, BoolField(model, "byte_fallback", where, false));
-  LOOM_ASSIGN_OR_RETURN(bpe->ignore_merges_, BoolField(model, "ignore_merges", where, false));
+                        JsonString(model, "end_of_word_suffix", TokenizerPlace(where), ""));
+  LOOM_ASSIGN_OR_RETURN(bpe->fuse_unk_, JsonBool(model, "fuse_unk", TokenizerPlace(where), false));
+  LOOM_ASSIGN_OR_RETURN(bpe->byte_fallback_,
+                        JsonBool(model, "byte_fallback", TokenizerPlace(where), false));
+  LOOM_ASSIGN_OR_RETURN(bpe->ignore_merges_,
+                        JsonBool(model, "ignore_merges", TokenizerPlace(where), false));
   if (auto unk = model.find("unk_token"); unk != model.end() && !unk->is_null()) {
     if (!unk->is_string()) return absl::InvalidArgumentError("model.unk_token must be a string");
     bpe->unk_token_ = unk->get<std::string>();

@@ -210,9 +210,11 @@ class SequenceDecoder : public Decoder {
 absl::StatusOr<std::unique_ptr<Decoder>> ParseMetaspaceDecoder(const Json& json,
                                                                const std::string& where) {
   LOOM_ASSIGN_OR_RETURN(char32_t replacement, CharField(json, "replacement", where, U'\u2581'));
-  LOOM_ASSIGN_OR_RETURN(bool add_prefix_space, BoolField(json, "add_prefix_space", where, true));
-  LOOM_ASSIGN_OR_RETURN(std::string scheme, StringField(json, "prepend_scheme", where,
-                                                        add_prefix_space ? "always" : "never"));
+  LOOM_ASSIGN_OR_RETURN(bool add_prefix_space,
+                        JsonBool(json, "add_prefix_space", TokenizerPlace(where), true));
+  LOOM_ASSIGN_OR_RETURN(std::string scheme,
+                        JsonString(json, "prepend_scheme", TokenizerPlace(where),
+                                   add_prefix_space ? "always" : "never"));
   if (scheme != "always" && scheme != "first" && scheme != "never") {
     return absl::UnimplementedError(
         absl::StrCat("unsupported prepend_scheme \"", scheme, "\" at ", where));
@@ -230,8 +232,8 @@ absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const Json& json, const st
   if (type == "Metaspace") return ParseMetaspaceDecoder(json, where);
   if (type == "Strip") {
     LOOM_ASSIGN_OR_RETURN(char32_t content, CharField(json, "content", where, U' '));
-    LOOM_ASSIGN_OR_RETURN(int64_t start, IntField(json, "start", where, 0));
-    LOOM_ASSIGN_OR_RETURN(int64_t stop, IntField(json, "stop", where, 0));
+    LOOM_ASSIGN_OR_RETURN(int64_t start, JsonInt(json, "start", TokenizerPlace(where), 0));
+    LOOM_ASSIGN_OR_RETURN(int64_t stop, JsonInt(json, "stop", TokenizerPlace(where), 0));
     if (start < 0 || stop < 0) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": start/stop must be >= 0"));
     }
@@ -239,7 +241,8 @@ absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const Json& json, const st
   }
   if (type == "Replace") {
     LOOM_ASSIGN_OR_RETURN(PatternSpec pattern, PatternField(json, "pattern", where));
-    LOOM_ASSIGN_OR_RETURN(std::string content, StringField(json, "content", where, ""));
+    LOOM_ASSIGN_OR_RETURN(std::string content,
+                          JsonString(json, "content", TokenizerPlace(where), ""));
     auto regex = Regex::Compile(pattern.text, !pattern.is_regex);
     if (!regex.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": ", regex.status().message()));
@@ -247,7 +250,8 @@ absl::StatusOr<std::unique_ptr<Decoder>> ParseDecoder(const Json& json, const st
     return std::make_unique<ReplaceDecoder>(*std::move(regex), std::move(content));
   }
   if (type == "BPEDecoder") {
-    LOOM_ASSIGN_OR_RETURN(std::string suffix, StringField(json, "suffix", where, "</w>"));
+    LOOM_ASSIGN_OR_RETURN(std::string suffix,
+                          JsonString(json, "suffix", TokenizerPlace(where), "</w>"));
     return std::make_unique<BpeSuffixDecoder>(std::move(suffix));
   }
   if (type == "Sequence") {

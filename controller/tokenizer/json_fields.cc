@@ -13,35 +13,12 @@ const Json* Find(const Json& object, const char* key) {
   return &*it;
 }
 
-absl::Status WrongType(const std::string& where, const char* key, const char* expected) {
-  return absl::InvalidArgumentError(absl::StrCat(where, ".", key, " must be ", expected));
+absl::Status WrongType(const std::string& where, const char* key, const char* expected,
+                       const Json* value) {
+  return JsonTypeError(TokenizerPlace(where), key, expected, value);
 }
 
 }  // namespace
-
-absl::StatusOr<std::string> StringField(const Json& object, const char* key,
-                                        const std::string& where, const std::string& fallback) {
-  const Json* value = Find(object, key);
-  if (value == nullptr) return fallback;
-  if (!value->is_string()) return WrongType(where, key, "a string");
-  return value->get<std::string>();
-}
-
-absl::StatusOr<bool> BoolField(const Json& object, const char* key, const std::string& where,
-                               bool fallback) {
-  const Json* value = Find(object, key);
-  if (value == nullptr) return fallback;
-  if (!value->is_boolean()) return WrongType(where, key, "a boolean");
-  return value->get<bool>();
-}
-
-absl::StatusOr<int64_t> IntField(const Json& object, const char* key, const std::string& where,
-                                 int64_t fallback) {
-  const Json* value = Find(object, key);
-  if (value == nullptr) return fallback;
-  if (!value->is_number_integer()) return WrongType(where, key, "an integer");
-  return value->get<int64_t>();
-}
 
 absl::StatusOr<std::string> ComponentType(const Json& object, const std::string& where) {
   if (!object.is_object()) {
@@ -57,7 +34,7 @@ absl::StatusOr<std::string> ComponentType(const Json& object, const std::string&
 absl::StatusOr<const Json*> ArrayField(const Json& object, const char* key,
                                        const std::string& where) {
   const Json* value = Find(object, key);
-  if (value == nullptr || !value->is_array()) return WrongType(where, key, "an array");
+  if (value == nullptr || !value->is_array()) return WrongType(where, key, "an array", value);
   return value;
 }
 
@@ -65,7 +42,7 @@ absl::StatusOr<PatternSpec> PatternField(const Json& object, const char* key,
                                          const std::string& where) {
   const Json* value = Find(object, key);
   if (value == nullptr || !value->is_object() || value->size() != 1) {
-    return WrongType(where, key, "{\"String\": ...} or {\"Regex\": ...}");
+    return WrongType(where, key, "{\"String\": ...} or {\"Regex\": ...}", value);
   }
   PatternSpec spec;
   if (auto it = value->find("String"); it != value->end() && it->is_string()) {
@@ -74,7 +51,7 @@ absl::StatusOr<PatternSpec> PatternField(const Json& object, const char* key,
     spec.text = it->get<std::string>();
     spec.is_regex = true;
   } else {
-    return WrongType(where, key, "{\"String\": ...} or {\"Regex\": ...}");
+    return WrongType(where, key, "{\"String\": ...} or {\"Regex\": ...}", value);
   }
   return spec;
 }
@@ -83,14 +60,14 @@ absl::StatusOr<char32_t> CharField(const Json& object, const char* key, const st
                                    char32_t fallback) {
   const Json* value = Find(object, key);
   if (value == nullptr) return fallback;
-  if (!value->is_string()) return WrongType(where, key, "a one-character string");
+  if (!value->is_string()) return WrongType(where, key, "a one-character string", value);
   const std::string text = value->get<std::string>();
   if (text.empty() || FindInvalidUtf8(text) != std::string::npos) {
-    return WrongType(where, key, "a one-character string");
+    return WrongType(where, key, "a one-character string", value);
   }
   size_t pos = 0;
   const char32_t c = NextCodePoint(text, pos);
-  if (pos != text.size()) return WrongType(where, key, "a one-character string");
+  if (pos != text.size()) return WrongType(where, key, "a one-character string", value);
   return c;
 }
 

@@ -1,5 +1,7 @@
-// Typed, non-throwing reads of tokenizer.json fields. Every error names the field's path so a
-// bad file can be fixed without a debugger.
+// Typed, non-throwing reads of tokenizer.json fields: the places of the file's objects for
+// common/json_fields.h's scalar readers, and the tokenizer's own richer fields (component types,
+// arrays, patterns, single characters). Every error names the field's path so a bad file can be
+// fixed without a debugger.
 #ifndef LOOM_CONTROLLER_TOKENIZER_JSON_FIELDS_H_
 #define LOOM_CONTROLLER_TOKENIZER_JSON_FIELDS_H_
 
@@ -7,20 +9,19 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/json_fields.h"
 #include "nlohmann/json.hpp"
 
 namespace loom::tokenizer {
 
 using Json = nlohmann::json;
 
-// `where` is the path of `object` in the file (e.g. "pre_tokenizer.pretokenizers[1]").
-// A missing or null field gives the fallback; a field of another type is an error.
-absl::StatusOr<std::string> StringField(const Json& object, const char* key,
-                                        const std::string& where, const std::string& fallback);
-absl::StatusOr<bool> BoolField(const Json& object, const char* key, const std::string& where,
-                               bool fallback);
-absl::StatusOr<int64_t> IntField(const Json& object, const char* key, const std::string& where,
-                                 int64_t fallback);
+// `where` is the path of an object in the file (e.g. "pre_tokenizer.pretokenizers[1]"): the place
+// JsonString, JsonBool and JsonInt name its fields by. A missing or null field gives the
+// fallback; a field of another type is an error; integers must be JSON integers.
+inline JsonPlace TokenizerPlace(const std::string& where) {
+  return JsonPlace{.path = where, .null_is_absent = true, .integral_floats = false};
+}
 
 // The "type" of a component object; an error if `object` is not an object or has no type.
 absl::StatusOr<std::string> ComponentType(const Json& object, const std::string& where);

@@ -176,12 +176,14 @@ absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const Json& json,
   if (type == "StripAccents") return std::make_unique<StripAccentsNormalizer>();
   if (type == "ByteLevel") return std::make_unique<ByteLevelNormalizer>();
   if (type == "Prepend") {
-    LOOM_ASSIGN_OR_RETURN(std::string prefix, StringField(json, "prepend", where, ""));
+    LOOM_ASSIGN_OR_RETURN(std::string prefix,
+                          JsonString(json, "prepend", TokenizerPlace(where), ""));
     return std::make_unique<PrependNormalizer>(std::move(prefix));
   }
   if (type == "Replace") {
     LOOM_ASSIGN_OR_RETURN(PatternSpec pattern, PatternField(json, "pattern", where));
-    LOOM_ASSIGN_OR_RETURN(std::string content, StringField(json, "content", where, ""));
+    LOOM_ASSIGN_OR_RETURN(std::string content,
+                          JsonString(json, "content", TokenizerPlace(where), ""));
     auto regex = Regex::Compile(pattern.text, !pattern.is_regex);
     if (!regex.ok()) {
       return absl::InvalidArgumentError(
@@ -190,8 +192,8 @@ absl::StatusOr<std::unique_ptr<Normalizer>> ParseNormalizer(const Json& json,
     return std::make_unique<ReplaceNormalizer>(*std::move(regex), std::move(content));
   }
   if (type == "Strip") {
-    LOOM_ASSIGN_OR_RETURN(bool left, BoolField(json, "strip_left", where, true));
-    LOOM_ASSIGN_OR_RETURN(bool right, BoolField(json, "strip_right", where, true));
+    LOOM_ASSIGN_OR_RETURN(bool left, JsonBool(json, "strip_left", TokenizerPlace(where), true));
+    LOOM_ASSIGN_OR_RETURN(bool right, JsonBool(json, "strip_right", TokenizerPlace(where), true));
     return std::make_unique<StripNormalizer>(left, right);
   }
   if (type == "Sequence") {

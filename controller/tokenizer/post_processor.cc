@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<PostProcessor>> ParseTemplate(const Json& json,
       return absl::InvalidArgumentError(
           absl::StrCat(piece_where, " must be a SpecialToken or a Sequence"));
     }
-    LOOM_ASSIGN_OR_RETURN(std::string name, StringField(*special, "id", piece_where, ""));
+    LOOM_ASSIGN_OR_RETURN(std::string name,
+                          JsonString(*special, "id", TokenizerPlace(piece_where), ""));
     auto entry = specials->find(name);
     if (entry == specials->end() || !entry->is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(piece_where, ": special token \"", name,

@@ -161,12 +161,13 @@ absl::StatusOr<std::unique_ptr<Regex>> CompileIn(const std::string& pattern, boo
 absl::StatusOr<std::unique_ptr<PreTokenizer>> ParseMetaspace(const Json& json,
                                                              const std::string& where) {
   LOOM_ASSIGN_OR_RETURN(char32_t replacement, CharField(json, "replacement", where, U'\u2581'));
-  LOOM_ASSIGN_OR_RETURN(bool split, BoolField(json, "split", where, true));
+  LOOM_ASSIGN_OR_RETURN(bool split, JsonBool(json, "split", TokenizerPlace(where), true));
   // Files older than prepend_scheme only have add_prefix_space.
-  LOOM_ASSIGN_OR_RETURN(bool add_prefix_space, BoolField(json, "add_prefix_space", where, true));
-  LOOM_ASSIGN_OR_RETURN(
-      std::string scheme_name,
-      StringField(json, "prepend_scheme", where, add_prefix_space ? "always" : "never"));
+  LOOM_ASSIGN_OR_RETURN(bool add_prefix_space,
+                        JsonBool(json, "add_prefix_space", TokenizerPlace(where), true));
+  LOOM_ASSIGN_OR_RETURN(std::string scheme_name,
+                        JsonString(json, "prepend_scheme", TokenizerPlace(where),
+                                   add_prefix_space ? "always" : "never"));
   PrependScheme scheme;
   if (scheme_name == "always") {
     scheme = PrependScheme::kAlways;
@@ -187,8 +188,9 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const Json& json
                                                                 const std::string& where) {
   LOOM_ASSIGN_OR_RETURN(const std::string type, ComponentType(json, where));
   if (type == "ByteLevel") {
-    LOOM_ASSIGN_OR_RETURN(bool add_prefix_space, BoolField(json, "add_prefix_space", where, true));
-    LOOM_ASSIGN_OR_RETURN(bool use_regex, BoolField(json, "use_regex", where, true));
+    LOOM_ASSIGN_OR_RETURN(bool add_prefix_space,
+                          JsonBool(json, "add_prefix_space", TokenizerPlace(where), true));
+    LOOM_ASSIGN_OR_RETURN(bool use_regex, JsonBool(json, "use_regex", TokenizerPlace(where), true));
     std::unique_ptr<Regex> regex;
     if (use_regex) {
       LOOM_ASSIGN_OR_RETURN(regex, CompileIn(kGpt2Pattern, false, where));
@@ -197,16 +199,18 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const Json& json
   }
   if (type == "Split") {
     LOOM_ASSIGN_OR_RETURN(PatternSpec pattern, PatternField(json, "pattern", where));
-    LOOM_ASSIGN_OR_RETURN(std::string behavior_name, StringField(json, "behavior", where, ""));
+    LOOM_ASSIGN_OR_RETURN(std::string behavior_name,
+                          JsonString(json, "behavior", TokenizerPlace(where), ""));
     LOOM_ASSIGN_OR_RETURN(SplitBehavior behavior,
                           ParseSplitBehavior(behavior_name, where + ".behavior"));
-    LOOM_ASSIGN_OR_RETURN(bool invert, BoolField(json, "invert", where, false));
+    LOOM_ASSIGN_OR_RETURN(bool invert, JsonBool(json, "invert", TokenizerPlace(where), false));
     LOOM_ASSIGN_OR_RETURN(auto regex, CompileIn(pattern.text, !pattern.is_regex, where));
     return std::make_unique<SplitPreTokenizer>(std::move(regex), behavior, invert);
   }
   if (type == "Metaspace") return ParseMetaspace(json, where);
   if (type == "Digits") {
-    LOOM_ASSIGN_OR_RETURN(bool individual, BoolField(json, "individual_digits", where, false));
+    LOOM_ASSIGN_OR_RETURN(bool individual,
+                          JsonBool(json, "individual_digits", TokenizerPlace(where), false));
     return std::make_unique<CharSplitPreTokenizer>(
         IsNumeric, individual ? SplitBehavior::kIsolated : SplitBehavior::kContiguous);
   }
@@ -220,7 +224,7 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> ParsePreTokenizer(const Json& json
   }
   if (type == "Punctuation") {
     LOOM_ASSIGN_OR_RETURN(std::string behavior_name,
-                          StringField(json, "behavior", where, "Isolated"));
+                          JsonString(json, "behavior", TokenizerPlace(where), "Isolated"));
     LOOM_ASSIGN_OR_RETURN(SplitBehavior behavior,
                           ParseSplitBehavior(behavior_name, where + ".behavior"));
     return std::make_unique<CharSplitPreTokenizer>(IsPunctuation, behavior);

@@ -126,14 +126,16 @@ absl::Status Tokenizer::LoadAddedTokens(const Json& root) {
       const std::string where = absl::StrCat("added_tokens[", i, "]");
       if (!entry.is_object()) return absl::InvalidArgumentError(where + " must be an object");
       AddedToken token;
-      LOOM_ASSIGN_OR_RETURN(token.content, StringField(entry, "content", where, ""));
-      LOOM_ASSIGN_OR_RETURN(int64_t id, IntField(entry, "id", where, -1));
-      LOOM_ASSIGN_OR_RETURN(token.special, BoolField(entry, "special", where, false));
-      LOOM_ASSIGN_OR_RETURN(token.single_word, BoolField(entry, "single_word", where, false));
-      LOOM_ASSIGN_OR_RETURN(token.lstrip, BoolField(entry, "lstrip", where, false));
-      LOOM_ASSIGN_OR_RETURN(token.rstrip, BoolField(entry, "rstrip", where, false));
+      LOOM_ASSIGN_OR_RETURN(token.content, JsonString(entry, "content", TokenizerPlace(where), ""));
+      LOOM_ASSIGN_OR_RETURN(int64_t id, JsonInt(entry, "id", TokenizerPlace(where), -1));
+      LOOM_ASSIGN_OR_RETURN(token.special,
+                            JsonBool(entry, "special", TokenizerPlace(where), false));
+      LOOM_ASSIGN_OR_RETURN(token.single_word,
+                            JsonBool(entry, "single_word", TokenizerPlace(where), false));
+      LOOM_ASSIGN_OR_RETURN(token.lstrip, JsonBool(entry, "lstrip", TokenizerPlace(where), false));
+      LOOM_ASSIGN_OR_RETURN(token.rstrip, JsonBool(entry, "rstrip", TokenizerPlace(where), false));
       LOOM_ASSIGN_OR_RETURN(token.normalized,
-                            BoolField(entry, "normalized", where, !token.special));
+                            JsonBool(entry, "normalized", TokenizerPlace(where), !token.special));
       if (id < 0 || id > (1 << 24)) {
         return absl::InvalidArgumentError(absl::StrCat(where, " needs an id in [0, 2^24]"));
       }
