@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "common/engine_config_json.h"
 #include "common/engine_config_patch.h"
+#include "common/json_fields.h"
 #include "common/status.h"
 #include "worker/comm/gloo_communicator.h"
 #include "worker/loader/weight_load.h"
@@ -15,20 +16,21 @@ namespace {
 
 using nlohmann::json;
 
+// A collective method's args: JSON the controller wrote, so strict (null is no value).
+JsonPlace Args() { return JsonPlace{.null_is_absent = false, .integral_floats = false}; }
+
 absl::StatusOr<uint64_t> VersionArg(const json& args) {
-  if (!args.is_object() || !args.contains("version") || !args["version"].is_number_unsigned() ||
-      args["version"].get<uint64_t>() == 0) {
-    return absl::InvalidArgumentError("\"version\": expected a positive integer");
-  }
-  return args["version"].get<uint64_t>();
+  LOOM_ASSIGN_OR_RETURN(const uint64_t version, JsonUint(args, "version", Args(), 0));
+  if (version == 0) return absl::InvalidArgumentError("version: expected a positive integer");
+  return version;
 }
 
 absl::StatusOr<std::string> StringArg(const json& args, const char* key) {
-  if (!args.is_object() || !args.contains(key) || !args[key].is_string() ||
-      args[key].get<std::string>().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", key, "\": expected a non-empty string"));
+  LOOM_ASSIGN_OR_RETURN(std::string value, JsonString(args, key, Args(), ""));
+  if (value.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": expected a non-empty string"));
   }
-  return args[key].get<std::string>();
+  return value;
 }
 
 }  // namespace
@@ -169,12 +171,9 @@ absl::StatusOr<json> WeightMethods::AbortStagedWeights(const json&) {
 
 absl::StatusOr<json> WeightMethods::SaveShardedState(const json& args) {
   LOOM_ASSIGN_OR_RETURN(std::string path, StringArg(args, "path"));
-  int64_t max_file_size = 0;
-  if (args.contains("max_file_size")) {
-    if (!args["max_file_size"].is_number_integer() || args["max_file_size"].get<int64_t>() < 0) {
-      return absl::InvalidArgumentError("\"max_file_size\": expected a non-negative integer");
-    }
-    max_file_size = args["max_file_size"].get<int64_t>();
+  LOOM_ASSIGN_OR_RETURN(const int64_t max_file_size, JsonInt(args, "max_file_size", Args(), 0));
+  if (max_file_size < 0) {
+    return absl::InvalidArgumentError("max_file_size: expected a non-negative integer");
   }
   const std::string model_dir = config().load.model;
   return weights_->SaveShardedState(path, max_file_size, options_.rank == 0, model_dir);
