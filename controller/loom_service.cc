@@ -38,10 +38,10 @@ grpc::Status LoomService::CollectiveRpc(grpc::ServerContext*,
                                                 : options_.default_rpc_timeout;
   std::vector<int> ranks(request->ranks().begin(), request->ranks().end());
   for (int r : ranks) {
-    if (r < 0 || r >= engine_->supervisor().world_size()) {
+    if (r < 0 || r >= engine_->world_size()) {
       return grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("rank ", r, " outside [0, ", engine_->supervisor().world_size(), ")"));
+          absl::StrCat("rank ", r, " outside [0, ", engine_->world_size(), ")"));
     }
   }
   absl::StatusOr<std::vector<RankResult>> results =

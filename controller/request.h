@@ -16,6 +16,9 @@ struct GenerationRequest {
   int64_t max_tokens = 16;
   std::vector<int32_t> stop_token_ids;  // in addition to the model's eos ids
   bool ignore_eos = false;
+  // Each sampled token's logits row (the whole vocabulary, f32) travels with it: for reference
+  // tests and tools. Costs vocab floats per token on the wire.
+  bool return_logits = false;
 };
 
 enum class FinishReason { kNone, kLength, kStop, kAbort };

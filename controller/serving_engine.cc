@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/status.h"
+#include "controller/worker_processes.h"
 
 namespace loom {
 
@@ -25,6 +26,7 @@ bool RequestStream::Next(GenerateDelta* delta, std::chrono::milliseconds timeout
     GenerateDelta& next = pending_.front();
     delta->token_ids.insert(delta->token_ids.end(), next.token_ids.begin(), next.token_ids.end());
     delta->text += next.text;
+    for (std::vector<float>& row : next.logits) delta->logits.push_back(std::move(row));
     delta->done = next.done;
     delta->finish_reason = next.finish_reason;
     delta->prompt_tokens = next.prompt_tokens;
@@ -65,30 +67,60 @@ bool RequestStream::cancelled() const {
   return cancelled_;
 }
 
+absl::StatusOr<Completion> WaitForCompletion(RequestStream& stream) {
+  Completion c;
+  while (true) {
+    GenerateDelta delta;
+    if (!stream.Next(&delta, std::chrono::seconds(1))) continue;
+    if (!delta.error.ok()) return delta.error;
+    c.token_ids.insert(c.token_ids.end(), delta.token_ids.begin(), delta.token_ids.end());
+    c.weight_versions.insert(c.weight_versions.end(), delta.token_ids.size(),
+                             delta.weight_version);
+    c.text += delta.text;
+    for (std::vector<float>& row : delta.logits) c.logits.push_back(std::move(row));
+    if (delta.done) {
+      c.finish_reason = delta.finish_reason;
+      c.prompt_tokens = delta.prompt_tokens;
+      c.completion_tokens = delta.completion_tokens;
+      return c;
+    }
+  }
+}
+
 absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
     const ServingEngineOptions& options) {
   LOOM_RETURN_IF_ERROR(options.config.Validate());
-  std::unique_ptr<ServingEngine> engine(new ServingEngine(options));
+  // Read before any worker starts: a bad model directory fails fast.
   LOOM_ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model,
                         ServedModel::Load(options.config.load.model, options.config.scheduler));
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<WorkerProcesses> workers,
+                        WorkerProcesses::Start(options.supervisor, options.init_timeout));
+  return Start(options, std::move(model), std::move(workers));
+}
+
+absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
+    const ServingEngineOptions& options, std::unique_ptr<Executor> executor) {
+  LOOM_RETURN_IF_ERROR(options.config.Validate());
+  LOOM_ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model,
+                        ServedModel::Load(options.config.load.model, options.config.scheduler));
+  return Start(options, std::move(model), std::move(executor));
+}
+
+absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
+    const ServingEngineOptions& options, std::shared_ptr<const ServedModel> model,
+    std::unique_ptr<Executor> executor) {
+  std::unique_ptr<ServingEngine> engine(new ServingEngine(options));
+  engine->executor_ = std::move(executor);
   engine->model_config_ = model->config();
   {
     absl::MutexLock lock(&engine->mu_);
     engine->model_ = model;
   }
-
-  LOOM_ASSIGN_OR_RETURN(engine->supervisor_, Supervisor::Start(options.supervisor));
-  WorkerGroupOptions group;
-  group.addresses = engine->supervisor_->worker_addresses();
-  group.init_timeout = options.init_timeout;
-  Supervisor* supervisor = engine->supervisor_.get();
-  group.rank_status = [supervisor](int rank) { return supervisor->RankStatus(rank); };
-  LOOM_ASSIGN_OR_RETURN(engine->group_, WorkerGroup::Connect(group));
   std::atomic<bool> initialised{false};
   std::thread progress;
   if (options.on_load_progress) {
     progress = std::thread([&] {
-      WorkerGroup& group = *engine->group_;
+      Executor& group = *engine->executor_;
       while (!initialised.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(250));
         std::vector<nlohmann::json> ranks(group.world_size());
@@ -100,7 +132,8 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
       }
     });
   }
-  absl::StatusOr<GroupInitResult> init = engine->group_->Init(options.config, options.num_threads);
+  absl::StatusOr<GroupInitResult> init =
+      engine->executor_->Init(options.config, options.num_threads);
   initialised = true;
   if (progress.joinable()) progress.join();
   LOOM_RETURN_IF_ERROR(init.status());
@@ -110,9 +143,7 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
   ServingEngine* e = engine.get();
   hooks.call = [e](const std::string& method, const std::string& args,
                    std::chrono::milliseconds timeout) -> absl::StatusOr<std::vector<RankResult>> {
-    absl::ReaderMutexLock lock(&e->group_mu_);
-    if (e->group_ == nullptr) return absl::UnavailableError("the server is shutting down");
-    return e->group_->CollectiveCall(method, args, timeout);
+    return e->executor_->CollectiveCall(method, args, timeout);
   };
   hooks.between_steps = [e](std::function<absl::Status()> fn) { return e->BetweenSteps(fn); };
   hooks.switched = [e](uint64_t version, SwitchPolicy policy,
@@ -202,22 +233,14 @@ absl::StatusOr<std::vector<RankResult>> ServingEngine::CollectiveCall(
     }
     return weights_->Call(method, args_json, timeout);
   }
-  absl::ReaderMutexLock lock(&group_mu_);
-  if (group_ == nullptr) return absl::UnavailableError("the server is shutting down");
-  return group_->CollectiveCall(method, args_json, timeout, ranks);
+  return executor_->CollectiveCall(method, args_json, timeout, ranks);
 }
 
-absl::Status ServingEngine::CheckRanks() const {
-  for (int r = 0; r < supervisor_->world_size(); ++r) {
-    absl::Status s = supervisor_->RankStatus(r);
-    if (!s.ok()) return absl::UnavailableError(std::string(s.message()));
-  }
-  return group_->broken();
-}
+absl::Status ServingEngine::CheckRanks() const { return executor_->Health(); }
 
 EngineStatus ServingEngine::Status() const {
   EngineStatus status;
-  status.world_size = supervisor_->world_size();
+  status.world_size = executor_->world_size();
   status.num_kv_blocks = num_kv_blocks_;
   std::shared_ptr<const ServedModel> model;
   {
@@ -227,6 +250,7 @@ EngineStatus ServingEngine::Status() const {
     status.waiting_requests = static_cast<int>(queue_.size());
     status.num_free_kv_blocks = num_free_blocks_;
     status.steps = steps_;
+    status.preemptions = preemptions_;
     status.finished = finished_;
     status.broken = broken_;
   }
@@ -239,31 +263,26 @@ EngineStatus ServingEngine::Status() const {
   status.default_max_tokens = model->generation_defaults().max_new_tokens;
   status.serving_weight_version = weights_->serving_version();
   status.staged_weight_version = weights_->staged_version();
-  status.controller_address = supervisor_->controller_address();
-  status.session_id = supervisor_->session_id();
+  status.controller_address = executor_->controller_address();
+  status.session_id = executor_->session_id();
   std::vector<nlohmann::json> described(status.world_size);
   {
     // What each rank says about its weights; a rank busy loading still answers (describe
     // runs beside loads), a dead one simply has none.
-    absl::ReaderMutexLock lock(&group_mu_);
-    if (group_ != nullptr) {
-      for (int r = 0; r < status.world_size; ++r) {
-        absl::StatusOr<std::vector<RankResult>> d =
-            group_->CollectiveCall("describe", "{}", std::chrono::seconds(2), {r});
-        if (d.ok() && !d->empty()) described[r] = (*d)[0].result.value("weights", nlohmann::json());
-      }
+    for (int r = 0; r < status.world_size; ++r) {
+      absl::StatusOr<std::vector<RankResult>> d =
+          executor_->CollectiveCall("describe", "{}", std::chrono::seconds(2), {r});
+      if (d.ok() && !d->empty()) described[r] = (*d)[0].result.value("weights", nlohmann::json());
     }
   }
-  const auto regs = supervisor_->controller_service().Registrations();
+  const std::vector<RankProcess> processes = executor_->Processes();
   for (int r = 0; r < status.world_size; ++r) {
     RankState& rank = status.ranks.emplace_back();
     rank.rank = r;
-    if (regs[r]) {
-      rank.pid = regs[r]->pid;
-      rank.device = regs[r]->device;
-      rank.address = regs[r]->address;
-    }
-    absl::Status s = supervisor_->RankStatus(r);
+    rank.pid = processes[r].pid;
+    rank.device = processes[r].device;
+    rank.address = processes[r].address;
+    const absl::Status& s = processes[r].status;
     if (s.ok()) {
       rank.state = "ready";
     } else {
@@ -460,6 +479,7 @@ void ServingEngine::Admit(std::deque<Queued> queued) {
       q.request.prompt_ids = std::move(*ids);
     }
     const int64_t prompt_tokens = static_cast<int64_t>(q.request.prompt_ids.size());
+    const bool return_logits = q.request.return_logits;
     absl::StatusOr<int64_t> id = scheduler_->Add(std::move(q.request));
     if (!id.ok()) {
       end.error = id.status();
@@ -470,6 +490,7 @@ void ServingEngine::Admit(std::deque<Queued> queued) {
     Active& active = active_[*id];
     active.stream = std::move(q.stream);
     active.prompt_tokens = prompt_tokens;
+    active.return_logits = return_logits;
     active.tokenizer = model->tokenizer();
     if (active.tokenizer) {
       active.detokenizer =
@@ -489,16 +510,27 @@ void ServingEngine::EmitToken(Active& active, int32_t token, GenerateDelta& delt
 }
 
 void ServingEngine::RunStep() {
+  const auto start = std::chrono::steady_clock::now();
   StepInput step = scheduler_->Schedule();
   step.weight_version = serving_version_;
   if (step.sequences.empty()) {
     FailAll(absl::InternalError("the scheduler has work but scheduled nothing"));
     return;
   }
-  absl::StatusOr<StepOutput> out = group_->Step(step);
+  StepStats stats;
+  stats.num_sequences = static_cast<int64_t>(step.sequences.size());
+  for (const SequenceStep& s : step.sequences) {
+    const int64_t n = static_cast<int64_t>(s.token_ids.size());
+    stats.num_tokens += n;
+    // A prompt chunk: several tokens, or one that is not sampled (a prompt's non-final chunk).
+    if (n > 1 || !s.sample) stats.num_prefill_tokens += n;
+    auto it = active_.find(s.seq_id);
+    if (s.sample && it != active_.end() && it->second.return_logits) step.return_logits = true;
+  }
+  absl::StatusOr<StepOutput> out = executor_->Step(step);
   if (!out.ok()) {
     absl::Status error = out.status();
-    absl::Status broken = group_->broken();
+    absl::Status broken = executor_->Health();
     if (!broken.ok()) {
       absl::MutexLock lock(&mu_);
       if (broken_.ok()) broken_ = absl::UnavailableError(std::string(broken.message()));
@@ -509,11 +541,22 @@ void ServingEngine::RunStep() {
   }
   std::map<int64_t, GenerateDelta> deltas;
   for (size_t i = 0; i < out->seq_ids.size(); ++i) deltas[out->seq_ids[i]].weight_version = serving_version_;
+  const bool have_logits = step.return_logits && out->logits.defined() &&
+                           out->logits.size(0) == static_cast<int64_t>(out->tokens.size());
   for (size_t i = 0; i < out->tokens.size(); ++i) {
     auto it = active_.find(out->seq_ids[i]);
-    if (it != active_.end()) EmitToken(it->second, out->tokens[i], deltas[it->first]);
+    if (it == active_.end()) continue;
+    GenerateDelta& delta = deltas[it->first];
+    EmitToken(it->second, out->tokens[i], delta);
+    if (have_logits && it->second.return_logits) {
+      const int64_t vocab = out->logits.size(1);
+      const float* row = out->logits.data<float>() + static_cast<int64_t>(i) * vocab;
+      delta.logits.emplace_back(row, row + vocab);
+    }
   }
+  int64_t preempted = 0;  // of the sequences that finished this step
   for (const GenerationResult& r : scheduler_->Update(step, *out)) {
+    preempted += r.num_preemptions;
     auto it = active_.find(r.request_id);
     if (it == active_.end()) continue;
     Active& active = it->second;
@@ -538,8 +581,13 @@ void ServingEngine::RunStep() {
   {
     absl::MutexLock lock(&mu_);
     ++steps_;
+    preemptions_ += preempted;
   }
   Publish();
+  if (options_.on_step) {
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    options_.on_step(stats);
+  }
 }
 
 void ServingEngine::FailAll(const absl::Status& error) {
@@ -576,11 +624,7 @@ void ServingEngine::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
-  {
-    absl::WriterMutexLock lock(&group_mu_);
-    group_.reset();
-  }
-  if (supervisor_) supervisor_->Stop();
+  if (executor_) executor_->Stop();
 }
 
 }  // namespace loom

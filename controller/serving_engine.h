@@ -1,7 +1,8 @@
-// ServingEngine: the controller's whole serving side in one object — the Supervisor and its
-// worker processes, the WorkerGroup that drives them, the Scheduler with its BlockManager, and
-// the ServedModel (tokenizer, eos ids, generation defaults, max_model_len) — with one engine
-// thread that runs the step loop (DESIGN.md §1).
+// ServingEngine: the controller's whole serving side in one object — the Executor whose ranks
+// run the steps (worker processes, or a rank in this process: executor.h), the Scheduler with
+// its BlockManager, and the ServedModel (tokenizer, eos ids, generation defaults,
+// max_model_len) — with one engine thread that runs the step loop (DESIGN.md §1, §3.12). The
+// server, `loom generate`, `loom bench` and the reference tests all run this one loop.
 //
 // Requests enter with Submit and leave through their RequestStream: token ids and text deltas
 // as they are sampled, then one last message with the finish reason and usage. The engine
@@ -9,8 +10,8 @@
 // routes rank 0's sampled tokens to their streams through a per-request incremental
 // detokenizer, and ends the requests the scheduler reports finished.
 //
-// A dead rank: the step in flight fails with UNAVAILABLE naming the rank (the WorkerGroup knows
-// it from the Supervisor), and so does every request in flight; an idle engine notices a dead
+// A dead rank: the step in flight fails with UNAVAILABLE naming the rank (the executor knows
+// it), and so does every request in flight; an idle engine notices a dead
 // rank within kHealthPollInterval. From then on the engine is broken: Submit fails with the same
 // error, Status shows the failed rank, and collective calls still reach the live ranks. The
 // documented way back is to stop the server and start it again (`loom stop`, `loom serve`).
@@ -27,7 +28,7 @@
 // text prompts still queued are tokenized again with the new one. Sequences that no longer fit
 // a smaller max_model_len end with "length".
 //
-// Thread-safe. Start must be called from a thread that lives as long as the engine (the
+// Thread-safe. Start must be called from a thread that lives as long as the engine (spawned
 // workers die with that thread, see Supervisor).
 #ifndef LOOM_CONTROLLER_SERVING_ENGINE_H_
 #define LOOM_CONTROLLER_SERVING_ENGINE_H_
@@ -51,23 +52,35 @@
 #include "controller/request.h"
 #include "controller/scheduler.h"
 #include "controller/served_model.h"
+#include "controller/executor.h"
 #include "controller/supervisor.h"
 #include "controller/tokenizer/incremental_detokenizer.h"
 #include "controller/tokenizer/tokenizer.h"
 #include "controller/weight_coordinator.h"
-#include "controller/worker_group.h"
 
 namespace loom {
 
 struct ServingEngineOptions {
   EngineConfig config;
-  SupervisorOptions supervisor;  // world_size, launcher, worker binary, device, ...
-  // CPU threads per worker handed to Init (0: the Supervisor's budget).
+  // Worker processes: world_size, launcher, worker binary, device, ... (Start without an
+  // executor).
+  SupervisorOptions supervisor;
+  // CPU threads per rank handed to Init (0: the executor's budget).
   int num_threads = 0;
   std::chrono::milliseconds init_timeout = std::chrono::minutes(5);
   // Called about every 250 ms while the workers load their first weights, with each rank's
   // `describe`.weights (null for a rank that has not said yet). Optional.
   std::function<void(const std::vector<nlohmann::json>& ranks)> on_load_progress;
+  // Called on the engine thread after every step that ran (benchmarks). Optional.
+  std::function<void(const struct StepStats& stats)> on_step;
+};
+
+// What one step did, as ServingEngineOptions::on_step sees it.
+struct StepStats {
+  int64_t num_sequences = 0;
+  int64_t num_tokens = 0;          // tokens computed (prompt chunks + decodes)
+  int64_t num_prefill_tokens = 0;  // of which prompt tokens
+  double seconds = 0;              // the step's wall time, as the engine saw it
 };
 
 // One message of a request's stream.
@@ -80,6 +93,8 @@ struct GenerateDelta {
   int64_t completion_tokens = 0;
   absl::Status error;  // non-OK: the request failed (UNAVAILABLE for a dead rank)
   uint64_t weight_version = 0;  // the weights that produced these tokens
+  // With GenerationRequest::return_logits: the logits each of token_ids was sampled from.
+  std::vector<std::vector<float>> logits;
 };
 
 // The consumer end of one request. Thread-safe.
@@ -113,6 +128,19 @@ class RequestStream {
 };
 
 // What a request asks for: prompt text (needs a tokenizer) or prompt ids (win when both given).
+// Everything a request's stream carried, gathered once it ended.
+struct Completion {
+  std::vector<int32_t> token_ids;
+  std::string text;
+  FinishReason finish_reason = FinishReason::kNone;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  std::vector<uint64_t> weight_versions;  // each token's
+  std::vector<std::vector<float>> logits;  // with return_logits: each token's
+};
+// Waits for `stream`'s last delta; the request's error when it failed.
+absl::StatusOr<Completion> WaitForCompletion(RequestStream& stream);
+
 struct ServingRequest {
   std::string prompt;
   // prompt_ids, sampling, max_tokens (0: the model's generation default), stop ids, ignore_eos.
@@ -151,6 +179,7 @@ struct EngineStatus {
   int running_requests = 0;  // admitted to the scheduler
   int waiting_requests = 0;  // submitted, not yet admitted
   uint64_t steps = 0;        // steps run since start
+  int64_t preemptions = 0;   // times finished sequences were preempted (and recomputed)
   FinishCounts finished;
   std::vector<RankState> ranks;
   absl::Status broken;  // OK while the engine serves
@@ -167,6 +196,9 @@ class ServingEngine {
 
   // Starts the workers, initialises them, loads the tokenizer and starts the engine thread.
   static absl::StatusOr<std::unique_ptr<ServingEngine>> Start(const ServingEngineOptions& options);
+  // The same over a given executor (e.g. InProcessExecutor); options.supervisor is unused.
+  static absl::StatusOr<std::unique_ptr<ServingEngine>> Start(const ServingEngineOptions& options,
+                                                              std::unique_ptr<Executor> executor);
   ~ServingEngine();  // Stop()
 
   ServingEngine(const ServingEngine&) = delete;
@@ -185,7 +217,7 @@ class ServingEngine {
                                                          const std::vector<int>& ranks = {});
 
   EngineStatus Status() const;
-  const Supervisor& supervisor() const { return *supervisor_; }
+  int world_size() const { return executor_->world_size(); }
   // The shape the ranks were built with (a directory switch never changes it).
   const ModelConfig& model_config() const { return model_config_; }
   bool has_tokenizer() const;
@@ -200,6 +232,7 @@ class ServingEngine {
     std::unique_ptr<tokenizer::IncrementalDetokenizer> detokenizer;
     int64_t prompt_tokens = 0;
     int64_t completion_tokens = 0;
+    bool return_logits = false;
   };
   struct Queued {
     GenerationRequest request;
@@ -209,6 +242,9 @@ class ServingEngine {
   };
 
   explicit ServingEngine(const ServingEngineOptions& options) : options_(options) {}
+  static absl::StatusOr<std::unique_ptr<ServingEngine>> Start(
+      const ServingEngineOptions& options, std::shared_ptr<const ServedModel> model,
+      std::unique_ptr<Executor> executor);
   void Loop();
   // Admits queued requests into the scheduler; ends the ones it refuses.
   void Admit(std::deque<Queued> queued);
@@ -236,12 +272,9 @@ class ServingEngine {
   const ServingEngineOptions options_;
   ModelConfig model_config_;
   int64_t num_kv_blocks_ = 0;
-  std::unique_ptr<Supervisor> supervisor_;
-  // Reset by Stop before the workers are asked to exit (a worker shuts down only once its step
-  // stream is closed). Callers from other threads hold group_mu_; the engine thread needs not,
-  // as Stop joins it before the reset.
-  mutable absl::Mutex group_mu_;
-  std::unique_ptr<WorkerGroup> group_;
+  // Stopped (not reset) by Stop, after the engine thread is joined: calls from other threads
+  // then fail with Unavailable.
+  std::unique_ptr<Executor> executor_;
   std::unique_ptr<WeightCoordinator> weights_;
 
   // Owned by the engine thread.
@@ -257,6 +290,7 @@ class ServingEngine {
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t num_free_blocks_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t steps_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t preemptions_ ABSL_GUARDED_BY(mu_) = 0;
   FinishCounts finished_ ABSL_GUARDED_BY(mu_);
   bool cancel_pending_ ABSL_GUARDED_BY(mu_) = false;  // some stream was cancelled
   // Replaced only by the engine thread (Switched), read by every thread.

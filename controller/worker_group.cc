@@ -19,6 +19,7 @@ loom::v1::StepRequest ToProto(const StepInput& input, uint64_t step_id) {
   loom::v1::StepRequest request;
   request.set_step_id(step_id);
   request.set_weight_version(input.weight_version);
+  request.set_return_logits(input.return_logits);
   for (const SequenceStep& s : input.sequences) {
     loom::v1::SequenceStep* p = request.add_sequences();
     p->set_seq_id(s.seq_id);
@@ -397,6 +398,12 @@ absl::StatusOr<StepOutput> WorkerGroup::Step(const StepInput& step) {
   const loom::v1::StepResponse& lead = *responses[0];
   out.seq_ids.assign(lead.seq_ids().begin(), lead.seq_ids().end());
   out.tokens.assign(lead.tokens().begin(), lead.tokens().end());
+  if (lead.logits_size() > 0 && !out.tokens.empty() &&
+      lead.logits_size() % static_cast<int>(out.tokens.size()) == 0) {
+    const int64_t rows = static_cast<int64_t>(out.tokens.size());
+    out.logits = Tensor::Empty(DType::kF32, {rows, lead.logits_size() / rows});
+    std::copy(lead.logits().begin(), lead.logits().end(), out.logits.data<float>());
+  }
   double slowest = 0;
   for (const auto& r : responses) slowest = std::max(slowest, r->compute_seconds());
   absl::MutexLock lock(&mu_);

@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/engine_config.h"
+#include "controller/executor.h"
 #include "loom/v1/worker.grpc.pb.h"
 #include "worker/step.h"
 
@@ -48,16 +49,6 @@ struct WorkerGroupOptions {
   // How a rank's process is doing, e.g. Supervisor::RankStatus; optional. Lets a failure name
   // the rank that died rather than the ranks whose collectives broke because of it.
   std::function<absl::Status(int rank)> rank_status;
-};
-
-struct RankResult {
-  int rank = 0;
-  nlohmann::json result;
-};
-
-struct GroupInitResult {
-  int64_t num_kv_blocks = 0;             // minimum over ranks
-  std::vector<nlohmann::json> describe;  // per rank, what `describe` returned after Init
 };
 
 class WorkerGroup {

@@ -1,17 +1,22 @@
-// `loom bench`: prefill and decode throughput of a model in one process, next to the machine's
-// measured memory bandwidth (decode is bound by reading the weights once per step).
+// `loom bench`: prefill and decode throughput of a model on the serving engine (its rank in this
+// process), next to the machine's measured memory bandwidth (decode is bound by reading the
+// weights once per step).
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "controller/engine.h"
+#include "absl/synchronization/mutex.h"
+#include "controller/in_process_executor.h"
+#include "controller/serving_engine.h"
 #include "tools/commands.h"
 #include "tools/engine_flags.h"
 
@@ -77,30 +82,49 @@ struct BatchResult {
   double decode_step_ms = 0;
 };
 
-absl::StatusOr<BatchResult> RunBatch(Engine& engine, int64_t batch, int64_t prompt_len,
-                                     int64_t new_tokens, uint64_t seed) {
+// The steps the engine reports (ServingEngineOptions::on_step), gathered for one batch.
+class StepLog {
+ public:
+  void Add(const StepStats& s) {
+    absl::MutexLock lock(&mu_);
+    steps_.push_back(s);
+  }
+  std::vector<StepStats> Take() {
+    absl::MutexLock lock(&mu_);
+    return std::exchange(steps_, {});
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<StepStats> steps_ ABSL_GUARDED_BY(mu_);
+};
+
+// One batch through the serving engine: every request submitted at once, so they prefill and
+// decode together; step times are the engine's own (the loop `loom serve` runs).
+absl::StatusOr<BatchResult> RunBatch(ServingEngine& engine, StepLog& log, int64_t batch,
+                                     int64_t prompt_len, int64_t new_tokens, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int32_t> token(0, engine.model_config().vocab_size - 1);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  log.Take();
   for (int64_t b = 0; b < batch; ++b) {
-    GenerationRequest r;
-    for (int64_t i = 0; i < prompt_len; ++i) r.prompt_ids.push_back(token(rng));
-    r.max_tokens = new_tokens;
-    r.ignore_eos = true;
-    LOOM_RETURN_IF_ERROR(engine.Add(std::move(r)).status());
+    ServingRequest r;
+    for (int64_t i = 0; i < prompt_len; ++i) r.generation.prompt_ids.push_back(token(rng));
+    r.generation.max_tokens = new_tokens;
+    r.generation.ignore_eos = true;
+    LOOM_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine.Submit(std::move(r)));
+    streams.push_back(std::move(stream));
   }
-  std::vector<GenerationResult> finished;
+  for (const auto& stream : streams) LOOM_RETURN_IF_ERROR(WaitForCompletion(*stream).status());
   std::vector<double> decode_steps;
   double prefill_s = 0;
   int64_t prefill_tokens = 0;
-  while (engine.HasWork()) {
-    auto t0 = Clock::now();
-    LOOM_ASSIGN_OR_RETURN(Engine::StepStats stats, engine.Step(finished));
-    const double s = Seconds(t0, Clock::now());
-    if (stats.num_prefill_tokens > 0) {
-      prefill_s += s;
-      prefill_tokens += stats.num_tokens;
-    } else if (stats.num_sequences == batch) {
-      decode_steps.push_back(s);
+  for (const StepStats& s : log.Take()) {
+    if (s.num_prefill_tokens > 0) {
+      prefill_s += s.seconds;
+      prefill_tokens += s.num_tokens;
+    } else if (s.num_sequences == batch) {
+      decode_steps.push_back(s.seconds);
     }
   }
   BatchResult r;
@@ -138,16 +162,25 @@ absl::Status Run(const Flags& flags) {
     return absl::InvalidArgumentError("--prompt-len must be >= 1 and --new-tokens >= 2");
   }
   config.scheduler.max_num_seqs = std::max(config.scheduler.max_num_seqs, max_batch);
-  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(config));
-  const double weight_gb = engine->weight_bytes() / 1e9;
+  StepLog log;
+  ServingEngineOptions options;
+  options.config = config;
+  options.on_step = [&log](const StepStats& s) { log.Add(s); };
+  const auto load_start = Clock::now();
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, StartInProcessEngine(options));
+  const double load_s = Seconds(load_start, Clock::now());
+  LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> described,
+                        engine->CollectiveCall("describe", "{}", std::chrono::seconds(10)));
+  const nlohmann::json& d = described[0].result;
+  const double weight_gb = d.value("weight_bytes", int64_t{0}) / 1e9;
   std::printf("model: %s, %lld layers, hidden %lld, vocab %lld; weights %.3f GB as %s; "
-              "%d threads; load %.2f s\n",
+              "%lld threads; start and load %.2f s\n",
               engine->model_config().architecture.c_str(),
               static_cast<long long>(engine->model_config().num_hidden_layers),
               static_cast<long long>(engine->model_config().hidden_size),
               static_cast<long long>(engine->model_config().vocab_size), weight_gb,
-              FloatDTypeName(engine->runner().decoder().weight_dtype()), omp_get_max_threads(),
-              engine->load_report().seconds);
+              d.value("weight_dtype", "").c_str(),
+              static_cast<long long>(d.value("num_threads", int64_t{0})), load_s);
   const Bandwidth bw = MeasureBandwidth();
   std::printf("machine: memcpy %.2f GB/s copied (%.2f GB/s read+write), streaming read %.2f GB/s\n\n",
               bw.memcpy_gbs, 2 * bw.memcpy_gbs, bw.read_gbs);
@@ -156,7 +189,7 @@ absl::Status Run(const Flags& flags) {
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < batches.size(); ++i) {
     LOOM_ASSIGN_OR_RETURN(BatchResult r,
-                          RunBatch(*engine, batches[i], prompt_len, new_tokens, 1234 + i));
+                          RunBatch(*engine, log, batches[i], prompt_len, new_tokens, 1234 + i));
     const double gbs = r.decode_step_ms > 0 ? weight_gb / (r.decode_step_ms / 1e3) : 0;
     std::printf("| %lld | %lld | %lld | %.1f | %.2f | %.1f | %.2f | %.2f | %.2f |\n",
                 static_cast<long long>(r.batch), static_cast<long long>(prompt_len),

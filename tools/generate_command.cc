@@ -1,12 +1,15 @@
-// `loom generate`: run prompts (token ids) through a model in one process and print the tokens.
+// `loom generate`: run prompts (text or token ids) through a model — in this process, on the
+// serving engine with its rank here, or on a running server — and print what comes back.
 #include <cstdio>
 #include <iostream>
-#include <map>
+#include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
-#include "controller/engine.h"
+#include "controller/in_process_executor.h"
+#include "controller/serving_engine.h"
 #include "tools/commands.h"
 #include "tools/engine_flags.h"
 #include "tools/server_client.h"
@@ -18,7 +21,7 @@ std::vector<FlagSpec> GenerateFlagSpecs() {
   std::vector<FlagSpec> specs = EngineFlagSpecs();
   std::vector<FlagSpec> more = {
       {"prompt-ids", false, "comma-separated prompt token ids; repeat for a batch", ""},
-      {"prompt", false, "prompt text (on a server; needs the model's tokenizer.json)", ""},
+      {"prompt", false, "prompt text (needs the model's tokenizer.json)", ""},
       {"max-tokens", false, "new tokens per prompt", "32"},
       {"temperature", false, "0 = greedy", "0"},
       {"top-k", false, "keep the k most likely tokens (0 = all)", "0"},
@@ -43,13 +46,20 @@ absl::Status Run(const Flags& flags) {
     }
     return GenerateOnServer(flags);
   }
-  if (flags.Has("prompt")) {
-    return absl::InvalidArgumentError(
-        "--prompt TEXT runs on a server (`loom serve`); in this process use --prompt-ids");
-  }
   LOOM_ASSIGN_OR_RETURN(EngineConfig config, EngineConfigFromFlags(flags));
-  std::vector<std::string> prompts = flags.All("prompt-ids");
-  if (prompts.empty()) return absl::InvalidArgumentError("--prompt-ids is required");
+  // One request per --prompt-ids (a batch), or the one --prompt.
+  std::vector<ServingRequest> requests;
+  if (flags.Has("prompt")) {
+    if (flags.Has("prompt-ids")) {
+      return absl::InvalidArgumentError("--prompt and --prompt-ids exclude each other");
+    }
+    requests.emplace_back().prompt = flags.String("prompt");
+  }
+  for (const std::string& ids_text : flags.All("prompt-ids")) {
+    LOOM_ASSIGN_OR_RETURN(std::vector<int64_t> ids, ParseIntList(ids_text, "--prompt-ids"));
+    requests.emplace_back().generation.prompt_ids.assign(ids.begin(), ids.end());
+  }
+  if (requests.empty()) return absl::InvalidArgumentError("--prompt TEXT or --prompt-ids is required");
   GenerationRequest base;
   LOOM_ASSIGN_OR_RETURN(base.max_tokens, flags.Int("max-tokens", 32));
   LOOM_ASSIGN_OR_RETURN(double temperature, flags.Double("temperature", 0));
@@ -65,47 +75,65 @@ absl::Status Run(const Flags& flags) {
     base.stop_token_ids.assign(stops.begin(), stops.end());
   }
   LOOM_RETURN_IF_ERROR(kernels::ValidateSamplingParams(base.sampling));
-  std::vector<GenerationRequest> requests;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    GenerationRequest r = base;
-    LOOM_ASSIGN_OR_RETURN(std::vector<int64_t> ids, ParseIntList(prompts[i], "--prompt-ids"));
-    r.prompt_ids.assign(ids.begin(), ids.end());
-    r.sampling.seed = static_cast<uint64_t>(seed) + i;
-    requests.push_back(std::move(r));
+  if (base.max_tokens <= 0) return absl::InvalidArgumentError("--max-tokens must be positive");
+  for (size_t i = 0; i < requests.size(); ++i) {
+    std::vector<int32_t> ids = std::move(requests[i].generation.prompt_ids);
+    requests[i].generation = base;
+    requests[i].generation.prompt_ids = std::move(ids);
+    requests[i].generation.sampling.seed = static_cast<uint64_t>(seed) + i;
   }
-  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(config));
-  std::fprintf(stderr, "loom: %s, %lld layers, %lld KV blocks of %lld tokens, %.1f MB weights (%s)\n",
+
+  // The serving engine, its one rank in this process.
+  ServingEngineOptions options;
+  options.config = config;
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, StartInProcessEngine(options));
+  const EngineStatus status = engine->Status();
+  std::fprintf(stderr, "loom: %s, %lld layers, %lld KV blocks of %lld tokens%s\n",
                engine->model_config().architecture.c_str(),
                static_cast<long long>(engine->model_config().num_hidden_layers),
-               static_cast<long long>(engine->num_kv_blocks()),
-               static_cast<long long>(config.cache.block_size), engine->weight_bytes() / 1e6,
-               FloatDTypeName(engine->runner().decoder().weight_dtype()));
-  // Stream a single prompt's tokens as they come; print batches whole.
-  std::map<int64_t, size_t> index;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    LOOM_ASSIGN_OR_RETURN(int64_t id, engine->Add(requests[i]));
-    index[id] = i;
+               static_cast<long long>(status.num_kv_blocks),
+               static_cast<long long>(config.cache.block_size),
+               engine->has_tokenizer() ? ", tokenizer loaded" : "");
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (ServingRequest& r : requests) {
+    LOOM_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine->Submit(std::move(r)));
+    streams.push_back(std::move(stream));
   }
-  const bool stream = requests.size() == 1 && !flags.Bool("json");
-  std::vector<GenerationResult> finished;
-  while (engine->HasWork()) {
-    auto on_token = [&](int64_t, int32_t token) {
-      if (stream) std::printf("%d ", token), std::fflush(stdout);
-    };
-    LOOM_RETURN_IF_ERROR(engine->Step(finished, on_token).status());
+  const bool json = flags.Bool("json");
+  const bool stream = streams.size() == 1 && !json;
+  if (stream) {
+    // One prompt: its text (or ids, without a tokenizer) as it comes.
+    GenerateDelta delta;
+    while (true) {
+      if (!streams[0]->Next(&delta, std::chrono::seconds(1))) continue;
+      LOOM_RETURN_IF_ERROR(delta.error);
+      if (engine->has_tokenizer()) {
+        std::fputs(delta.text.c_str(), stdout);
+      } else {
+        for (int32_t id : delta.token_ids) std::printf("%d ", id);
+      }
+      std::fflush(stdout);
+      if (delta.done) break;
+    }
+    std::printf("\n[finish: %s, %lld prompt + %lld completion tokens]\n",
+                FinishReasonName(delta.finish_reason), static_cast<long long>(delta.prompt_tokens),
+                static_cast<long long>(delta.completion_tokens));
+    return absl::OkStatus();
   }
-  std::vector<GenerationResult> ordered(requests.size());
-  for (GenerationResult& r : finished) ordered[index[r.request_id]] = std::move(r);
-  for (size_t i = 0; i < ordered.size(); ++i) {
-    const GenerationResult& r = ordered[i];
-    if (flags.Bool("json")) {
-      std::printf("{\"prompt\": %zu, \"output_ids\": [%s], \"finish_reason\": \"%s\"}\n", i,
-                  absl::StrJoin(r.output_ids, ", ").c_str(), FinishReasonName(r.finish_reason));
-    } else if (stream) {
-      std::printf("\n[finish: %s]\n", FinishReasonName(r.finish_reason));
+  for (size_t i = 0; i < streams.size(); ++i) {
+    LOOM_ASSIGN_OR_RETURN(Completion c, WaitForCompletion(*streams[i]));
+    if (json) {
+      nlohmann::json out = {{"prompt", i},
+                            {"output_ids", c.token_ids},
+                            {"text", c.text},
+                            {"finish_reason", FinishReasonName(c.finish_reason)},
+                            {"prompt_tokens", c.prompt_tokens},
+                            {"completion_tokens", c.completion_tokens}};
+      std::printf("%s\n", out.dump().c_str());
     } else {
-      std::printf("prompt %zu: %s [finish: %s]\n", i, absl::StrJoin(r.output_ids, " ").c_str(),
-                  FinishReasonName(r.finish_reason));
+      std::printf("prompt %zu: %s [finish: %s]\n", i,
+                  engine->has_tokenizer() ? c.text.c_str() : absl::StrJoin(c.token_ids, " ").c_str(),
+                  FinishReasonName(c.finish_reason));
     }
   }
   return absl::OkStatus();
@@ -115,12 +143,13 @@ absl::Status Run(const Flags& flags) {
 
 int GenerateCommand(int argc, char** argv) {
   return RunVerb("generate", argc, argv, GenerateFlagSpecs(), 
-                 "usage: loom generate --model DIR --prompt-ids 1,2,3 [--prompt-ids ...] [options]\n"
+                 "usage: loom generate --model DIR --prompt TEXT | --prompt-ids 1,2,3 [--prompt-ids ...]\n"
                  "       loom generate [--address HOST:PORT] --prompt TEXT | --prompt-ids 1,2,3\n\n"
-                 "With --model: generates from a HuggingFace model directory in this process and\n"
-                 "prints the new token ids; several --prompt-ids run together in one continuous\n"
+                 "With --model: generates from a HuggingFace model directory in this process, on\n"
+                 "the same engine `loom serve` runs, and streams the text (or the token ids, when\n"
+                 "the model has no tokenizer); several --prompt-ids run together in one continuous\n"
                  "batch. Without it: sends one prompt to a running `loom serve` and streams the\n"
-                 "text (or the token ids, when the model has no tokenizer) as it comes.\n", Run);
+                 "text as it comes.\n", Run);
 }
 
 }  // namespace loom::cli

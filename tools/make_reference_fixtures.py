@@ -212,6 +212,36 @@ def make_feature_models(out_dir):
                   f"min margin {min(p['greedy_min_margin'] for p in ref):.4f}")
 
 
+def make_text_reference(out_dir):
+    """The committed trained model (models/war-and-peace): HF's tokenizer and greedy generate
+    from a text prompt, decoded, so a test can check text in, text out."""
+    from transformers import AutoTokenizer
+    doc = {"transformers_version": transformers.__version__,
+           "torch_version": torch.__version__.split("+")[0],
+           "notes": "HF tokenizer + greedy generate (f32 math on the stored values), eos ignored; "
+                    "text is tokenizer.decode of the new ids", "versions": {}}
+    for version in ("v1", "v2"):
+        path = os.path.join(REPO, "models", "war-and-peace", version)
+        tok = AutoTokenizer.from_pretrained(path)
+        model = load_f32(path)
+        entries = []
+        for prompt in ("Prince Andrew", "\"Well, Prince, so Genoa and Lucca"):
+            ids = tok(prompt, return_tensors="pt").input_ids
+            with torch.no_grad():
+                gen = model.generate(ids, do_sample=False, max_new_tokens=FEATURE_NEW_TOKENS,
+                                     min_new_tokens=FEATURE_NEW_TOKENS, eos_token_id=None,
+                                     pad_token_id=0)
+            new = gen[0, ids.shape[1]:].tolist()
+            entries.append({"prompt": prompt, "prompt_ids": ids[0].tolist(), "greedy_ids": new,
+                            "text": tok.decode(new)})
+            print(f"war-and-peace {version}: {prompt!r} -> {tok.decode(new)!r}")
+        doc["versions"][version] = entries
+    os.makedirs(os.path.join(out_dir, "war-and-peace"), exist_ok=True)
+    with open(os.path.join(out_dir, "war-and-peace", "reference.json"), "w") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
+
 def write_reference(path, dtype, prompts_ref, extra=None):
     doc = {"transformers_version": transformers.__version__,
            "torch_version": torch.__version__.split("+")[0],
@@ -414,6 +444,7 @@ def main():
     if not args.only_features:
         make_random_models(args.out)
     make_feature_models(args.out)
+    make_text_reference(args.out)
     if not args.skip_stories and not args.only_features:
         make_stories(args.out, args.converter, args.fixtures)
 

@@ -16,6 +16,7 @@ grpc::Status ToGrpc(const absl::Status& status) {
 StepInput ToStepInput(const loom::v1::StepRequest& request) {
   StepInput input;
   input.weight_version = request.weight_version();
+  input.return_logits = request.return_logits();
   input.sequences.reserve(request.sequences_size());
   for (const loom::v1::SequenceStep& s : request.sequences()) {
     SequenceStep& out = input.sequences.emplace_back();
@@ -89,6 +90,10 @@ grpc::Status WorkerService::Steps(
       if (rank_.options().rank == 0) {
         response.mutable_seq_ids()->Add(output->seq_ids.begin(), output->seq_ids.end());
         response.mutable_tokens()->Add(output->tokens.begin(), output->tokens.end());
+        if (output->logits.defined()) {
+          const float* l = output->logits.data<float>();
+          response.mutable_logits()->Add(l, l + output->logits.numel());
+        }
       }
     } else {
       response.set_error(std::string(output.status().message()));

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/safetensors.h"
-#include "controller/engine.h"
+#include "tests/e2e/in_process.h"
 #include "tests/e2e/model_dir.h"
 #include "tests/test_paths.h"
 
@@ -19,7 +19,7 @@ std::string Error(const std::string& model) {
   EngineConfig c;
   c.load.model = model;
   c.cache.kv_cache_bytes = 4 << 20;
-  auto engine = Engine::Create(c);
+  auto engine = testing::StartEngine(c);
   EXPECT_FALSE(engine.ok()) << "expected " << model << " to fail";
   return engine.ok() ? "" : std::string(engine.status().message());
 }
@@ -56,7 +56,7 @@ TEST_F(BadModelTest, TheGoodModelLoads) {
   EngineConfig c;
   c.load.model = dir_;
   c.cache.kv_cache_bytes = 4 << 20;
-  EXPECT_TRUE(Engine::Create(c).ok());
+  EXPECT_TRUE(testing::StartEngine(c).ok());
 }
 
 TEST_F(BadModelTest, MissingDirectoryOrConfigNamesThePath) {

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "controller/engine.h"
+#include "tests/e2e/in_process.h"
 #include "tests/e2e/model_dir.h"
 
 namespace loom {
@@ -17,7 +17,7 @@ std::vector<std::vector<int32_t>> Greedy(const std::string& model, DType weight_
   c.load.model = model;
   c.load.weight_dtype = weight_dtype;
   c.cache.kv_cache_bytes = 4 << 20;
-  auto engine = Engine::Create(c);
+  auto engine = testing::StartEngine(c);
   EXPECT_TRUE(engine.ok()) << engine.status();
   if (!engine.ok()) return {};
   std::vector<GenerationRequest> rs(2);
@@ -27,10 +27,11 @@ std::vector<std::vector<int32_t>> Greedy(const std::string& model, DType weight_
     r.max_tokens = 16;
     r.ignore_eos = true;
   }
-  auto results = (*engine)->Generate(rs);
+  auto results = testing::GenerateAll(**engine, rs);
   EXPECT_TRUE(results.ok()) << results.status();
   std::vector<std::vector<int32_t>> out;
-  for (const auto& r : *results) out.push_back(r.output_ids);
+  if (!results.ok()) return out;
+  for (const auto& r : *results) out.push_back(r.token_ids);
   return out;
 }
 

@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "absl/strings/str_join.h"
+
 #include "tests/e2e/model_dir.h"
 #include "tests/test_paths.h"
 
@@ -25,16 +30,28 @@ TEST(CliTest, HelpExplainsEveryVerb) {
 
 TEST(CliTest, GeneratePrintsTheSameTokensAsTheReference) {
   const std::string model = testing::FixtureModel();
+  const testing::HfReference ref = testing::ReadHfReference(model);
   std::string out;
-  ASSERT_EQ(testing::RunCommand(Loom() + " generate --model " + model +
-                                    " --prompt-ids 1,2,3 --prompt-ids 4,5 --max-tokens 5 "
-                                    "--ignore-eos --json --weight-dtype float32",
+  ASSERT_EQ(testing::RunCommand(Loom() + " generate --model " + model + " --prompt-ids " +
+                                    absl::StrJoin(ref.prompts[0], ",") + " --prompt-ids " +
+                                    absl::StrJoin(ref.prompts[1], ",") +
+                                    " --max-tokens 5 --ignore-eos --json 2>/dev/null",
                                 &out),
             0)
       << out;
-  EXPECT_NE(out.find("{\"prompt\": 0, \"output_ids\": ["), std::string::npos) << out;
-  EXPECT_NE(out.find("{\"prompt\": 1, \"output_ids\": ["), std::string::npos) << out;
-  EXPECT_NE(out.find("\"finish_reason\": \"length\""), std::string::npos) << out;
+  // One JSON object per prompt, in order, after the engine's line on stderr.
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(lines.size(), 2u) << out;
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(lines[i].at("prompt"), i);
+    EXPECT_EQ(lines[i].at("output_ids").get<std::vector<int32_t>>(),
+              std::vector<int32_t>(ref.greedy[i].begin(), ref.greedy[i].begin() + 5));
+    EXPECT_EQ(lines[i].at("finish_reason"), "length");
+  }
 }
 
 struct BadCall {

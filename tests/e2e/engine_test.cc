@@ -1,8 +1,9 @@
-// The single-process engine: batching, preemption and sampling never change what a request gets.
-#include "controller/engine.h"
-
+// The serving engine (its rank in this process): batching, preemption and sampling never change
+// what a request gets.
 #include <gtest/gtest.h>
 
+#include "controller/serving_engine.h"
+#include "tests/e2e/in_process.h"
 #include "tests/e2e/model_dir.h"
 
 namespace loom {
@@ -11,7 +12,6 @@ namespace {
 EngineConfig Config(const std::string& model, int64_t kv_bytes = 8 << 20) {
   EngineConfig c;
   c.load.model = model;
-  c.load.weight_dtype = DType::kF32;
   c.cache.block_size = 4;
   c.cache.kv_cache_bytes = kv_bytes;
   return c;
@@ -33,17 +33,19 @@ std::vector<GenerationRequest> Requests(int n, float temperature) {
   return out;
 }
 
-std::vector<std::vector<int32_t>> Outputs(Engine& engine, const std::vector<GenerationRequest>& rs) {
-  auto results = engine.Generate(rs);
+std::vector<std::vector<int32_t>> Outputs(ServingEngine& engine,
+                                          const std::vector<GenerationRequest>& rs) {
+  auto results = testing::GenerateAll(engine, rs);
   EXPECT_TRUE(results.ok()) << results.status();
   std::vector<std::vector<int32_t>> out;
-  for (const auto& r : *results) out.push_back(r.output_ids);
+  if (!results.ok()) return out;
+  for (const auto& r : *results) out.push_back(r.token_ids);
   return out;
 }
 
 TEST(EngineTest, BatchedRequestsGetExactlyWhatTheyGetAlone) {
   for (float temperature : {0.0f, 0.8f}) {
-    auto engine = Engine::Create(Config(testing::FixtureModel()));
+    auto engine = testing::StartEngine(Config(testing::FixtureModel()));
     ASSERT_TRUE(engine.ok()) << engine.status();
     const auto requests = Requests(5, temperature);
     const auto together = Outputs(**engine, requests);
@@ -56,29 +58,29 @@ TEST(EngineTest, BatchedRequestsGetExactlyWhatTheyGetAlone) {
 
 TEST(EngineTest, PreemptionUnderATinyCacheChangesNoToken) {
   // Room for about two of the five sequences at a time: the rest wait or get preempted.
-  auto roomy = Engine::Create(Config(testing::FixtureModel()));
+  auto roomy = testing::StartEngine(Config(testing::FixtureModel()));
   ASSERT_TRUE(roomy.ok()) << roomy.status();
   const ModelConfig& mc = (*roomy)->model_config();
   const int64_t block_bytes = 2 * mc.num_hidden_layers * 4 * mc.num_key_value_heads * mc.head_dim * 4;
-  auto tight = Engine::Create(Config(testing::FixtureModel(), 16 * block_bytes));
+  auto tight = testing::StartEngine(Config(testing::FixtureModel(), 16 * block_bytes));
   ASSERT_TRUE(tight.ok()) << tight.status();
-  ASSERT_EQ((*tight)->num_kv_blocks(), 16);
+  ASSERT_EQ((*tight)->Status().num_kv_blocks, 16);
   for (float temperature : {0.0f, 1.0f}) {
     const auto requests = Requests(5, temperature);
-    auto results = (*tight)->Generate(requests);
-    ASSERT_TRUE(results.ok()) << results.status();
-    int64_t preemptions = 0;
+    const int64_t before = (*tight)->Status().preemptions;
+    const auto results = Outputs(**tight, requests);
     const auto expected = Outputs(**roomy, requests);
+    ASSERT_EQ(results.size(), requests.size());
     for (size_t i = 0; i < requests.size(); ++i) {
-      EXPECT_EQ((*results)[i].output_ids, expected[i]) << "request " << i;
-      preemptions += (*results)[i].num_preemptions;
+      EXPECT_EQ(results[i], expected[i]) << "request " << i;
     }
-    EXPECT_GT(preemptions, 0) << "the cache was meant to be too small to avoid preemption";
+    EXPECT_GT((*tight)->Status().preemptions, before)
+        << "the cache was meant to be too small to avoid preemption";
   }
 }
 
 TEST(EngineTest, SameSeedSameTokensDifferentSeedsDiffer) {
-  auto engine = Engine::Create(Config(testing::FixtureModel()));
+  auto engine = testing::StartEngine(Config(testing::FixtureModel()));
   ASSERT_TRUE(engine.ok()) << engine.status();
   GenerationRequest r = Requests(1, 1.0f)[0];
   r.max_tokens = 24;
@@ -100,17 +102,19 @@ TEST(EngineTest, SameSeedSameTokensDifferentSeedsDiffer) {
 }
 
 TEST(EngineTest, RejectsBadRequestsAndKeepsServing) {
-  auto engine = Engine::Create(Config(testing::FixtureModel()));
+  auto engine = testing::StartEngine(Config(testing::FixtureModel()));
   ASSERT_TRUE(engine.ok()) << engine.status();
-  GenerationRequest bad = Requests(1, 0)[0];
-  bad.prompt_ids.push_back(static_cast<int32_t>((*engine)->model_config().vocab_size));
-  auto s = (*engine)->Add(bad);
+  ServingRequest bad;
+  bad.generation = Requests(1, 0)[0];
+  bad.generation.prompt_ids.push_back(static_cast<int32_t>((*engine)->model_config().vocab_size));
+  auto s = (*engine)->Submit(bad);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("outside"), std::string::npos) << s.status();
-  GenerationRequest negative = Requests(1, 0)[0];
-  negative.sampling.temperature = -1;
-  EXPECT_FALSE((*engine)->Add(negative).ok());
-  EXPECT_FALSE((*engine)->HasWork());
+  ServingRequest negative;
+  negative.generation = Requests(1, 0)[0];
+  negative.generation.sampling.temperature = -1;
+  EXPECT_FALSE((*engine)->Submit(negative).ok());
+  EXPECT_EQ((*engine)->Status().running_requests, 0);
   EXPECT_EQ(Outputs(**engine, Requests(1, 0))[0].size(), 12u);
 }
 

@@ -1,20 +1,21 @@
 // Loom's greedy tokens and last-position logits equal HF transformers' on every fixture model
 // (tests/data, made by tools/make_reference_fixtures.py), alone and batched together, and on the
-// real trained stories260K model converted by our own tool.
+// real trained stories260K model converted by our own tool — all through the serving engine, the
+// loop every server runs; and text in, text out on the committed trained model.
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include "controller/engine.h"
+#include "tests/e2e/in_process.h"
 #include "tests/e2e/model_dir.h"
 #include "tests/test_paths.h"
 #include "worker/loader/weight_dtype.h"
-#include "worker/loader/weight_load.h"
-#include "worker/model_runner.h"
 
 namespace loom {
 namespace {
@@ -55,72 +56,57 @@ EngineConfig ConfigFor(const Case& c) {
   return config;
 }
 
-GenerationRequest Greedy(const std::vector<int32_t>& prompt, int64_t n) {
+GenerationRequest Greedy(const std::vector<int32_t>& prompt, int64_t n, bool logits = false) {
   GenerationRequest r;
   r.prompt_ids = prompt;
   r.max_tokens = n;
   r.ignore_eos = true;
+  r.return_logits = logits;
   return r;
 }
 
-// Max |a - b| over the vocabulary for the prompt's last position, from a single prefill step.
-float LastLogitsMaxDiff(const Case& c, const std::vector<int32_t>& prompt,
-                        const std::vector<float>& expected) {
-  ModelConfig mc = *ModelConfig::FromModelDir(c.dir);
-  ModelRunnerOptions options;
-  LoadConfig load;
-  load.model = c.dir;
-  options.decoder.weight_dtype = *ResolveWeightDType(load, mc);
-  EXPECT_EQ(options.decoder.weight_dtype, c.weight_dtype) << "auto must keep the stored type";
-  options.block_size = 4;
-  options.kv_cache_bytes = 8 << 20;
-  auto runner = ModelRunner::Create(mc, options);
-  EXPECT_TRUE(runner.ok()) << runner.status();
-  SingleRankCommunicator alone;
-  auto loaded = LoadWeights(load, (*runner)->decoder(), alone);
-  EXPECT_TRUE(loaded.ok()) << loaded.status();
-  SequenceStep s;
-  s.token_ids = prompt;
-  // Blocks in reverse order: the cache layout must not matter.
-  for (int32_t b = 0; b * 4 < static_cast<int32_t>(prompt.size()); ++b) {
-    s.block_table.insert(s.block_table.begin(), b + 3);
-  }
-  StepInput step;
-  step.sequences.push_back(s);
-  step.return_logits = true;
-  auto out = (*runner)->Execute(step);
-  EXPECT_TRUE(out.ok()) << out.status();
-  const Tensor& logits = out->logits;
-  EXPECT_EQ(logits.size(1), static_cast<int64_t>(expected.size()));
+// Max |a - b| over the vocabulary.
+float MaxDiff(const std::vector<float>& got, const std::vector<float>& expected) {
+  EXPECT_EQ(got.size(), expected.size());
   float worst = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    worst = std::max(worst, std::fabs(logits.data<float>()[i] - expected[i]));
+  for (size_t i = 0; i < std::min(got.size(), expected.size()); ++i) {
+    worst = std::max(worst, std::fabs(got[i] - expected[i]));
   }
   return worst;
 }
 
+// Through the serving engine (its rank in this process): each prompt alone — greedy tokens,
+// and the logits its first token was sampled from, which are the prompt's last position's —
+// then all prompts in one batch.
 void CheckModel(const Case& c, const std::string& reference_path) {
   SCOPED_TRACE(c.dir);
   const HfReference ref = testing::ReadHfReference(reference_path);
   ASSERT_GE(ref.prompts.size(), 3u);
-  auto engine = Engine::Create(ConfigFor(c));
+  auto engine = testing::StartEngine(ConfigFor(c));
   ASSERT_TRUE(engine.ok()) << engine.status();
-  EXPECT_EQ((*engine)->runner().decoder().weight_dtype(), c.weight_dtype);
+  ModelConfig mc = *ModelConfig::FromModelDir(c.dir);
+  LoadConfig load;
+  load.model = c.dir;
+  EXPECT_EQ(*ResolveWeightDType(load, mc), c.weight_dtype) << "auto must keep the stored type";
+  absl::StatusOr<std::vector<RankResult>> described =
+      (*engine)->CollectiveCall("describe", "{}", std::chrono::seconds(5));
+  ASSERT_TRUE(described.ok()) << described.status();
+  EXPECT_EQ((*described)[0].result.value("weight_dtype", ""), FloatDTypeName(c.weight_dtype));
   std::vector<GenerationRequest> all;
   for (size_t i = 0; i < ref.prompts.size(); ++i) {
     const int64_t n = static_cast<int64_t>(ref.greedy[i].size());
     ASSERT_GE(n, 24);
-    auto alone = (*engine)->Generate({Greedy(ref.prompts[i], n)});
+    auto alone = testing::GenerateAll(**engine, {Greedy(ref.prompts[i], n, /*logits=*/true)});
     ASSERT_TRUE(alone.ok()) << alone.status();
-    EXPECT_EQ((*alone)[0].output_ids, ref.greedy[i]) << "prompt " << i << " alone";
-    EXPECT_LE(LastLogitsMaxDiff(c, ref.prompts[i], ref.last_logits[i]), c.tolerance)
-        << "prompt " << i;
+    EXPECT_EQ((*alone)[0].token_ids, ref.greedy[i]) << "prompt " << i << " alone";
+    ASSERT_EQ((*alone)[0].logits.size(), static_cast<size_t>(n));
+    EXPECT_LE(MaxDiff((*alone)[0].logits[0], ref.last_logits[i]), c.tolerance) << "prompt " << i;
     all.push_back(Greedy(ref.prompts[i], n));
   }
-  auto together = (*engine)->Generate(all);
+  auto together = testing::GenerateAll(**engine, all);
   ASSERT_TRUE(together.ok()) << together.status();
   for (size_t i = 0; i < ref.prompts.size(); ++i) {
-    EXPECT_EQ((*together)[i].output_ids, ref.greedy[i]) << "prompt " << i << " in a batch";
+    EXPECT_EQ((*together)[i].token_ids, ref.greedy[i]) << "prompt " << i << " in a batch";
   }
 }
 
@@ -140,6 +126,51 @@ TEST(HfReferenceTest, Stories260KConvertedByOurToolMatchesTransformers) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   CheckModel({out, DType::kF32, 1e-4f},
              testing::SourceDir() + "/tests/data/llama2c-stories/reference.json");
+}
+
+// The committed trained model, text in and text out: our tokenizer, the serving engine and the
+// incremental detokenizer give HF's greedy text (tools/make_reference_fixtures.py), in process
+// and through `loom generate --model DIR --prompt TEXT`.
+nlohmann::json TextReference() {
+  std::ifstream in(testing::SourceDir() + "/tests/data/war-and-peace/reference.json");
+  return nlohmann::json::parse(in);
+}
+
+TEST(HfReferenceTest, TrainedModelTextInTextOutMatchesTransformers) {
+  const nlohmann::json ref = TextReference();
+  for (const std::string version : {"v1", "v2"}) {
+    EngineConfig config;
+    config.load.model = testing::SourceDir() + "/models/war-and-peace/" + version;
+    config.cache.kv_cache_bytes = 8 << 20;
+    auto engine = testing::StartEngine(config);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    for (const nlohmann::json& e : ref.at("versions").at(version)) {
+      ServingRequest r;
+      r.prompt = e.at("prompt").get<std::string>();
+      r.generation.max_tokens = static_cast<int64_t>(e.at("greedy_ids").size());
+      r.generation.ignore_eos = true;
+      auto stream = (*engine)->Submit(r);
+      ASSERT_TRUE(stream.ok()) << stream.status();
+      auto done = WaitForCompletion(**stream);
+      ASSERT_TRUE(done.ok()) << done.status();
+      EXPECT_EQ(done->prompt_tokens, static_cast<int64_t>(e.at("prompt_ids").size()));
+      EXPECT_EQ(done->token_ids, e.at("greedy_ids").get<std::vector<int32_t>>()) << version;
+      EXPECT_EQ(done->text, e.at("text").get<std::string>()) << version;
+    }
+  }
+}
+
+TEST(HfReferenceTest, GenerateCliPrintsTheTextOfTransformers) {
+  const nlohmann::json ref = TextReference();
+  const nlohmann::json& e = ref.at("versions").at("v2")[0];
+  std::string out;
+  const std::string cmd = testing::BinaryDir() + "/tools/loom generate --model " +
+                          testing::SourceDir() + "/models/war-and-peace/v2 --prompt \"" +
+                          e.at("prompt").get<std::string>() + "\" --max-tokens " +
+                          std::to_string(e.at("greedy_ids").size()) + " --ignore-eos 2>/dev/null";
+  ASSERT_EQ(testing::RunCommand(cmd, &out), 0) << out;
+  EXPECT_NE(out.find(e.at("text").get<std::string>()), std::string::npos) << out;
+  EXPECT_NE(out.find("[finish: length"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -1,0 +1,58 @@
+// WorkerProcesses: the Executor of a cluster — the Supervisor's worker processes (one per
+// tensor-parallel rank, spawned here or started by an outside launcher) and the WorkerGroup that
+// drives them over gRPC.
+//
+// A rank whose process ends makes Health (and the step in flight) fail with Unavailable naming
+// it and how it ended. Stop closes the step streams before the workers are asked to exit (a
+// worker shuts down only once its stream is closed). Thread-safe.
+#ifndef LOOM_CONTROLLER_WORKER_PROCESSES_H_
+#define LOOM_CONTROLLER_WORKER_PROCESSES_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "controller/executor.h"
+#include "controller/supervisor.h"
+#include "controller/worker_group.h"
+
+namespace loom {
+
+class WorkerProcesses final : public Executor {
+ public:
+  // Starts (or, with an external launcher, waits for) the workers and connects to them. Must be
+  // called from a thread that lives as long as the workers (they die with it, see Supervisor).
+  static absl::StatusOr<std::unique_ptr<WorkerProcesses>> Start(
+      const SupervisorOptions& options, std::chrono::milliseconds init_timeout);
+  ~WorkerProcesses() override;  // Stop()
+
+  const Supervisor& supervisor() const { return *supervisor_; }
+
+  int world_size() const override { return supervisor_->world_size(); }
+  absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads) override;
+  absl::StatusOr<std::vector<RankResult>> CollectiveCall(
+      const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout,
+      const std::vector<int>& ranks = {}) override;
+  absl::StatusOr<StepOutput> Step(const StepInput& step) override;
+  absl::Status Health() const override;
+  std::vector<RankProcess> Processes() const override;
+  double last_step_compute_seconds() const override;
+  std::string controller_address() const override { return supervisor_->controller_address(); }
+  std::string session_id() const override { return supervisor_->session_id(); }
+  void Stop() override;
+
+ private:
+  WorkerProcesses() = default;
+
+  std::unique_ptr<Supervisor> supervisor_;
+  // Reset by Stop before the workers are asked to exit.
+  mutable absl::Mutex group_mu_;
+  std::unique_ptr<WorkerGroup> group_ ABSL_GUARDED_BY(group_mu_);
+};
+
+}  // namespace loom
+
+#endif  // LOOM_CONTROLLER_WORKER_PROCESSES_H_
