@@ -517,4 +517,46 @@ std::string ModelConfig::ToJson() const {
   return j.dump(2) + "\n";
 }
 
+absl::Status CheckSameModel(const ModelConfig& a, const ModelConfig& b) {
+  auto differ = [](const char* what, const auto& x, const auto& y) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the new model differs from the serving one in ", what, " (", x, " vs ", y,
+        "): weights of another architecture or shape cannot be loaded at run time"));
+  };
+  if (a.architecture != b.architecture) return differ("architecture", a.architecture, b.architecture);
+  if (a.hidden_size != b.hidden_size) return differ("hidden_size", a.hidden_size, b.hidden_size);
+  if (a.intermediate_size != b.intermediate_size) {
+    return differ("intermediate_size", a.intermediate_size, b.intermediate_size);
+  }
+  if (a.num_hidden_layers != b.num_hidden_layers) {
+    return differ("num_hidden_layers", a.num_hidden_layers, b.num_hidden_layers);
+  }
+  if (a.num_attention_heads != b.num_attention_heads) {
+    return differ("num_attention_heads", a.num_attention_heads, b.num_attention_heads);
+  }
+  if (a.num_key_value_heads != b.num_key_value_heads) {
+    return differ("num_key_value_heads", a.num_key_value_heads, b.num_key_value_heads);
+  }
+  if (a.head_dim != b.head_dim) return differ("head_dim", a.head_dim, b.head_dim);
+  if (a.vocab_size != b.vocab_size) return differ("vocab_size", a.vocab_size, b.vocab_size);
+  if (a.tie_word_embeddings != b.tie_word_embeddings) {
+    return differ("tie_word_embeddings", a.tie_word_embeddings, b.tie_word_embeddings);
+  }
+  if (a.qkv_bias != b.qkv_bias || a.o_bias != b.o_bias) {
+    return differ("attention_bias", a.qkv_bias, b.qkv_bias);
+  }
+  if (a.mlp_bias != b.mlp_bias) return differ("mlp_bias", a.mlp_bias, b.mlp_bias);
+  if (a.layer_windows != b.layer_windows) {
+    return differ("sliding_window", absl::StrJoin(a.layer_windows, ","),
+                  absl::StrJoin(b.layer_windows, ","));
+  }
+  if (a.rope_scaling.type != b.rope_scaling.type) {
+    return differ("rope scaling", a.rope_scaling.type, b.rope_scaling.type);
+  }
+  if (a.qk_norm != b.qk_norm) return differ("qk_norm", a.qk_norm, b.qk_norm);
+  if (a.rope_theta != b.rope_theta) return differ("rope_theta", a.rope_theta, b.rope_theta);
+  if (a.rms_norm_eps != b.rms_norm_eps) return differ("rms_norm_eps", a.rms_norm_eps, b.rms_norm_eps);
+  return absl::OkStatus();
+}
+
 }  // namespace loom

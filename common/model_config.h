@@ -91,6 +91,10 @@ struct ModelConfig {
   std::string ToJson() const;
 };
 
+// OK when `next` (another model directory's config) has the serving model's architecture and
+// shape, so its weights can go into the same buffers; else an error naming what differs.
+absl::Status CheckSameModel(const ModelConfig& serving, const ModelConfig& next);
+
 }  // namespace loom
 
 #endif  // LOOM_COMMON_MODEL_CONFIG_H_

@@ -17,7 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/engine_config.h"
-#include "worker/step.h"
+#include "common/step.h"
 
 namespace loom {
 

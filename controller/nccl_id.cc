@@ -1,7 +1,7 @@
 // Built into loom_nccl (worker/CMakeLists.txt) only when CUDA is found.
 #include "controller/nccl_id.h"
 
-#include "worker/comm/cuda_check.h"
+#include "kernels/cuda/nccl_check.h"
 
 namespace loom {
 

@@ -6,13 +6,13 @@
 #include <string>
 #include <vector>
 
-#include "kernels/sampling.h"
+#include "common/sampling_params.h"
 
 namespace loom {
 
 struct GenerationRequest {
   std::vector<int32_t> prompt_ids;
-  kernels::SamplingParams sampling;
+  SamplingParams sampling;
   int64_t max_tokens = 16;
   std::vector<int32_t> stop_token_ids;  // in addition to the model's eos ids
   bool ignore_eos = false;

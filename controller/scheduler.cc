@@ -33,7 +33,7 @@ absl::StatusOr<int64_t> Scheduler::Add(GenerationRequest request) {
                                                    " tokens leaves no room in max_model_len ",
                                                    max_model_len_));
   }
-  LOOM_RETURN_IF_ERROR(kernels::ValidateSamplingParams(request.sampling));
+  LOOM_RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
   const int64_t longest = std::min(prompt + request.max_tokens, max_model_len_);
   if (blocks_.BlocksFor(longest) > blocks_.num_blocks()) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -19,7 +19,7 @@
 #include "common/engine_config.h"
 #include "controller/block_manager.h"
 #include "controller/request.h"
-#include "worker/step.h"
+#include "common/step.h"
 
 namespace loom {
 

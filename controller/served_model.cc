@@ -8,7 +8,6 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "worker/weight_methods.h"
 
 namespace loom {
 namespace {

@@ -209,7 +209,7 @@ absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequ
   }
   if (g.max_tokens == 0) g.max_tokens = model->generation_defaults().max_new_tokens;
   if (g.max_tokens < 0) return absl::InvalidArgumentError("max_tokens must not be negative");
-  LOOM_RETURN_IF_ERROR(kernels::ValidateSamplingParams(g.sampling));
+  LOOM_RETURN_IF_ERROR(ValidateSamplingParams(g.sampling));
   // A cancel only raises a flag the engine thread looks at before its next step.
   auto stream = std::make_shared<RequestStream>([this] {
     absl::MutexLock lock(&mu_);

@@ -37,7 +37,7 @@
 #include "common/engine_config.h"
 #include "controller/executor.h"
 #include "loom/v1/worker.grpc.pb.h"
-#include "worker/step.h"
+#include "common/step.h"
 
 namespace loom {
 

@@ -74,7 +74,7 @@ absl::Status Run(const Flags& flags) {
     LOOM_ASSIGN_OR_RETURN(std::vector<int64_t> stops, ParseIntList(flags.String("stop-ids"), "--stop-ids"));
     base.stop_token_ids.assign(stops.begin(), stops.end());
   }
-  LOOM_RETURN_IF_ERROR(kernels::ValidateSamplingParams(base.sampling));
+  LOOM_RETURN_IF_ERROR(ValidateSamplingParams(base.sampling));
   if (base.max_tokens <= 0) return absl::InvalidArgumentError("--max-tokens must be positive");
   for (size_t i = 0; i < requests.size(); ++i) {
     std::vector<int32_t> ids = std::move(requests[i].generation.prompt_ids);

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
-#include "kernels/sampling.h"
+#include "common/sampling_params.h"
 #include "tools/commands.h"
 
 namespace loom::cli {
@@ -75,10 +75,10 @@ absl::Status GenerateOnServer(const Flags& flags) {
   LOOM_ASSIGN_OR_RETURN(double top_p, flags.Double("top-p", 1));
   LOOM_ASSIGN_OR_RETURN(int64_t top_k, flags.Int("top-k", 0));
   LOOM_ASSIGN_OR_RETURN(int64_t seed, flags.Int("seed", 0));
-  kernels::SamplingParams sampling;
+  SamplingParams sampling;
   sampling.temperature = static_cast<float>(temperature);
   sampling.top_p = static_cast<float>(top_p);
-  LOOM_RETURN_IF_ERROR(kernels::ValidateSamplingParams(sampling));
+  LOOM_RETURN_IF_ERROR(ValidateSamplingParams(sampling));
   if (max_tokens <= 0) return absl::InvalidArgumentError("--max-tokens must be positive");
   request.set_max_tokens(static_cast<int32_t>(max_tokens));
   request.set_temperature(sampling.temperature);

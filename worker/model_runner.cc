@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "kernels/sampling.h"
 
 namespace loom {
 
@@ -20,7 +21,7 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
   const int64_t bs = cache_.shape().block_size;
   ForwardBatch batch;
   batch.attention.query_start.push_back(0);
-  std::vector<kernels::SamplingParams> params;
+  std::vector<SamplingParams> params;
   std::vector<uint64_t> sample_index;
   StepOutput out;
   for (const SequenceStep& s : step.sequences) {
@@ -41,7 +42,7 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
                                                        " outside [0, ", cache_.num_blocks(), ")"));
       }
     }
-    if (s.sample) LOOM_RETURN_IF_ERROR(kernels::ValidateSamplingParams(s.sampling));
+    if (s.sample) LOOM_RETURN_IF_ERROR(ValidateSamplingParams(s.sampling));
     for (int64_t i = 0; i < n; ++i) {
       const int64_t pos = s.start_position + i;
       batch.token_ids.push_back(s.token_ids[i]);

@@ -7,7 +7,7 @@
 #include "absl/status/statusor.h"
 #include "worker/kv_cache.h"
 #include "worker/model/decoder.h"
-#include "worker/step.h"
+#include "common/step.h"
 
 namespace loom {
 

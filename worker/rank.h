@@ -28,7 +28,7 @@
 #include "worker/comm/communicator.h"
 #include "worker/method_registry.h"
 #include "worker/model_runner.h"
-#include "worker/step.h"
+#include "common/step.h"
 #include "worker/weight_manager.h"
 #include "worker/weight_methods.h"
 

@@ -89,10 +89,6 @@ class WeightMethods {
   std::map<std::string, std::unique_ptr<Communicator>> groups_ ABSL_GUARDED_BY(mu_);
 };
 
-// OK when `next` (another model directory's config) has the serving model's architecture and
-// shape, so its weights can go into the same buffers; else an error naming what differs.
-absl::Status CheckSameModel(const ModelConfig& serving, const ModelConfig& next);
-
 }  // namespace loom
 
 #endif  // LOOM_WORKER_WEIGHT_METHODS_H_

@@ -120,18 +120,6 @@ absl::StatusOr<int32_t> SampleRow(const float* logits, int64_t vocab, const Samp
 
 }  // namespace
 
-absl::Status ValidateSamplingParams(const SamplingParams& params) {
-  if (!std::isfinite(params.temperature) || params.temperature < 0.0f) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sampling temperature must be finite and >= 0, got ", params.temperature));
-  }
-  if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sampling top_p must be in (0, 1], got ", params.top_p));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& logits,
                                             const std::vector<SamplingParams>& params,
                                             const std::vector<uint64_t>& step) {

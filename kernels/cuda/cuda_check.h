@@ -5,9 +5,9 @@
 //
 // On failure the enclosing function (returning absl::Status or absl::StatusOr<T>) returns an
 // error whose message holds the expression as written, the file and line, and the library's own
-// name and description of the code. worker/comm/cuda_check.h does the same for the worker's CUDA
-// and NCCL calls; the kernels cannot depend on worker/, so the names here differ from its macros
-// and both headers can be included in one file.
+// name and description of the code. kernels/cuda/nccl_check.h does the same for the CUDA and
+// NCCL calls around the kernels (communicator, unique id), with its own macro names, so both
+// headers can be included in one file.
 #ifndef LOOM_KERNELS_CUDA_CUDA_CHECK_H_
 #define LOOM_KERNELS_CUDA_CUDA_CHECK_H_
 

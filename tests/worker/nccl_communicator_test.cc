@@ -12,7 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "controller/nccl_id.h"
-#include "worker/comm/cuda_check.h"
+#include "kernels/cuda/nccl_check.h"
 
 namespace loom {
 namespace {

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "worker/comm/collective_args.h"
-#include "worker/comm/cuda_check.h"
+#include "kernels/cuda/nccl_check.h"
 
 namespace loom {
 namespace {

@@ -1,14 +1,14 @@
 // One generation step as the controller describes it to a worker: which sequences run, their new
 // tokens, where their KV lives, and how to sample. It mirrors the Step message of the worker
-// protocol so the single-process engine and the distributed one share the model runner.
-#ifndef LOOM_WORKER_STEP_H_
-#define LOOM_WORKER_STEP_H_
+// protocol, and is what a rank runs whether the controller reaches it over gRPC or in process.
+#ifndef LOOM_COMMON_STEP_H_
+#define LOOM_COMMON_STEP_H_
 
 #include <cstdint>
 #include <vector>
 
+#include "common/sampling_params.h"
 #include "common/tensor.h"
-#include "kernels/sampling.h"
 
 namespace loom {
 
@@ -18,7 +18,7 @@ struct SequenceStep {
   int32_t start_position = 0;      // tokens already in the KV cache before token_ids[0]
   std::vector<int32_t> block_table;  // covers start_position + token_ids.size() slots
   bool sample = true;  // false for a prompt chunk that is not the prompt's last
-  kernels::SamplingParams sampling;
+  SamplingParams sampling;
   uint64_t sample_index = 0;  // which output token is drawn (keys the seeded RNG)
 };
 
@@ -37,4 +37,4 @@ struct StepOutput {
 
 }  // namespace loom
 
-#endif  // LOOM_WORKER_STEP_H_
+#endif  // LOOM_COMMON_STEP_H_

@@ -1,4 +1,5 @@
-// CUDA runtime and NCCL return codes as absl::Status.
+// CUDA runtime and NCCL return codes as absl::Status, for the code around the kernels: the NCCL
+// communicator and the controller's unique-id helper.
 //
 //   LOOM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream));
 //   LOOM_NCCL_RETURN_IF_ERROR(ncclGetUniqueId(&id));
@@ -6,8 +7,8 @@
 // On failure the enclosing function (returning absl::Status or absl::StatusOr<T>) returns an
 // error whose message holds the expression as written, the file and line, and the library's own
 // name and description of the code. Only for builds with CUDA and NCCL (LOOM_WITH_NCCL).
-#ifndef LOOM_WORKER_COMM_CUDA_CHECK_H_
-#define LOOM_WORKER_COMM_CUDA_CHECK_H_
+#ifndef LOOM_KERNELS_CUDA_NCCL_CHECK_H_
+#define LOOM_KERNELS_CUDA_NCCL_CHECK_H_
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -69,4 +70,4 @@ inline absl::Status NcclErrorToStatus(ncclResult_t result, const char* expr, con
     }                                                                                       \
   } while (false)
 
-#endif  // LOOM_WORKER_COMM_CUDA_CHECK_H_
+#endif  // LOOM_KERNELS_CUDA_NCCL_CHECK_H_

@@ -1,0 +1,21 @@
+#include "common/sampling_params.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace loom {
+
+absl::Status ValidateSamplingParams(const SamplingParams& params) {
+  if (!std::isfinite(params.temperature) || params.temperature < 0.0f) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling temperature must be finite and >= 0, got ", params.temperature));
+  }
+  if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling top_p must be in (0, 1], got ", params.top_p));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace loom
