@@ -7,11 +7,6 @@
 
 namespace loom {
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
-
 grpc::ServerWriteReactor<loom::v1::GenerateResponse>* LoomService::Generate(
     grpc::CallbackServerContext*, const loom::v1::GenerateRequest* request) {
   ServingRequest r;

@@ -19,10 +19,9 @@
 #include "absl/status/statusor.h"
 #include "controller/serving_engine.h"
 #include "loom/v1/loom.grpc.pb.h"
+#include "proto/grpc_status.h"
 
 namespace loom {
-
-grpc::Status ToGrpcStatus(const absl::Status& status);
 
 struct LoomServiceOptions {
   // The deadline of a CollectiveRpc that sets none.

@@ -7,13 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/engine_config_json.h"
+#include "proto/grpc_status.h"
 
 namespace loom {
 namespace {
-
-absl::Status FromGrpc(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
 
 loom::v1::StepRequest ToProto(const StepInput& input, uint64_t step_id) {
   loom::v1::StepRequest request;
@@ -166,7 +163,7 @@ absl::StatusOr<GroupInitResult> WorkerGroup::Init(const EngineConfig& config, in
     for (int r : failed) {
       messages.push_back(absl::StrCat("rank ", r, ": ", pending[r].status.error_message()));
     }
-    return absl::Status(static_cast<absl::StatusCode>(pending[failed[0]].status.error_code()),
+    return absl::Status(FromGrpcStatus(pending[failed[0]].status).code(),
                         absl::StrCat("Init failed: ", absl::StrJoin(messages, "; ")));
   }
   GroupInitResult result;
@@ -240,7 +237,7 @@ absl::StatusOr<std::vector<RankResult>> WorkerGroup::CollectiveCall(
       // A rank that stopped because another failed: the cause is named first.
       aborted.push_back(absl::StrCat("rank ", r, ": ", s.error_message()));
     } else if (!s.ok()) {
-      if (code == absl::StatusCode::kOk) code = static_cast<absl::StatusCode>(s.error_code());
+      if (code == absl::StatusCode::kOk) code = FromGrpcStatus(s).code();
       std::string message = s.error_message();
       if (std::string dead = DeadRankReason(r); !dead.empty()) message = dead;
       failures.push_back(absl::StrCat("rank ", r, ": ", message));

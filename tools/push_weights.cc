@@ -23,6 +23,7 @@
 #include "common/model_config.h"
 #include "common/safetensors.h"
 #include "common/status.h"
+#include "proto/grpc_status.h"
 #include "tools/server_client.h"
 #include "worker/comm/gloo_communicator.h"
 #include "worker/controller_store.h"
@@ -38,10 +39,7 @@ absl::StatusOr<nlohmann::json> CallAll(loom::v1::Loom::Stub& stub, const std::st
   request.set_args_json(args.dump());
   request.set_timeout_ms(timeout_ms);
   loom::v1::CollectiveRpcResponse response;
-  grpc::Status s = stub.CollectiveRpc(&context, request, &response);
-  if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-  }
+  LOOM_RETURN_IF_ERROR(FromGrpcStatus(stub.CollectiveRpc(&context, request, &response)));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : response.results()) {
     out.push_back({{"rank", r.rank()}, {"result", nlohmann::json::parse(r.result_json(), nullptr, false)}});

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "common/sampling_params.h"
+#include "proto/grpc_status.h"
 #include "tools/commands.h"
 
 namespace loom::cli {
@@ -20,7 +21,7 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& address) {
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE && message.empty()) {
     message = absl::StrCat("the server at ", address, " went away");
   }
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), message);
+  return absl::Status(FromGrpcStatus(status).code(), message);
 }
 
 std::string Address(const Flags& flags) {

@@ -3,15 +3,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/engine_config_json.h"
 #include "common/status.h"
+#include "proto/grpc_status.h"
 #include "worker/controller_store.h"
 
 namespace loom {
 namespace {
-
-grpc::Status ToGrpc(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 StepInput ToStepInput(const loom::v1::StepRequest& request) {
   StepInput input;
@@ -45,13 +41,13 @@ void WorkerService::SetController(std::shared_ptr<loom::v1::Controller::StubInte
 grpc::Status WorkerService::Init(grpc::ServerContext*, const loom::v1::InitRequest* request,
                                  loom::v1::InitResponse* response) {
   absl::StatusOr<EngineConfig> config = EngineConfigFromJson(request->engine_config_json());
-  if (!config.ok()) return ToGrpc(config.status());
+  if (!config.ok()) return ToGrpcStatus(config.status());
   RankInit init;
   init.communicator = request->communicator();
   init.store_prefix = request->store_prefix();
   init.num_threads = request->num_threads();
   absl::StatusOr<int64_t> blocks = rank_.Init(*config, init);
-  if (!blocks.ok()) return ToGrpc(blocks.status());
+  if (!blocks.ok()) return ToGrpcStatus(blocks.status());
   response->set_num_kv_blocks(*blocks);
   response->set_describe_json(rank_.Describe().dump());
   return grpc::Status::OK;
@@ -69,7 +65,7 @@ grpc::Status WorkerService::Call(grpc::ServerContext*, const loom::v1::CallReque
     }
   }
   absl::StatusOr<nlohmann::json> result = rank_.Call(request->method(), args);
-  if (!result.ok()) return ToGrpc(result.status());
+  if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_result_json(result->dump());
   return grpc::Status::OK;
 }
