@@ -268,6 +268,20 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const std::string& json_text,
     LOOM_RETURN_IF_ERROR(ParseRopeScaling(*scaling_it, "rope_scaling", source, &c.rope_scaling));
   }
 
+  // Rotating only part of each head is another rotary layout the decoder does not implement.
+  for (const auto& [object, where] :
+       {std::pair{&j, place}, std::pair{params_it != j.end() && params_it->is_object()
+                                            ? &*params_it
+                                            : &j,
+                                        place.Child("rope_parameters")}}) {
+    LOOM_ASSIGN_OR_RETURN(double partial, JsonNumber(*object, "partial_rotary_factor", where, 1.0));
+    if (partial != 1.0) {
+      return FieldError(source, "partial_rotary_factor",
+                        absl::StrCat("is ", partial, "; only 1 (the whole head rotates) is "
+                                     "supported"));
+    }
+  }
+
   // HF: a top-level original_max_position_embeddings wins (Phi-3's spelling); else the
   // pre-training context defaults to max_position_embeddings.
   if (c.rope_scaling.type == "llama3" || c.rope_scaling.type == "yarn") {

@@ -353,6 +353,12 @@ TEST(ModelConfigTest, ModelTypeStandsInForMissingArchitectures) {
 
 TEST(ModelConfigTest, RefusesFeaturesTheDecoderLacks) {
   EXPECT_THAT(ParseError(Minimal(R"("hidden_act": "gelu")")), HasSubstr("\"hidden_act\""));
+  EXPECT_THAT(ParseError(Minimal(R"("partial_rotary_factor": 0.5)")),
+              HasSubstr("\"partial_rotary_factor\""));
+  EXPECT_THAT(ParseError(Minimal(R"("rope_parameters": {"rope_type": "default",
+                                     "partial_rotary_factor": 0.25})")),
+              HasSubstr("\"partial_rotary_factor\""));
+  ParseOk(Minimal(R"("partial_rotary_factor": 1.0)"));
 }
 
 TEST(ModelConfigTest, InvalidJsonIsAnErrorNamingTheSource) {
