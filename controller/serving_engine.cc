@@ -120,12 +120,12 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
   std::thread progress;
   if (options.on_load_progress) {
     progress = std::thread([&] {
-      Executor& group = *engine->executor_;
+      Executor& executor = *engine->executor_;
       while (!initialised.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(250));
-        std::vector<nlohmann::json> ranks(group.world_size());
+        std::vector<nlohmann::json> ranks(executor.world_size());
         absl::StatusOr<std::vector<RankResult>> d =
-            group.CollectiveCall("describe", "{}", std::chrono::seconds(1));
+            executor.CollectiveCall("describe", "{}", std::chrono::seconds(1));
         if (!d.ok() || initialised.load()) continue;
         for (const RankResult& r : *d) ranks[r.rank] = r.result.value("weights", nlohmann::json());
         options.on_load_progress(ranks);

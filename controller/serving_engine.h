@@ -60,6 +60,14 @@
 
 namespace loom {
 
+// What one step did, as ServingEngineOptions::on_step sees it.
+struct StepStats {
+  int64_t num_sequences = 0;
+  int64_t num_tokens = 0;          // tokens computed (prompt chunks + decodes)
+  int64_t num_prefill_tokens = 0;  // of which prompt tokens
+  double seconds = 0;              // the step's wall time, as the engine saw it
+};
+
 struct ServingEngineOptions {
   EngineConfig config;
   // Worker processes: world_size, launcher, worker binary, device, ... (Start without an
@@ -72,15 +80,7 @@ struct ServingEngineOptions {
   // `describe`.weights (null for a rank that has not said yet). Optional.
   std::function<void(const std::vector<nlohmann::json>& ranks)> on_load_progress;
   // Called on the engine thread after every step that ran (benchmarks). Optional.
-  std::function<void(const struct StepStats& stats)> on_step;
-};
-
-// What one step did, as ServingEngineOptions::on_step sees it.
-struct StepStats {
-  int64_t num_sequences = 0;
-  int64_t num_tokens = 0;          // tokens computed (prompt chunks + decodes)
-  int64_t num_prefill_tokens = 0;  // of which prompt tokens
-  double seconds = 0;              // the step's wall time, as the engine saw it
+  std::function<void(const StepStats& stats)> on_step;
 };
 
 // One message of a request's stream.

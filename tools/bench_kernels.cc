@@ -110,13 +110,15 @@ void BenchShape(const Shape& shape, const std::vector<int64_t>& ms, int reps, do
   const int copies_f32 = static_cast<int>(std::max<size_t>(1, kColdBytes / f32_bytes));
   const int copies_bf16 = static_cast<int>(std::max<size_t>(1, kColdBytes / bf16_bytes));
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<Tensor> w32, w16;
+  std::vector<Tensor> w32, w16, wf16;
   {
     Tensor base = Tensor::Empty(DType::kF32, {n, k});
     for (int64_t i = 0; i < n * k; ++i) base.data<float>()[i] = dist(rng);
     for (int c = 0; c < copies_f32; ++c) w32.push_back(base.Clone());
     Tensor half = *base.To(DType::kBF16);
     for (int c = 0; c < copies_bf16; ++c) w16.push_back(half.Clone());
+    Tensor f16 = *base.To(DType::kF16);
+    for (int c = 0; c < copies_bf16; ++c) wf16.push_back(f16.Clone());
   }
   for (int64_t m : ms) {
     Tensor x = Tensor::Empty(DType::kF32, {m, k});
@@ -130,6 +132,8 @@ void BenchShape(const Shape& shape, const std::vector<int64_t>& ms, int reps, do
            Time(reps, [&](int i) { (void)Linear(x, w32[i % copies_f32], nullptr, out); }));
     report("bf16 Linear", bf16_bytes,
            Time(reps, [&](int i) { (void)Linear(x, w16[i % copies_bf16], nullptr, out); }));
+    report("f16 Linear", bf16_bytes,
+           Time(reps, [&](int i) { (void)Linear(x, wf16[i % copies_bf16], nullptr, out); }));
     report("bf16 streaming", bf16_bytes, Time(reps, [&](int i) {
              internal::Linear16Streaming(DType::kBF16, x.data<float>(), m,
                                          w16[i % copies_bf16].data<uint16_t>(), n, k,
