@@ -19,8 +19,6 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(
 absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
   if (step.sequences.empty()) return absl::InvalidArgumentError("step has no sequences");
   const int64_t bs = cache_.shape().block_size;
-  ForwardBatch batch;
-  batch.attention.query_start.push_back(0);
   std::vector<SamplingParams> params;
   std::vector<uint64_t> sample_index;
   StepOutput out;
@@ -42,30 +40,15 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
                                                        " outside [0, ", cache_.num_blocks(), ")"));
       }
     }
-    if (s.sample) LOOM_RETURN_IF_ERROR(ValidateSamplingParams(s.sampling));
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t pos = s.start_position + i;
-      batch.token_ids.push_back(s.token_ids[i]);
-      batch.positions.push_back(static_cast<int32_t>(pos));
-      batch.slots.push_back(int64_t{s.block_table[pos / bs]} * bs + pos % bs);
-    }
-    batch.attention.query_start.push_back(static_cast<int32_t>(batch.token_ids.size()));
-    batch.attention.context_len.push_back(static_cast<int32_t>(context));
-    batch.attention.block_tables.push_back(s.block_table);
     if (s.sample) {
-      batch.logits_rows.push_back(static_cast<int32_t>(batch.token_ids.size() - 1));
+      LOOM_RETURN_IF_ERROR(ValidateSamplingParams(s.sampling));
       params.push_back(s.sampling);
       sample_index.push_back(s.sample_index);
       out.seq_ids.push_back(s.seq_id);
     }
   }
-  if (batch.logits_rows.empty()) {
-    // Only mid-prompt chunks: compute the KV, sample nothing. One row keeps Forward simple.
-    batch.logits_rows.push_back(0);
-    LOOM_RETURN_IF_ERROR(decoder_->Forward(batch, cache_).status());
-    return out;
-  }
-  LOOM_ASSIGN_OR_RETURN(Tensor logits, decoder_->Forward(batch, cache_));
+  LOOM_ASSIGN_OR_RETURN(Tensor logits, decoder_->Forward(step, cache_));
+  if (params.empty()) return out;
   LOOM_ASSIGN_OR_RETURN(out.tokens, kernels::Sample(logits, params, sample_index));
   if (step.return_logits) out.logits = logits;
   return out;

@@ -214,7 +214,38 @@ int64_t Decoder::WeightBytes() const {
   return bytes;
 }
 
-absl::StatusOr<Tensor> Decoder::Forward(const ForwardBatch& batch, KvCache& cache) {
+Decoder::Flat Decoder::Flatten(const StepInput& step, int64_t bs) {
+  Flat batch;
+  batch.attention.query_start.push_back(0);
+  for (const SequenceStep& s : step.sequences) {
+    const int64_t n = static_cast<int64_t>(s.token_ids.size());
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t pos = s.start_position + i;
+      batch.token_ids.push_back(s.token_ids[i]);
+      batch.positions.push_back(static_cast<int32_t>(pos));
+      batch.slots.push_back(int64_t{s.block_table[pos / bs]} * bs + pos % bs);
+    }
+    batch.attention.query_start.push_back(static_cast<int32_t>(batch.token_ids.size()));
+    batch.attention.context_len.push_back(static_cast<int32_t>(s.start_position + n));
+    batch.attention.block_tables.push_back(s.block_table);
+    if (s.sample && n > 0) {
+      batch.logits_rows.push_back(static_cast<int32_t>(batch.token_ids.size() - 1));
+    }
+  }
+  return batch;
+}
+
+absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
+  const int64_t bs = cache.shape().block_size;
+  for (const SequenceStep& s : step.sequences) {
+    const int64_t end = int64_t{s.start_position} + static_cast<int64_t>(s.token_ids.size());
+    if (s.start_position < 0 || static_cast<int64_t>(s.block_table.size()) * bs < end) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence ", s.seq_id, ": positions [", s.start_position, ", ", end,
+          ") are not covered by its block table of ", s.block_table.size(), " blocks"));
+    }
+  }
+  const Flat batch = Flatten(step, bs);
   const int64_t T = static_cast<int64_t>(batch.token_ids.size());
   if (T == 0 || batch.positions.size() != batch.token_ids.size() ||
       batch.slots.size() != batch.token_ids.size()) {
@@ -260,6 +291,9 @@ absl::StatusOr<Tensor> Decoder::Forward(const ForwardBatch& batch, KvCache& cach
                                                 static_cast<float>(config_.rms_norm_eps)));
 
   const int64_t R = static_cast<int64_t>(batch.logits_rows.size());
+  // A step of mid-prompt chunks only: the K/V is written, nothing is sampled (every rank sees
+  // the same step, so all skip the LM head's collective together).
+  if (R == 0) return Tensor::Empty(DType::kF32, {0, config_.vocab_size});
   Tensor selected = Tensor::Empty(DType::kF32, {R, H});
   for (int64_t r = 0; r < R; ++r) {
     std::memcpy(selected.data<float>() + r * H, hidden.data<float>() + batch.logits_rows[r] * H,
@@ -276,7 +310,7 @@ absl::StatusOr<Tensor> Decoder::Forward(const ForwardBatch& batch, KvCache& cach
   return real.Clone();
 }
 
-absl::Status Decoder::DynamicRopeRows(const ForwardBatch& batch, Tensor& cos_sin,
+absl::Status Decoder::DynamicRopeRows(const Flat& batch, Tensor& cos_sin,
                                       std::vector<int32_t>& rows) const {
   const ModelConfig& c = config_;
   const int64_t T = static_cast<int64_t>(batch.token_ids.size()), D = c.head_dim;
@@ -303,7 +337,7 @@ absl::Status Decoder::DynamicRopeRows(const ForwardBatch& batch, Tensor& cos_sin
 // HF's order per layer: h = x + attn(norm(x)); out = h + mlp(norm(h)). The residual add of one
 // sub-block is fused into the next norm, so `hidden` carries the sub-block output and
 // `residual` the running sum.
-absl::Status Decoder::RunLayer(int64_t index, Layer& L, const ForwardBatch& batch, Tensor& hidden,
+absl::Status Decoder::RunLayer(int64_t index, Layer& L, const Flat& batch, Tensor& hidden,
                                Tensor& residual, const Tensor& positions,
                                const Tensor& rope_cos_sin, KvCache& cache) {
   const ModelConfig& c = config_;

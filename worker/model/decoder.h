@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/model_config.h"
+#include "common/step.h"
 #include "common/tensor.h"
 #include "kernels/kernels.h"
 #include "worker/comm/communicator.h"
@@ -33,15 +34,6 @@ namespace loom {
 struct DecoderOptions {
   DType weight_dtype = DType::kBF16;  // storage of the matmul and embedding weights
   Communicator* comm = nullptr;       // null = single rank
-};
-
-// One forward pass: T tokens from B sequences, flattened.
-struct ForwardBatch {
-  std::vector<int32_t> token_ids;  // [T]
-  std::vector<int32_t> positions;  // [T]
-  std::vector<int64_t> slots;      // [T] flat KV slot of each token
-  kernels::AttentionBatch attention;
-  std::vector<int32_t> logits_rows;  // which of the T rows need logits (usually each seq's last)
 };
 
 class Decoder {
@@ -67,8 +59,11 @@ class Decoder {
   // Shape of one rank's KV cache for this model.
   KvCacheShape CacheShape(int64_t block_size) const;
 
-  // Runs the batch, writing its K/V into `cache`. Returns f32 logits [logits_rows, vocab_size].
-  absl::StatusOr<Tensor> Forward(const ForwardBatch& batch, KvCache& cache);
+  // Runs one step (every sequence's tokens, flattened into one batch), writing their K/V into
+  // `cache`. Returns f32 logits [sampled, vocab_size]: the last token's row of each sequence with
+  // sample = true, in step order ([0, vocab_size] when none samples). The step's block tables
+  // must cover its positions (ModelRunner checks them against the cache).
+  absl::StatusOr<Tensor> Forward(const StepInput& step, KvCache& cache);
 
   // A digest of where every weight buffer lives: equal before and after a reload or commit
   // proves the pointers stayed put (what captured CUDA graphs rely on).
@@ -78,6 +73,15 @@ class Decoder {
   int64_t WeightBytes() const;
 
  private:
+  // The step as the kernels take it: T tokens from B sequences, flattened.
+  struct Flat {
+    std::vector<int32_t> token_ids;  // [T]
+    std::vector<int32_t> positions;  // [T]
+    std::vector<int64_t> slots;      // [T] flat KV slot of each token
+    kernels::AttentionBatch attention;
+    std::vector<int32_t> logits_rows;  // rows whose logits are returned (each sampled seq's last)
+  };
+  static Flat Flatten(const StepInput& step, int64_t block_size);
   struct Layer {
     Tensor input_norm, post_attention_norm;  // f32 [H]
     Tensor q_norm, k_norm;                   // f32 [D] (qk_norm only)
@@ -85,12 +89,12 @@ class Decoder {
   };
   Decoder() = default;
   absl::Status Build();
-  absl::Status RunLayer(int64_t index, Layer& layer, const ForwardBatch& batch, Tensor& hidden,
+  absl::Status RunLayer(int64_t index, Layer& layer, const Flat& batch, Tensor& hidden,
                         Tensor& residual, const Tensor& positions, const Tensor& rope_cos_sin,
                         KvCache& cache);
   // Dynamic rope: one cos/sin row per token of `batch` (with its sequence's frequencies for
   // this step) and the row index of each token.
-  absl::Status DynamicRopeRows(const ForwardBatch& batch, Tensor& cos_sin,
+  absl::Status DynamicRopeRows(const Flat& batch, Tensor& cos_sin,
                                std::vector<int32_t>& rows) const;
 
   ModelConfig config_;
