@@ -3,6 +3,7 @@
 #ifndef LOOM_KERNELS_THREADING_H_
 #define LOOM_KERNELS_THREADING_H_
 
+#include <functional>
 #include <string>
 
 namespace loom::kernels {
@@ -14,8 +15,18 @@ void SetNumThreads(int n);
 // The same, with OpenBLAS's own pool at blas_threads (>= 1). Only for tests and benchmarks that
 // measure the BLAS's threading against Linear's.
 void SetNumThreads(int n, int blas_threads);
+// The calling thread's: OpenMP's thread count is per thread, so a thread that runs kernels sets
+// its own (a rank's step thread does so before each step).
 int NumThreads();
 int NumBlasThreads();
+
+// Runs `fn` on a new thread and waits for it. OpenMP keeps a pool of worker threads for every
+// thread that starts parallel regions, as long as that thread lives; once a process holds more
+// pool threads than cores, libgomp cuts its spin-wait to ~1000 iterations and every parallel
+// region of the step thread pays a futex wake-up (measured: a batch-1 decode step 81 -> 88 ms
+// on 2 cores). Kernel work off the step thread (weight loads, methods) runs here, so its pool
+// ends with it and the step thread's stays the only one.
+void RunOnShortLivedThread(const std::function<void()>& fn);
 
 // The environment entry ("OMP_NUM_THREADS=n") for a child process that will run kernels with n
 // threads. OpenBLAS sizes its thread pool from it when the library loads, before the child's

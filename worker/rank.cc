@@ -154,7 +154,8 @@ absl::StatusOr<int64_t> Rank::Init(const EngineConfig& config, const RankInit& i
     state_ = State::kInitializing;
   }
   int64_t num_kv_blocks = 0;
-  absl::Status status = DoInit(config, init, &num_kv_blocks);
+  absl::Status status;
+  kernels::RunOnShortLivedThread([&] { status = DoInit(config, init, &num_kv_blocks); });
   absl::MutexLock lock(&mu_);
   if (!status.ok()) {
     // A failed Init leaves nothing half-built behind: the rank reports the error until it is
@@ -179,7 +180,9 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
   // Everything that can fail without peers is checked before the rendezvous, so a bad config
   // fails fast instead of keeping the other ranks waiting.
   LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(config.load.model));
-  kernels::SetNumThreads(init.num_threads > 0 ? init.num_threads : options_.num_threads);
+  const int threads = init.num_threads > 0 ? init.num_threads : options_.num_threads;
+  kernels::SetNumThreads(threads);
+  num_threads_ = threads;
 
   std::unique_ptr<Communicator> comm, weight_comm;
   std::shared_ptr<gloo::rendezvous::Store> store;
@@ -259,12 +262,17 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
 
 absl::StatusOr<nlohmann::json> Rank::Call(const std::string& method, const nlohmann::json& args) {
   // Handlers report errors as Status; an exception from a JSON accessor inside one still must
-  // not take the rank down.
-  try {
-    return methods_.Call(method, args);
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("method ", method, " threw: ", e.what()));
-  }
+  // not take the rank down. Loads run kernels: on a thread of their own (threading.h).
+  absl::StatusOr<nlohmann::json> result;
+  kernels::RunOnShortLivedThread([&] {
+    if (num_threads_ > 0) kernels::SetNumThreads(num_threads_);
+    try {
+      result = methods_.Call(method, args);
+    } catch (const std::exception& e) {
+      result = absl::InternalError(absl::StrCat("method ", method, " threw: ", e.what()));
+    }
+  });
+  return result;
 }
 
 absl::StatusOr<StepOutput> Rank::Step(const StepInput& step, double* compute_seconds) {
@@ -277,6 +285,8 @@ absl::StatusOr<StepOutput> Rank::Step(const StepInput& step, double* compute_sec
     }
   }
   absl::MutexLock step_lock(&step_mu_);
+  // The rank's thread count, on whatever thread runs its steps (the count is per thread).
+  if (kernels::NumThreads() != num_threads_) kernels::SetNumThreads(num_threads_);
   LOOM_RETURN_IF_ERROR(weights_->CheckServing(step.weight_version));
   LOOM_RETURN_IF_ERROR(CheckStep(step, runner_->decoder().config()));
   const auto start = std::chrono::steady_clock::now();

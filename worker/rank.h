@@ -13,6 +13,7 @@
 #ifndef LOOM_WORKER_RANK_H_
 #define LOOM_WORKER_RANK_H_
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -121,6 +122,7 @@ class Rank {
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<WeightManager> weights_;
   std::unique_ptr<WeightMethods> weight_methods_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> num_threads_{0};  // kernel threads, set by Init
 };
 
 }  // namespace loom

@@ -28,6 +28,11 @@ int NumThreads() { return omp_get_max_threads(); }
 
 int NumBlasThreads() { return openblas_get_num_threads(); }
 
+void RunOnShortLivedThread(const std::function<void()>& fn) {
+  std::thread worker(fn);
+  worker.join();
+}
+
 std::string NumThreadsEnv(int n) { return absl::StrCat(kEnvPrefix, n); }
 
 bool IsNumThreadsEnv(const char* entry) {

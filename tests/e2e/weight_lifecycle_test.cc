@@ -291,13 +291,16 @@ TEST(WeightLifecycleTest, AStagedSwapDuringGenerationFailsNoRequest) {
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
   };
+  // Requests as long as the reference allows: the longer each is, the surer some are in flight
+  // at the switch, however slow a loaded machine makes the clients.
+  const int tokens = static_cast<int>(ref.greedy[0].size());
   std::vector<std::thread> clients;
   for (int c = 0; c < 8; ++c) {
     clients.emplace_back([&, c] {
       for (int i = 0; !stop.load(); ++i) {
         const size_t p = (c + i) % ref.prompts.size();
         const int64_t started = now_ns();
-        Generated g = Generate(server.stub(), ref.prompts[p], 16);
+        Generated g = Generate(server.stub(), ref.prompts[p], tokens);
         std::lock_guard<std::mutex> lock(mu);
         done.push_back({std::move(g), p, started});
       }
@@ -317,7 +320,7 @@ TEST(WeightLifecycleTest, AStagedSwapDuringGenerationFailsNoRequest) {
   int before = 0, after = 0;
   for (const Done& d : done) {
     ASSERT_TRUE(d.g.status.ok()) << d.g.status.error_message();
-    ASSERT_EQ(d.g.ids.size(), 16u);
+    ASSERT_EQ(d.g.ids.size(), static_cast<size_t>(tokens));
     for (size_t i = 1; i < d.g.versions.size(); ++i) {
       EXPECT_LE(d.g.versions[i - 1], d.g.versions[i]) << "versions go back within a response";
     }
@@ -326,7 +329,7 @@ TEST(WeightLifecycleTest, AStagedSwapDuringGenerationFailsNoRequest) {
       ++after;
       for (uint64_t v : d.g.versions) EXPECT_EQ(v, 2u);
       const auto& want = ref.greedy[d.prompt];
-      EXPECT_EQ(d.g.ids, std::vector<int32_t>(want.begin(), want.begin() + 16));
+      EXPECT_EQ(d.g.ids, std::vector<int32_t>(want.begin(), want.begin() + tokens));
     } else if (d.g.versions.back() == 1) {
       ++before;
     }
@@ -342,7 +345,7 @@ TEST(WeightLifecycleTest, AStagedSwapDuringGenerationFailsNoRequest) {
     ++spanning;
     std::vector<int32_t> context = ref.prompts[d.prompt];
     context.insert(context.end(), d.g.ids.begin(), d.g.ids.begin() + old_tokens);
-    Generated fresh = Generate(server.stub(), context, static_cast<int>(16 - old_tokens));
+    Generated fresh = Generate(server.stub(), context, static_cast<int>(tokens - old_tokens));
     ASSERT_TRUE(fresh.status.ok());
     EXPECT_EQ(fresh.ids, std::vector<int32_t>(d.g.ids.begin() + old_tokens, d.g.ids.end()))
         << "after " << old_tokens << " old tokens";
