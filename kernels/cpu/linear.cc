@@ -18,7 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "kernels/cpu/check.h"
+#include "kernels/checks.h"
 #include "kernels/cpu/linear16.h"
 #include "kernels/kernels.h"
 
@@ -199,30 +199,8 @@ void Linear16Blocked(DType dtype, const float* x, int64_t M, const uint16_t* w, 
 }  // namespace internal
 
 absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
-  constexpr const char* kName = "Linear";
-  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "x", x, DType::kF32, 2, true));
-  if (!w.defined() ||
-      (w.dtype() != DType::kF32 && w.dtype() != DType::kBF16 && w.dtype() != DType::kF16)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Linear: w must be F32, BF16 or F16, got ", w.DebugString()));
-  }
-  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "w", w, w.dtype(), 2, true));
+  LOOM_RETURN_IF_ERROR(internal::CheckLinear(x, w, bias, out));
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  if (w.size(1) != K) {
-    return absl::InvalidArgumentError(absl::StrCat("Linear: x ", x.DebugString(), " and w ",
-                                                   w.DebugString(), " disagree on in_features"));
-  }
-  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "out", out, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(internal::CheckShape(kName, "out", out, {M, N}));
-  if (bias != nullptr) {
-    LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "bias", *bias, DType::kF32, 1, true));
-    LOOM_RETURN_IF_ERROR(internal::CheckShape(kName, "bias", *bias, {N}));
-  }
-  // BLAS takes int dimensions.
-  constexpr int64_t kIntMax = 0x7fffffff;
-  if (M > kIntMax || N > kIntMax || K > kIntMax) {
-    return absl::InvalidArgumentError("Linear: dimensions exceed the BLAS int range");
-  }
   if (M == 0 || N == 0) return absl::OkStatus();
   const float* xp = x.data<float>();
   float* op = out.data<float>();

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "kernels/cpu/check.h"
+#include "kernels/checks.h"
 #include "kernels/kernels.h"
 
 namespace loom::kernels {
@@ -37,31 +37,14 @@ void NormalizeRow(const float* in, const float* weight, float eps, int64_t h, fl
   for (int64_t i = 0; i < h; ++i) out[i] = weight[i] * (in[i] * inv);
 }
 
-absl::Status CheckWeight(const char* kernel, const Tensor& weight, int64_t h) {
-  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kernel, "weight", weight, DType::kF32, 1, true));
-  return internal::CheckShape(kernel, "weight", weight, {h});
-}
-
-absl::Status CheckEps(const char* kernel, float eps) {
-  if (!(eps >= 0.0f) || !std::isfinite(eps)) {
-    return absl::InvalidArgumentError(absl::StrCat(kernel, ": eps must be finite and >= 0"));
-  }
-  return absl::OkStatus();
-}
-
 // Threads only pay off once there is a few hundred KiB of rows to normalise.
 bool WorthThreads(int64_t t, int64_t h) { return t > 1 && t * h >= (int64_t{1} << 15); }
 
 }  // namespace
 
 absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
-  constexpr const char* kName = "RmsNorm";
-  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "x", x, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "out", out, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(internal::CheckShape(kName, "out", out, x.shape()));
+  LOOM_RETURN_IF_ERROR(internal::CheckRmsNorm(x, weight, eps, out));
   const int64_t t = x.size(0), h = x.size(1);
-  LOOM_RETURN_IF_ERROR(CheckWeight(kName, weight, h));
-  LOOM_RETURN_IF_ERROR(CheckEps(kName, eps));
   if (h == 0) return absl::OkStatus();
   const float* in = x.data<float>();
   const float* w = weight.data<float>();
@@ -72,13 +55,8 @@ absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& o
 }
 
 absl::Status FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, float eps) {
-  constexpr const char* kName = "FusedAddRmsNorm";
-  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "x", x, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "residual", residual, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(internal::CheckShape(kName, "residual", residual, x.shape()));
+  LOOM_RETURN_IF_ERROR(internal::CheckFusedAddRmsNorm(x, residual, weight, eps));
   const int64_t t = x.size(0), h = x.size(1);
-  LOOM_RETURN_IF_ERROR(CheckWeight(kName, weight, h));
-  LOOM_RETURN_IF_ERROR(CheckEps(kName, eps));
   if (h == 0) return absl::OkStatus();
   float* xs = x.data<float>();
   float* res = residual.data<float>();

@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "kernels/cpu/check.h"
+#include "kernels/checks.h"
 #include "kernels/kernels.h"
 
 namespace loom::kernels {
@@ -129,47 +129,6 @@ void AttendRow(const float* q, const float* k_cache, const float* v_cache,
   }
 }
 
-absl::Status CheckBatch(const AttentionBatch& batch, int64_t tokens, int64_t num_blocks,
-                        int64_t block_size) {
-  const size_t b = batch.context_len.size();
-  if (batch.query_start.size() != b + 1 || batch.block_tables.size() != b) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PagedAttention: batch has ", batch.query_start.size(), " query starts, ", b,
-        " context lengths and ", batch.block_tables.size(), " block tables; want B+1, B, B"));
-  }
-  if (batch.query_start[0] != 0 || batch.query_start[b] != tokens) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("PagedAttention: query_start must run from 0 to the ", tokens,
-                     " query rows, got ", batch.query_start[0], "..", batch.query_start[b]));
-  }
-  for (size_t s = 0; s < b; ++s) {
-    const int64_t n = static_cast<int64_t>(batch.query_start[s + 1]) - batch.query_start[s];
-    const int64_t ctx = batch.context_len[s];
-    if (n < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("PagedAttention: query_start decreases at sequence ", s));
-    }
-    if (ctx < n) {
-      return absl::InvalidArgumentError(absl::StrCat("PagedAttention: sequence ", s, " has ", n,
-                                                     " query rows but context_len ", ctx));
-    }
-    const auto& table = batch.block_tables[s];
-    const int64_t needed = (ctx + block_size - 1) / block_size;
-    if (static_cast<int64_t>(table.size()) < needed) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "PagedAttention: sequence ", s, " has context_len ", ctx, " but its block table covers ",
-          static_cast<int64_t>(table.size()) * block_size, " tokens"));
-    }
-    for (int64_t i = 0; i < needed; ++i) {
-      if (table[i] < 0 || table[i] >= num_blocks) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "PagedAttention: sequence ", s, " uses block ", table[i], " of ", num_blocks));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
@@ -205,7 +164,7 @@ absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor
     return absl::InvalidArgumentError(
         absl::StrCat("PagedAttention: window must be >= 0 (0 = none), got ", window));
   }
-  LOOM_RETURN_IF_ERROR(CheckBatch(batch, tokens, num_blocks, block_size));
+  LOOM_RETURN_IF_ERROR(internal::CheckAttentionBatch(batch, tokens, num_blocks, block_size));
   if (tokens == 0 || head_dim == 0 || q_heads == 0) return absl::OkStatus();
 
   const Geometry geo{block_size,         kv_heads,       head_dim,

@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/splitmix64.h"
 #include "common/status.h"
-#include "kernels/cpu/check.h"
+#include "kernels/checks.h"
 
 namespace loom::kernels {
 namespace {

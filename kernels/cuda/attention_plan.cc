@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "kernels/checks.h"
 #include "kernels/cuda/host_util.h"
 #include "kernels/cuda/launch.h"
 
@@ -18,48 +19,6 @@ using internal::kTileFields;
 
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 constexpr int64_t kMaxGridYZ = 65535;
-
-// kernels/cpu/paged_attention.cc's CheckBatch, message for message.
-absl::Status CheckBatch(const AttentionBatch& batch, int64_t tokens, int64_t num_blocks,
-                        int64_t block_size) {
-  const size_t b = batch.context_len.size();
-  if (batch.query_start.size() != b + 1 || batch.block_tables.size() != b) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PagedAttention: batch has ", batch.query_start.size(), " query starts, ", b,
-        " context lengths and ", batch.block_tables.size(), " block tables; want B+1, B, B"));
-  }
-  if (batch.query_start[0] != 0 || batch.query_start[b] != tokens) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("PagedAttention: query_start must run from 0 to the ", tokens,
-                     " query rows, got ", batch.query_start[0], "..", batch.query_start[b]));
-  }
-  for (size_t s = 0; s < b; ++s) {
-    const int64_t n = static_cast<int64_t>(batch.query_start[s + 1]) - batch.query_start[s];
-    const int64_t ctx = batch.context_len[s];
-    if (n < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("PagedAttention: query_start decreases at sequence ", s));
-    }
-    if (ctx < n) {
-      return absl::InvalidArgumentError(absl::StrCat("PagedAttention: sequence ", s, " has ", n,
-                                                     " query rows but context_len ", ctx));
-    }
-    const auto& table = batch.block_tables[s];
-    const int64_t needed = (ctx + block_size - 1) / block_size;
-    if (static_cast<int64_t>(table.size()) < needed) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "PagedAttention: sequence ", s, " has context_len ", ctx, " but its block table covers ",
-          static_cast<int64_t>(table.size()) * block_size, " tokens"));
-    }
-    for (int64_t i = 0; i < needed; ++i) {
-      if (table[i] < 0 || table[i] >= num_blocks) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "PagedAttention: sequence ", s, " uses block ", table[i], " of ", num_blocks));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -91,7 +50,8 @@ absl::StatusOr<PagedAttentionPlan> PagedAttentionPlan::Make(const AttentionBatch
     return absl::InvalidArgumentError(
         "PagedAttention: the CUDA kernel indexes rows and cache slots with 32-bit integers");
   }
-  LOOM_RETURN_IF_ERROR(CheckBatch(batch, g.tokens, g.num_blocks, g.block_size));
+  LOOM_RETURN_IF_ERROR(::loom::kernels::internal::CheckAttentionBatch(batch, g.tokens,
+                                                                      g.num_blocks, g.block_size));
 
   PagedAttentionPlan plan;
   plan.geometry_ = g;

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/tensor.h"
-#include "kernels/cpu/check.h"
+#include "kernels/checks.h"
 #include "kernels/cuda/launch.h"
 
 namespace loom::kernels::cuda::internal {

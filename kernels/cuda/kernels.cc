@@ -1,11 +1,12 @@
-// Host side of the element-wise CUDA kernels and Linear: the CPU kernels' argument checks, then
-// a launch (kernels/cuda/elementwise.cu) or a cuBLAS call on the context's stream.
+// Host side of the element-wise CUDA kernels and Linear: the entry points' argument checks
+// (kernels/checks.h, the CPU kernels' too), then a launch (kernels/cuda/elementwise.cu) or a
+// cuBLAS call on the context's stream.
 #include <cmath>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
-#include "kernels/cpu/check.h"
+#include "kernels/checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/host_util.h"
@@ -21,18 +22,6 @@ using internal::ToStorage;
 using ::loom::kernels::internal::CheckShape;
 using ::loom::kernels::internal::CheckTensor;
 
-absl::Status CheckEps(const char* kernel, float eps) {
-  if (!(eps >= 0.0f) || !std::isfinite(eps)) {
-    return absl::InvalidArgumentError(absl::StrCat(kernel, ": eps must be finite and >= 0"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckNormWeight(const char* kernel, const Tensor& weight, int64_t h) {
-  LOOM_RETURN_IF_ERROR(CheckTensor(kernel, "weight", weight, DType::kF32, 1, true));
-  return CheckShape(kernel, "weight", weight, {h});
-}
-
 HeadsView ViewOf(const Tensor& t) {
   return HeadsView{t.data<float>(), t.strides()[0], t.strides()[1], t.size(1)};
 }
@@ -41,25 +30,8 @@ HeadsView ViewOf(const Tensor& t) {
 
 absl::Status Linear(DeviceContext& context, const Tensor& x, const Tensor& w, const Tensor* bias,
                     Tensor& out) {
-  constexpr const char* kName = "Linear";
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "x", x, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(CheckStored(kName, "w", w));
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "w", w, w.dtype(), 2, true));
+  LOOM_RETURN_IF_ERROR(::loom::kernels::internal::CheckLinear(x, w, bias, out));
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  if (w.size(1) != K) {
-    return absl::InvalidArgumentError(absl::StrCat("Linear: x ", x.DebugString(), " and w ",
-                                                   w.DebugString(), " disagree on in_features"));
-  }
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "out", out, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(CheckShape(kName, "out", out, {M, N}));
-  if (bias != nullptr) {
-    LOOM_RETURN_IF_ERROR(CheckTensor(kName, "bias", *bias, DType::kF32, 1, true));
-    LOOM_RETURN_IF_ERROR(CheckShape(kName, "bias", *bias, {N}));
-  }
-  constexpr int64_t kIntMax = 0x7fffffff;
-  if (M > kIntMax || N > kIntMax || K > kIntMax) {
-    return absl::InvalidArgumentError("Linear: dimensions exceed the cuBLAS int range");
-  }
   if (M == 0 || N == 0) return absl::OkStatus();
   float* op = out.data<float>();
   if (K == 0) {
@@ -92,13 +64,8 @@ absl::Status Linear(DeviceContext& context, const Tensor& x, const Tensor& w, co
 
 absl::Status RmsNorm(DeviceContext& context, const Tensor& x, const Tensor& weight, float eps,
                      Tensor& out) {
-  constexpr const char* kName = "RmsNorm";
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "x", x, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "out", out, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(CheckShape(kName, "out", out, x.shape()));
+  LOOM_RETURN_IF_ERROR(::loom::kernels::internal::CheckRmsNorm(x, weight, eps, out));
   const int64_t t = x.size(0), h = x.size(1);
-  LOOM_RETURN_IF_ERROR(CheckNormWeight(kName, weight, h));
-  LOOM_RETURN_IF_ERROR(CheckEps(kName, eps));
   LOOM_CUDA_CHECK(internal::LaunchRmsNorm(x.data<float>(), nullptr, weight.data<float>(), eps, t, h,
                                           out.data<float>(), context.stream()));
   return absl::OkStatus();
@@ -106,13 +73,9 @@ absl::Status RmsNorm(DeviceContext& context, const Tensor& x, const Tensor& weig
 
 absl::Status FusedAddRmsNorm(DeviceContext& context, Tensor& x, Tensor& residual,
                              const Tensor& weight, float eps) {
-  constexpr const char* kName = "FusedAddRmsNorm";
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "x", x, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "residual", residual, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(CheckShape(kName, "residual", residual, x.shape()));
+  LOOM_RETURN_IF_ERROR(
+      ::loom::kernels::internal::CheckFusedAddRmsNorm(x, residual, weight, eps));
   const int64_t t = x.size(0), h = x.size(1);
-  LOOM_RETURN_IF_ERROR(CheckNormWeight(kName, weight, h));
-  LOOM_RETURN_IF_ERROR(CheckEps(kName, eps));
   LOOM_CUDA_CHECK(internal::LaunchRmsNorm(x.data<float>(), residual.data<float>(),
                                           weight.data<float>(), eps, t, h, nullptr,
                                           context.stream()));
@@ -139,15 +102,8 @@ absl::Status ApplyRope(DeviceContext& context, Tensor& q, Tensor& k, const Tenso
 }
 
 absl::Status SiluAndMul(DeviceContext& context, const Tensor& gate_up, Tensor& out) {
-  constexpr const char* kName = "SiluAndMul";
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "gate_up", gate_up, DType::kF32, 2, true));
-  if (gate_up.size(1) % 2 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SiluAndMul: gate_up needs an even last dimension, got ", gate_up.DebugString()));
-  }
+  LOOM_RETURN_IF_ERROR(::loom::kernels::internal::CheckSiluAndMul(gate_up, out));
   const int64_t t = gate_up.size(0), inter = gate_up.size(1) / 2;
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "out", out, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(CheckShape(kName, "out", out, {t, inter}));
   LOOM_CUDA_CHECK(internal::LaunchSiluAndMul(gate_up.data<float>(), t, inter, out.data<float>(),
                                              context.stream()));
   return absl::OkStatus();
@@ -155,17 +111,8 @@ absl::Status SiluAndMul(DeviceContext& context, const Tensor& gate_up, Tensor& o
 
 absl::Status Embedding(DeviceContext& context, const Tensor& ids, const Tensor& table,
                        int64_t vocab_start, Tensor& out) {
-  constexpr const char* kName = "Embedding";
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "ids", ids, DType::kI32, 1, true));
-  LOOM_RETURN_IF_ERROR(CheckStored(kName, "table", table));
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "table", table, table.dtype(), 2, true));
+  LOOM_RETURN_IF_ERROR(::loom::kernels::internal::CheckEmbedding(ids, table, vocab_start, out));
   const int64_t t = ids.size(0), vocab = table.size(0), h = table.size(1);
-  LOOM_RETURN_IF_ERROR(CheckTensor(kName, "out", out, DType::kF32, 2, true));
-  LOOM_RETURN_IF_ERROR(CheckShape(kName, "out", out, {t, h}));
-  if (vocab_start < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Embedding: vocab_start must be >= 0, got ", vocab_start));
-  }
   LOOM_CUDA_CHECK(internal::LaunchEmbedding(ids.data<int32_t>(), t, table.raw_data(),
                                             ToStorage(table.dtype()), vocab, h, vocab_start,
                                             out.data<float>(), context.stream()));
