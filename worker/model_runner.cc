@@ -50,7 +50,8 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
   LOOM_ASSIGN_OR_RETURN(Tensor logits, decoder_->Forward(step, cache_));
   if (params.empty()) return out;
   LOOM_ASSIGN_OR_RETURN(out.tokens, kernels::Sample(logits, params, sample_index));
-  if (step.return_logits) out.logits = logits;
+  // The logits live in the decoder's workspace, which the next step overwrites.
+  if (step.return_logits) out.logits = logits.Clone();
   return out;
 }
 

@@ -218,6 +218,9 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
   LOOM_ASSIGN_OR_RETURN(runner_options.decoder.weight_dtype,
                         ResolveWeightDType(config.load, model));
   runner_options.decoder.comm = comm.get();
+  // The activations are planned once, for the largest step the scheduler sends.
+  runner_options.decoder.max_tokens = config.scheduler.max_num_batched_tokens;
+  runner_options.decoder.max_sampled = config.scheduler.max_num_seqs;
   runner_options.block_size = config.cache.block_size;
   runner_options.kv_cache_bytes = config.cache.kv_cache_bytes;
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner,
@@ -248,6 +251,7 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
       {"architecture", model.architecture},
       {"weight_dtype", FloatDTypeName(runner_options.decoder.weight_dtype)},
       {"weight_bytes", runner_->decoder().WeightBytes()},
+      {"workspace_bytes", runner_->decoder().WorkspaceBytes()},
       {"initial_load", report},
       {"block_size", runner_->block_size()},
       {"num_kv_blocks", runner_->num_kv_blocks()},

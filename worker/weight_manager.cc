@@ -10,6 +10,13 @@
 namespace loom {
 namespace {
 
+// A shadow set only holds weights: it never runs a step, so it plans no activations.
+DecoderOptions NoWorkspace(DecoderOptions options) {
+  options.max_tokens = 0;
+  options.max_sampled = 0;
+  return options;
+}
+
 // A weight set is thousands of buffers, the small ones from malloc on whichever gRPC thread ran
 // the operation; freed, they stay in that thread's arena. Handing free pages back after every
 // operation keeps a rank's memory flat over any number of reloads and swaps.
@@ -20,7 +27,7 @@ void ReturnFreedMemory() { malloc_trim(0); }
 WeightManager::WeightManager(Decoder* serving, DecoderOptions shadow_options,
                              Communicator* weight_comm, absl::Mutex* step_mu)
     : serving_(serving),
-      shadow_options_(shadow_options),
+      shadow_options_(NoWorkspace(shadow_options)),
       weight_comm_(weight_comm),
       step_mu_(step_mu) {}
 

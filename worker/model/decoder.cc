@@ -135,6 +135,7 @@ absl::Status Decoder::Build() {
   } else {
     LOOM_RETURN_IF_ERROR(add_linear(lm_head_));
   }
+  LOOM_RETURN_IF_ERROR(Reserve(options_.max_tokens, options_.max_sampled));
   max_positions_ = c.MaxContextLength();
   if (c.rope_scaling.type != "dynamic") {
     LOOM_ASSIGN_OR_RETURN(rope_cos_sin_, kernels::MakeRopeCosSin(D, c.rope_theta, c.rope_scaling,
@@ -207,6 +208,49 @@ KvCacheShape Decoder::CacheShape(int64_t block_size) const {
   return s;
 }
 
+absl::Status Decoder::Reserve(int64_t tokens, int64_t sampled) {
+  if (tokens <= ws_.tokens && sampled <= ws_.sampled) return absl::OkStatus();
+  const ModelConfig& c = config_;
+  const int64_t T = std::max(tokens, ws_.tokens), R = std::max(sampled, ws_.sampled);
+  const int64_t H = c.hidden_size, D = c.head_dim, Hq = local_q_heads_, Hk = local_kv_heads_;
+  const int64_t I = c.intermediate_size / comm_->world_size();
+  Workspace w;
+  w.tokens = T;
+  w.sampled = R;
+  if (T > 0) {
+    w.hidden = Tensor::Empty(DType::kF32, {T, H});
+    w.residual = Tensor::Empty(DType::kF32, {T, H});
+    w.qkv = Tensor::Empty(DType::kF32, {T, (Hq + 2 * Hk) * D});
+    w.q = Tensor::Empty(DType::kF32, {T, Hq, D});
+    w.k = Tensor::Empty(DType::kF32, {T, Hk, D});
+    w.v = Tensor::Empty(DType::kF32, {T, Hk, D});
+    w.attn = Tensor::Empty(DType::kF32, {T, Hq, D});
+    w.gate_up = Tensor::Empty(DType::kF32, {T, 2 * I});
+    w.act = Tensor::Empty(DType::kF32, {T, I});
+    if (c.rope_scaling.type == "dynamic") w.rope = Tensor::Empty(DType::kF32, {T, D});
+  }
+  if (R > 0) {
+    const int64_t local_vocab = lm_head_.local_out_features();
+    w.selected = Tensor::Empty(DType::kF32, {R, H});
+    w.local_logits = Tensor::Empty(DType::kF32, {R, local_vocab});
+    if (comm_->world_size() > 1) {
+      w.gathered = Tensor::Empty(DType::kF32, {R, comm_->world_size() * local_vocab});
+    }
+  }
+  ws_ = std::move(w);
+  return absl::OkStatus();
+}
+
+int64_t Decoder::WorkspaceBytes() const {
+  int64_t bytes = 0;
+  for (const Tensor* t : {&ws_.hidden, &ws_.residual, &ws_.qkv, &ws_.q, &ws_.k, &ws_.v, &ws_.attn,
+                          &ws_.gate_up, &ws_.act, &ws_.rope, &ws_.selected, &ws_.local_logits,
+                          &ws_.gathered}) {
+    bytes += static_cast<int64_t>(t->nbytes());
+  }
+  return bytes;
+}
+
 int64_t Decoder::WeightBytes() const {
   // Every parameter's part once (a tied LM head is the embedding's).
   int64_t bytes = 0;
@@ -270,19 +314,23 @@ absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
   Tensor ids = Tensor::Borrow(const_cast<int32_t*>(batch.token_ids.data()), DType::kI32, {T});
   Tensor positions =
       Tensor::Borrow(const_cast<int32_t*>(batch.positions.data()), DType::kI32, {T});
+  const int64_t R = static_cast<int64_t>(batch.logits_rows.size());
+  LOOM_RETURN_IF_ERROR(Reserve(T, R));
+  auto rows = [](const Tensor& t, int64_t n) { return *t.Slice(0, 0, n); };
   // Dynamic rope rotates each token with its sequence's frequencies for this step (rope.h):
   // a table of one row per token, indexed by row.
   Tensor rope_cos_sin = rope_cos_sin_;
   std::vector<int32_t> rope_rows;
   if (!rope_cos_sin.defined()) {
+    rope_cos_sin = rows(ws_.rope, T);
     LOOM_RETURN_IF_ERROR(DynamicRopeRows(batch, rope_cos_sin, rope_rows));
     positions = Tensor::Borrow(rope_rows.data(), DType::kI32, {T});
   }
 
-  Tensor hidden = Tensor::Empty(DType::kF32, {T, H});
+  Tensor hidden = rows(ws_.hidden, T);
   LOOM_RETURN_IF_ERROR(kernels::Embedding(ids, embed_, comm_->rank() * embed_.size(0), hidden));
   LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
-  Tensor residual = Tensor::Empty(DType::kF32, {T, H});
+  Tensor residual = rows(ws_.residual, T);
   for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
     LOOM_RETURN_IF_ERROR(
         RunLayer(i, layers_[i], batch, hidden, residual, positions, rope_cos_sin, cache));
@@ -290,20 +338,19 @@ absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
   LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, final_norm_,
                                                 static_cast<float>(config_.rms_norm_eps)));
 
-  const int64_t R = static_cast<int64_t>(batch.logits_rows.size());
   // A step of mid-prompt chunks only: the K/V is written, nothing is sampled (every rank sees
   // the same step, so all skip the LM head's collective together).
   if (R == 0) return Tensor::Empty(DType::kF32, {0, config_.vocab_size});
-  Tensor selected = Tensor::Empty(DType::kF32, {R, H});
+  Tensor selected = rows(ws_.selected, R);
   for (int64_t r = 0; r < R; ++r) {
     std::memcpy(selected.data<float>() + r * H, hidden.data<float>() + batch.logits_rows[r] * H,
                 H * sizeof(float));
   }
-  Tensor local_logits = Tensor::Empty(DType::kF32, {R, lm_head_.local_out_features()});
+  Tensor local_logits = rows(ws_.local_logits, R);
   LOOM_RETURN_IF_ERROR(lm_head_.Forward(selected, local_logits));
   if (comm_->world_size() == 1) return local_logits;
   const int64_t padded_vocab = comm_->world_size() * lm_head_.local_out_features();
-  Tensor gathered = Tensor::Empty(DType::kF32, {R, padded_vocab});
+  Tensor gathered = rows(ws_.gathered, R);
   LOOM_RETURN_IF_ERROR(comm_->AllGatherLastDim(local_logits, gathered));
   if (padded_vocab == config_.vocab_size) return gathered;
   LOOM_ASSIGN_OR_RETURN(Tensor real, gathered.Slice(1, 0, config_.vocab_size));
@@ -318,7 +365,6 @@ absl::Status Decoder::DynamicRopeRows(const Flat& batch, Tensor& cos_sin,
   if (a.query_start.size() != a.context_len.size() + 1 || a.query_start.back() != T) {
     return absl::InvalidArgumentError("forward batch: attention rows do not cover the tokens");
   }
-  cos_sin = Tensor::Empty(DType::kF32, {T, D});
   rows.resize(static_cast<size_t>(T));
   for (size_t s = 0; s < a.context_len.size(); ++s) {
     // The sequence's length after this step: HF's max(position_ids) + 1.
@@ -351,11 +397,10 @@ absl::Status Decoder::RunLayer(int64_t index, Layer& L, const Flat& batch, Tenso
     LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, L.input_norm, eps));
   }
 
-  Tensor qkv = Tensor::Empty(DType::kF32, {T, (Hq + 2 * Hk) * D});
+  auto rows = [T](const Tensor& t) { return *t.Slice(0, 0, T); };
+  Tensor qkv = rows(ws_.qkv);
   LOOM_RETURN_IF_ERROR(L.qkv.Forward(hidden, qkv));
-  Tensor q = Tensor::Empty(DType::kF32, {T, Hq, D});
-  Tensor k = Tensor::Empty(DType::kF32, {T, Hk, D});
-  Tensor v = Tensor::Empty(DType::kF32, {T, Hk, D});
+  Tensor q = rows(ws_.q), k = rows(ws_.k), v = rows(ws_.v);
   {
     LOOM_ASSIGN_OR_RETURN(Tensor q_src, qkv.Slice(1, 0, Hq * D));
     LOOM_ASSIGN_OR_RETURN(Tensor k_src, qkv.Slice(1, Hq * D, Hk * D));
@@ -373,7 +418,7 @@ absl::Status Decoder::RunLayer(int64_t index, Layer& L, const Flat& batch, Tenso
   LOOM_RETURN_IF_ERROR(kernels::ApplyRope(q, k, positions, rope_cos_sin));
   Tensor slots = Tensor::Borrow(const_cast<int64_t*>(batch.slots.data()), DType::kI64, {T});
   LOOM_RETURN_IF_ERROR(kernels::WriteKvCache(k, v, slots, cache.k(index), cache.v(index)));
-  Tensor attn = Tensor::Empty(DType::kF32, {T, Hq, D});
+  Tensor attn = rows(ws_.attn);
   LOOM_RETURN_IF_ERROR(kernels::PagedAttention(q, cache.k(index), cache.v(index), batch.attention,
                                                1.0f / std::sqrt(static_cast<float>(D)),
                                                c.Window(index), attn));
@@ -381,9 +426,9 @@ absl::Status Decoder::RunLayer(int64_t index, Layer& L, const Flat& batch, Tenso
   LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
 
   LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, L.post_attention_norm, eps));
-  Tensor gate_up = Tensor::Empty(DType::kF32, {T, L.gate_up.local_out_features()});
+  Tensor gate_up = rows(ws_.gate_up);
   LOOM_RETURN_IF_ERROR(L.gate_up.Forward(hidden, gate_up));
-  Tensor act = Tensor::Empty(DType::kF32, {T, L.down.local_in_features()});
+  Tensor act = rows(ws_.act);
   LOOM_RETURN_IF_ERROR(kernels::SiluAndMul(gate_up, act));
   LOOM_RETURN_IF_ERROR(L.down.Forward(act, hidden));
   return comm_->AllReduceSum(hidden);

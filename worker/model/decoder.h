@@ -34,6 +34,10 @@ namespace loom {
 struct DecoderOptions {
   DType weight_dtype = DType::kBF16;  // storage of the matmul and embedding weights
   Communicator* comm = nullptr;       // null = single rank
+  // The largest step the workspace is planned for at Create: tokens per step and sampled
+  // sequences per step (0: planned by the first steps, growing when a larger one comes).
+  int64_t max_tokens = 0;
+  int64_t max_sampled = 0;
 };
 
 class Decoder {
@@ -71,6 +75,8 @@ class Decoder {
 
   // Bytes of weights held by this rank.
   int64_t WeightBytes() const;
+  // Bytes of the activation workspace (what the largest step planned so far needs).
+  int64_t WorkspaceBytes() const;
 
  private:
   // The step as the kernels take it: T tokens from B sequences, flattened.
@@ -82,6 +88,15 @@ class Decoder {
     std::vector<int32_t> logits_rows;  // rows whose logits are returned (each sampled seq's last)
   };
   static Flat Flatten(const StepInput& step, int64_t block_size);
+  // One step's activations, planned for the largest step and reused: no allocation on the hot
+  // path and fixed addresses (what device graphs need). A step larger than the plan grows it,
+  // which moves the addresses; serving plans it once from the scheduler's limits.
+  struct Workspace {
+    int64_t tokens = 0, sampled = 0;
+    Tensor hidden, residual, qkv, q, k, v, attn, gate_up, act, rope;  // [tokens, ...]
+    Tensor selected, local_logits, gathered;                          // [sampled, ...]
+  };
+  absl::Status Reserve(int64_t tokens, int64_t sampled);
   struct Layer {
     Tensor input_norm, post_attention_norm;  // f32 [H]
     Tensor q_norm, k_norm;                   // f32 [D] (qk_norm only)
@@ -107,6 +122,7 @@ class Decoder {
   Tensor final_norm_;
   ParallelLinear lm_head_;
   int64_t max_positions_ = 0;  // ModelConfig::MaxContextLength()
+  Workspace ws_;
   Tensor rope_cos_sin_;        // [max_positions_, D]; undefined for dynamic rope (per step)
   // HF name -> index into parameters_ and parts_.
   std::map<std::string, size_t> index_;
