@@ -86,7 +86,12 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClusterGreedyTest,
                                            TpCase{"qwen2-swa-f16-sharded", 4},
                                            TpCase{"llama-bias-bf16", 4},
                                            TpCase{"qwen3-yarn-f16", 4},
-                                           TpCase{"llama-dynamic-bf16", 4}),
+                                           TpCase{"llama-dynamic-bf16", 4},
+                                           TpCase{"mistral-swa-f32", 4},
+                                           TpCase{"qwen2-swa-f32", 2},
+                                           TpCase{"llama-bias-f32", 4},
+                                           TpCase{"qwen3-yarn-f32", 2},
+                                           TpCase{"llama-dynamic-f32", 2}),
                          [](const auto& info) {
                            std::string name = absl::StrCat(info.param.model, "_tp", info.param.tp);
                            for (char& c : name) c = c == '-' ? '_' : c;
