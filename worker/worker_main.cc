@@ -26,6 +26,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/device.h"
 #include "common/flags.h"
 #include "common/status.h"
 #include "loom/v1/worker.grpc.pb.h"
@@ -99,9 +100,11 @@ absl::StatusOr<Flags> FlagsFrom(const cli::Flags& parsed) {
 // Devices this build can drive; anything else is reported to the controller as this rank's
 // start error.
 absl::Status CheckDevice(const std::string& device) {
-  if (device == "cpu") return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("unsupported device \"", device, "\" (this build supports: cpu)"));
+  absl::StatusOr<DeviceSpec> spec = ParseDeviceSpec(device);
+  if (spec.ok() && spec->kind == DeviceKind::kCpu) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unsupported device \"", device, "\" (workers run on: cpu",
+      spec.ok() ? "; the CUDA worker is not built yet)" : ")"));
 }
 
 std::string Hostname() {
