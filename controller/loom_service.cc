@@ -19,6 +19,7 @@ grpc::ServerWriteReactor<loom::v1::GenerateResponse>* LoomService::Generate(
   g.sampling.top_p = request->top_p() > 0 ? request->top_p() : 1.0f;
   g.sampling.seed = request->seed();
   g.stop_token_ids.assign(request->stop_token_ids().begin(), request->stop_token_ids().end());
+  g.stop_strings.assign(request->stop().begin(), request->stop().end());
   g.ignore_eos = request->ignore_eos();
   absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
   if (!stream.ok()) return new GenerateReactor(ToGrpcStatus(stream.status()));

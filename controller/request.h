@@ -15,6 +15,9 @@ struct GenerationRequest {
   SamplingParams sampling;
   int64_t max_tokens = 16;
   std::vector<int32_t> stop_token_ids;  // in addition to the model's eos ids
+  // Generation ends before the first of these appears in the text (matched on the detokenized
+  // text, across token boundaries; the stop string is not returned). Needs a tokenizer.
+  std::vector<std::string> stop_strings;
   bool ignore_eos = false;
   // Each sampled token's logits row (the whole vocabulary, f32) travels with it: for reference
   // tests and tools. Costs vocab floats per token on the wire.

@@ -210,6 +210,11 @@ absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequ
   if (g.max_tokens == 0) g.max_tokens = model->generation_defaults().max_new_tokens;
   if (g.max_tokens < 0) return absl::InvalidArgumentError("max_tokens must not be negative");
   LOOM_RETURN_IF_ERROR(ValidateSamplingParams(g.sampling));
+  LOOM_RETURN_IF_ERROR(StopStringMatcher::Validate(g.stop_strings));
+  if (!g.stop_strings.empty() && model->tokenizer() == nullptr) {
+    return absl::InvalidArgumentError(
+        "stop strings are matched on text, and this model has no tokenizer.json");
+  }
   // A cancel only raises a flag the engine thread looks at before its next step.
   auto stream = std::make_shared<RequestStream>([this] {
     absl::MutexLock lock(&mu_);
@@ -390,10 +395,7 @@ void ServingEngine::EndActive(int64_t id, FinishReason reason) {
   if (it == active_.end()) return;
   Active& active = it->second;
   GenerateDelta end;
-  if (active.detokenizer) {
-    absl::StatusOr<std::string> rest = active.detokenizer->Flush();
-    if (rest.ok()) end.text = *rest;
-  }
+  end.text = FinalText(active);
   end.done = true;
   end.finish_reason = reason;
   end.prompt_tokens = active.prompt_tokens;
@@ -480,6 +482,7 @@ void ServingEngine::Admit(std::deque<Queued> queued) {
     }
     const int64_t prompt_tokens = static_cast<int64_t>(q.request.prompt_ids.size());
     const bool return_logits = q.request.return_logits;
+    std::vector<std::string> stops = q.request.stop_strings;
     absl::StatusOr<int64_t> id = scheduler_->Add(std::move(q.request));
     if (!id.ok()) {
       end.error = id.status();
@@ -491,6 +494,7 @@ void ServingEngine::Admit(std::deque<Queued> queued) {
     active.stream = std::move(q.stream);
     active.prompt_tokens = prompt_tokens;
     active.return_logits = return_logits;
+    active.stops = StopStringMatcher(std::move(stops));
     active.tokenizer = model->tokenizer();
     if (active.tokenizer) {
       active.detokenizer =
@@ -500,12 +504,22 @@ void ServingEngine::Admit(std::deque<Queued> queued) {
   Publish();
 }
 
+std::string ServingEngine::FinalText(Active& active) {
+  std::string text;
+  if (active.detokenizer) {
+    absl::StatusOr<std::string> rest = active.detokenizer->Flush();
+    if (rest.ok()) text = active.stops.Feed(*rest);
+  }
+  return text + active.stops.Flush();
+}
+
 void ServingEngine::EmitToken(Active& active, int32_t token, GenerateDelta& delta) {
   delta.token_ids.push_back(token);
   ++active.completion_tokens;
   if (active.detokenizer) {
     absl::StatusOr<std::string> text = active.detokenizer->Next(token);
-    if (text.ok()) delta.text += *text;  // an id the tokenizer lacks adds no text
+    // An id the tokenizer lacks adds no text.
+    if (text.ok()) delta.text += active.stops.Feed(*text);
   }
 }
 
@@ -561,16 +575,28 @@ void ServingEngine::RunStep() {
     if (it == active_.end()) continue;
     Active& active = it->second;
     GenerateDelta& delta = deltas[r.request_id];
-    if (active.detokenizer) {
-      absl::StatusOr<std::string> rest = active.detokenizer->Flush();
-      if (rest.ok()) delta.text += *rest;
-    }
+    const bool stopped_before = active.stops.stopped();
+    delta.text += FinalText(active);
     delta.done = true;
     delta.weight_version = serving_version_;
-    delta.finish_reason = r.finish_reason;
+    // A stop string in the last text outranks the scheduler's reason (length, eos).
+    delta.finish_reason = active.stops.stopped() || stopped_before ? FinishReason::kStop
+                                                                   : r.finish_reason;
     delta.prompt_tokens = active.prompt_tokens;
     delta.completion_tokens = active.completion_tokens;
-    CountFinished(r.finish_reason);
+    CountFinished(delta.finish_reason);
+  }
+  // Sequences whose text reached a stop string end now; their blocks are freed.
+  for (auto& [id, delta] : deltas) {
+    auto it = active_.find(id);
+    if (delta.done || it == active_.end() || !it->second.stops.stopped()) continue;
+    (void)scheduler_->Abort(id);
+    delta.done = true;
+    delta.weight_version = serving_version_;
+    delta.finish_reason = FinishReason::kStop;
+    delta.prompt_tokens = it->second.prompt_tokens;
+    delta.completion_tokens = it->second.completion_tokens;
+    CountFinished(FinishReason::kStop);
   }
   for (auto& [id, delta] : deltas) {
     auto it = active_.find(id);

@@ -52,6 +52,7 @@
 #include "controller/request.h"
 #include "controller/scheduler.h"
 #include "controller/served_model.h"
+#include "controller/stop_strings.h"
 #include "controller/executor.h"
 #include "controller/supervisor.h"
 #include "controller/tokenizer/incremental_detokenizer.h"
@@ -233,6 +234,7 @@ class ServingEngine {
     int64_t prompt_tokens = 0;
     int64_t completion_tokens = 0;
     bool return_logits = false;
+    StopStringMatcher stops;  // what of the text may be released
   };
   struct Queued {
     GenerationRequest request;
@@ -250,6 +252,8 @@ class ServingEngine {
   void Admit(std::deque<Queued> queued);
   void RunStep();
   void EmitToken(Active& active, int32_t token, GenerateDelta& delta);
+  // The rest of a finishing request's text: the detokenizer's and the stop matcher's tails.
+  std::string FinalText(Active& active);
   // Ends active request `id` now with `reason` (its stream gets the last delta) and counts it.
   void EndActive(int64_t id, FinishReason reason);
   // Aborts the sequences whose clients went away (on the engine thread, between steps).

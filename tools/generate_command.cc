@@ -28,6 +28,7 @@ std::vector<FlagSpec> GenerateFlagSpecs() {
       {"top-p", false, "keep the smallest set with this much probability", "1"},
       {"seed", false, "sampling seed (prompt i uses seed + i)", "0"},
       {"stop-ids", false, "comma-separated token ids that end a sequence", ""},
+      {"stop", false, "text that ends a sequence before it (repeat for several)", ""},
       {"ignore-eos", true, "keep going past the model's end-of-sequence tokens", ""},
       {"json", true, "print one JSON object per prompt instead of text", ""},
       {"help", true, "show this help", ""},
@@ -74,6 +75,7 @@ absl::Status Run(const Flags& flags) {
     LOOM_ASSIGN_OR_RETURN(std::vector<int64_t> stops, ParseIntList(flags.String("stop-ids"), "--stop-ids"));
     base.stop_token_ids.assign(stops.begin(), stops.end());
   }
+  base.stop_strings = flags.All("stop");
   LOOM_RETURN_IF_ERROR(ValidateSamplingParams(base.sampling));
   if (base.max_tokens <= 0) return absl::InvalidArgumentError("--max-tokens must be positive");
   for (size_t i = 0; i < requests.size(); ++i) {

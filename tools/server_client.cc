@@ -92,6 +92,7 @@ absl::Status GenerateOnServer(const Flags& flags) {
                           ParseIntList(flags.String("stop-ids"), "--stop-ids"));
     for (int64_t id : stops) request.add_stop_token_ids(static_cast<int32_t>(id));
   }
+  for (const std::string& stop : flags.All("stop")) request.add_stop(stop);
 
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<loom::v1::Loom::Stub> stub, ConnectToServer(flags));
   grpc::ClientContext context;

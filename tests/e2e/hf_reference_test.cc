@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -182,6 +183,54 @@ TEST(HfReferenceTest, GenerateCliPrintsTheTextOfTransformers) {
   ASSERT_EQ(testing::RunCommand(cmd, &out), 0) << out;
   EXPECT_NE(out.find(e.at("text").get<std::string>()), std::string::npos) << out;
   EXPECT_NE(out.find("[finish: length"), std::string::npos) << out;
+}
+
+// Stop strings end generation before their first appearance in the text, across token
+// boundaries, without returning them, and free the sequence's blocks. The stop is cut from the
+// middle of HF's own greedy text, so it spans tokens.
+TEST(HfReferenceTest, StopStringsEndTheTextBeforeThemAndFreeTheBlocks) {
+  const nlohmann::json ref = TextReference();
+  const nlohmann::json& e = ref.at("versions").at("v2")[0];
+  const std::string full = e.at("text").get<std::string>();
+  ASSERT_GT(full.size(), 40u);
+  const std::string stop = full.substr(full.size() / 2, 7);
+  EngineConfig config;
+  config.load.model = testing::SourceDir() + "/models/war-and-peace/v2";
+  config.cache.kv_cache_bytes = 8 << 20;
+  auto engine = testing::StartEngine(config);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  ServingRequest r;
+  r.prompt = e.at("prompt").get<std::string>();
+  r.generation.max_tokens = static_cast<int64_t>(e.at("greedy_ids").size());
+  r.generation.ignore_eos = true;
+  r.generation.stop_strings = {"never in this text \x01", stop};
+  auto stream = (*engine)->Submit(r);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  auto done = WaitForCompletion(**stream);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->text, full.substr(0, full.find(stop))) << "stop " << stop;
+  EXPECT_EQ(done->finish_reason, FinishReason::kStop);
+  EXPECT_LT(done->completion_tokens, r.generation.max_tokens);
+  // The status is published after the step that ended the stream.
+  EngineStatus status = (*engine)->Status();
+  for (int i = 0; i < 200 && status.num_free_kv_blocks != status.num_kv_blocks; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    status = (*engine)->Status();
+  }
+  EXPECT_EQ(status.num_free_kv_blocks, status.num_kv_blocks);
+  EXPECT_EQ(status.finished.stop, 1);
+  // Bad stop strings are refused before anything runs; a model without a tokenizer has none.
+  r.generation.stop_strings = {""};
+  EXPECT_EQ((*engine)->Submit(r).status().code(), absl::StatusCode::kInvalidArgument);
+  EngineConfig ids_only;
+  ids_only.load.model = testing::FixtureModel();
+  ids_only.cache.kv_cache_bytes = 8 << 20;
+  auto no_tokenizer = testing::StartEngine(ids_only);
+  ASSERT_TRUE(no_tokenizer.ok()) << no_tokenizer.status();
+  ServingRequest ids;
+  ids.generation.prompt_ids = {1, 2, 3};
+  ids.generation.stop_strings = {"x"};
+  EXPECT_EQ((*no_tokenizer)->Submit(ids).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

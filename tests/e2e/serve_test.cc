@@ -297,6 +297,29 @@ TEST(ServeLifecycleTest, TextPromptsAreTokenizedAndOutputsStreamedAsText) {
   EXPECT_EQ(server.exit_code(), 0);
 }
 
+TEST(ServeLifecycleTest, StopStringsEndTheStreamBeforeThemOverGrpc) {
+  const std::string model = TokenizerModel();
+  Server server(absl::StrCat("--model ", model, " --tp 2 ", kSmallEngine));
+  ASSERT_TRUE(server.ready()) << server.Log();
+  loom::v1::GenerateRequest request;
+  request.set_prompt("Hello, world");
+  request.set_max_tokens(24);
+  request.set_ignore_eos(true);
+  Streamed full = Generate(server.stub(), request);
+  ASSERT_TRUE(full.status.ok()) << full.status.error_message();
+  ASSERT_GE(full.text.size(), 8u) << full.text;
+  // A stop cut from the middle of the free-running text.
+  const std::string stop = full.text.substr(full.text.size() / 2, 3);
+  request.add_stop(stop);
+  Streamed stopped = Generate(server.stub(), request);
+  ASSERT_TRUE(stopped.status.ok()) << stopped.status.error_message();
+  EXPECT_EQ(stopped.text, full.text.substr(0, full.text.find(stop))) << "stop " << stop;
+  EXPECT_EQ(stopped.finish_reason, "stop");
+  request.add_stop("");
+  Streamed bad = Generate(server.stub(), request);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST(ServeLifecycleTest, AKilledWorkerEndsInFlightRequestsUnavailableNamingItsRank) {
   Server server(absl::StrCat("--model ", TokenizerModel(),
                              " --tp 2 --weight-dtype float32 --kv-cache-memory 256M"));
