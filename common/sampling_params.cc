@@ -15,6 +15,10 @@ absl::Status ValidateSamplingParams(const SamplingParams& params) {
     return absl::InvalidArgumentError(
         absl::StrCat("sampling top_p must be in (0, 1], got ", params.top_p));
   }
+  if (params.logprobs < -1 || params.logprobs > kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(absl::StrCat("top logprobs must be in [0, ", kMaxTopLogprobs,
+                                                   "], got ", params.logprobs));
+  }
   return absl::OkStatus();
 }
 

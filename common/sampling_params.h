@@ -14,9 +14,16 @@ struct SamplingParams {
   int32_t top_k = 0;         // 0 or negative = no limit
   float top_p = 1.0f;        // in (0, 1]
   uint64_t seed = 0;
+  // Log-probabilities to return with the token, from the model's own distribution (the raw
+  // logits, before temperature, top-k and top-p): -1 none, 0 the chosen token's, k > 0 also the
+  // k most likely tokens' (at most kMaxTopLogprobs).
+  int32_t logprobs = -1;
 };
 
-// Validates ranges (temperature >= 0 and finite, top_p in (0, 1]); InvalidArgument otherwise.
+inline constexpr int32_t kMaxTopLogprobs = 20;
+
+// Validates ranges (temperature >= 0 and finite, top_p in (0, 1], logprobs in
+// [-1, kMaxTopLogprobs]); InvalidArgument otherwise.
 absl::Status ValidateSamplingParams(const SamplingParams& params);
 
 }  // namespace loom

@@ -28,10 +28,20 @@ struct StepInput {
   uint64_t weight_version = 0;  // the weights every rank must run it with; 0 = whatever serves
 };
 
+// A sampled token's log-probability under the model, and the most likely tokens' (descending).
+struct TokenLogprobs {
+  bool present = false;  // the sequence asked for them (SamplingParams::logprobs >= 0)
+  float logprob = 0;
+  std::vector<int32_t> top_ids;
+  std::vector<float> top_logprobs;
+};
+
 struct StepOutput {
   // One entry per sequence with sample = true, in input order.
   std::vector<int64_t> seq_ids;
   std::vector<int32_t> tokens;
+  // Per sampled sequence when any asked for them (else empty).
+  std::vector<TokenLogprobs> logprobs;
   Tensor logits;  // [sampled, vocab] f32 when requested
 };
 

@@ -31,6 +31,12 @@ void GenerateReactor::WriteNext() {
   response_.mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
   response_.set_text(delta.text);
   response_.set_weight_version(delta.weight_version);
+  for (const TokenLogprobs& l : delta.logprobs) {
+    loom::v1::TokenLogprob* out = response_.add_logprobs();
+    out->set_logprob(l.logprob);
+    out->mutable_top_ids()->Add(l.top_ids.begin(), l.top_ids.end());
+    out->mutable_top_logprobs()->Add(l.top_logprobs.begin(), l.top_logprobs.end());
+  }
   if (delta.done) {
     response_.set_finish_reason(FinishReasonName(delta.finish_reason));
     response_.mutable_usage()->set_prompt_tokens(static_cast<int32_t>(delta.prompt_tokens));

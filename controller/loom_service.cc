@@ -20,6 +20,12 @@ grpc::ServerWriteReactor<loom::v1::GenerateResponse>* LoomService::Generate(
   g.sampling.seed = request->seed();
   g.stop_token_ids.assign(request->stop_token_ids().begin(), request->stop_token_ids().end());
   g.stop_strings.assign(request->stop().begin(), request->stop().end());
+  if (request->top_logprobs() < 0 || (request->top_logprobs() > 0 && !request->logprobs())) {
+    return new GenerateReactor(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("top_logprobs must be >= 0 and needs logprobs, got ", request->top_logprobs())));
+  }
+  g.sampling.logprobs = request->logprobs() ? request->top_logprobs() : -1;
   g.ignore_eos = request->ignore_eos();
   absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
   if (!stream.ok()) return new GenerateReactor(ToGrpcStatus(stream.status()));

@@ -27,6 +27,7 @@ bool RequestStream::Next(GenerateDelta* delta, std::chrono::milliseconds timeout
     delta->token_ids.insert(delta->token_ids.end(), next.token_ids.begin(), next.token_ids.end());
     delta->text += next.text;
     for (std::vector<float>& row : next.logits) delta->logits.push_back(std::move(row));
+    for (TokenLogprobs& l : next.logprobs) delta->logprobs.push_back(std::move(l));
     delta->done = next.done;
     delta->finish_reason = next.finish_reason;
     delta->prompt_tokens = next.prompt_tokens;
@@ -78,6 +79,7 @@ absl::StatusOr<Completion> WaitForCompletion(RequestStream& stream) {
                              delta.weight_version);
     c.text += delta.text;
     for (std::vector<float>& row : delta.logits) c.logits.push_back(std::move(row));
+    for (TokenLogprobs& l : delta.logprobs) c.logprobs.push_back(std::move(l));
     if (delta.done) {
       c.finish_reason = delta.finish_reason;
       c.prompt_tokens = delta.prompt_tokens;
@@ -562,6 +564,9 @@ void ServingEngine::RunStep() {
     if (it == active_.end()) continue;
     GenerateDelta& delta = deltas[it->first];
     EmitToken(it->second, out->tokens[i], delta);
+    if (i < out->logprobs.size() && out->logprobs[i].present) {
+      delta.logprobs.push_back(std::move(out->logprobs[i]));
+    }
     if (have_logits && it->second.return_logits) {
       const int64_t vocab = out->logits.size(1);
       const float* row = out->logits.data<float>() + static_cast<int64_t>(i) * vocab;

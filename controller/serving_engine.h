@@ -96,6 +96,8 @@ struct GenerateDelta {
   uint64_t weight_version = 0;  // the weights that produced these tokens
   // With GenerationRequest::return_logits: the logits each of token_ids was sampled from.
   std::vector<std::vector<float>> logits;
+  // With SamplingParams::logprobs >= 0: each of token_ids' log-probabilities.
+  std::vector<TokenLogprobs> logprobs;
 };
 
 // The consumer end of one request. Thread-safe.
@@ -138,6 +140,7 @@ struct Completion {
   int64_t completion_tokens = 0;
   std::vector<uint64_t> weight_versions;  // each token's
   std::vector<std::vector<float>> logits;  // with return_logits: each token's
+  std::vector<TokenLogprobs> logprobs;     // with sampling.logprobs >= 0: each token's
 };
 // Waits for `stream`'s last delta; the request's error when it failed.
 absl::StatusOr<Completion> WaitForCompletion(RequestStream& stream);

@@ -28,6 +28,7 @@ loom::v1::StepRequest ToProto(const StepInput& input, uint64_t step_id) {
     p->mutable_sampling()->set_top_k(s.sampling.top_k);
     p->mutable_sampling()->set_top_p(s.sampling.top_p);
     p->mutable_sampling()->set_seed(s.sampling.seed);
+    p->mutable_sampling()->set_logprobs(s.sampling.logprobs + 1);
     p->set_sample_index(s.sample_index);
   }
   return request;
@@ -400,6 +401,13 @@ absl::StatusOr<StepOutput> WorkerGroup::Step(const StepInput& step) {
     const int64_t rows = static_cast<int64_t>(out.tokens.size());
     out.logits = Tensor::Empty(DType::kF32, {rows, lead.logits_size() / rows});
     std::copy(lead.logits().begin(), lead.logits().end(), out.logits.data<float>());
+  }
+  for (const loom::v1::StepLogprobs& l : lead.logprobs()) {
+    TokenLogprobs& t = out.logprobs.emplace_back();
+    t.present = l.present();
+    t.logprob = l.logprob();
+    t.top_ids.assign(l.top_ids().begin(), l.top_ids().end());
+    t.top_logprobs.assign(l.top_logprobs().begin(), l.top_logprobs().end());
   }
   double slowest = 0;
   for (const auto& r : responses) slowest = std::max(slowest, r->compute_seconds());

@@ -1,10 +1,50 @@
 #include "worker/model_runner.h"
 
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/sampling.h"
 
 namespace loom {
+namespace {
+
+// log_softmax of each row that asked, at the chosen token and the top k; in double, so the
+// normaliser does not depend on the vocabulary's order.
+std::vector<TokenLogprobs> Logprobs(const Tensor& logits, const std::vector<SamplingParams>& params,
+                                    const std::vector<int32_t>& tokens) {
+  const int64_t vocab = logits.size(1);
+  std::vector<TokenLogprobs> out(params.size());
+  std::vector<int32_t> order;
+  for (size_t r = 0; r < params.size(); ++r) {
+    if (params[r].logprobs < 0) continue;
+    const float* row = logits.data<float>() + static_cast<int64_t>(r) * vocab;
+    const float peak = *std::max_element(row, row + vocab);
+    double sum = 0;
+    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i]) - peak);
+    const double log_norm = peak + std::log(sum);
+    TokenLogprobs& t = out[r];
+    t.present = true;
+    t.logprob = static_cast<float>(row[tokens[r]] - log_norm);
+    const int64_t k = std::min<int64_t>(params[r].logprobs, vocab);
+    if (k == 0) continue;
+    order.resize(static_cast<size_t>(vocab));
+    std::iota(order.begin(), order.end(), 0);
+    // Descending; the lower id first among equals, as greedy sampling picks.
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [row](int32_t a, int32_t b) {
+      return row[a] > row[b] || (row[a] == row[b] && a < b);
+    });
+    for (int64_t i = 0; i < k; ++i) {
+      t.top_ids.push_back(order[i]);
+      t.top_logprobs.push_back(static_cast<float>(row[order[i]] - log_norm));
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(
     const ModelConfig& config, const ModelRunnerOptions& options) {
@@ -50,6 +90,9 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
   LOOM_ASSIGN_OR_RETURN(Tensor logits, decoder_->Forward(step, cache_));
   if (params.empty()) return out;
   LOOM_ASSIGN_OR_RETURN(out.tokens, kernels::Sample(logits, params, sample_index));
+  bool any_logprobs = false;
+  for (const SamplingParams& p : params) any_logprobs |= p.logprobs >= 0;
+  if (any_logprobs) out.logprobs = Logprobs(logits, params, out.tokens);
   // The logits live in the decoder's workspace, which the next step overwrites.
   if (step.return_logits) out.logits = logits.Clone();
   return out;

@@ -25,6 +25,7 @@ StepInput ToStepInput(const loom::v1::StepRequest& request) {
     out.sampling.top_k = s.sampling().top_k();
     out.sampling.top_p = s.sampling().top_p() == 0 ? 1.0f : s.sampling().top_p();
     out.sampling.seed = s.sampling().seed();
+    out.sampling.logprobs = s.sampling().logprobs() - 1;
     out.sample_index = s.sample_index();
   }
   return input;
@@ -86,6 +87,13 @@ grpc::Status WorkerService::Steps(
       if (rank_.options().rank == 0) {
         response.mutable_seq_ids()->Add(output->seq_ids.begin(), output->seq_ids.end());
         response.mutable_tokens()->Add(output->tokens.begin(), output->tokens.end());
+        for (const TokenLogprobs& t : output->logprobs) {
+          loom::v1::StepLogprobs* l = response.add_logprobs();
+          l->set_present(t.present);
+          l->set_logprob(t.logprob);
+          l->mutable_top_ids()->Add(t.top_ids.begin(), t.top_ids.end());
+          l->mutable_top_logprobs()->Add(t.top_logprobs.begin(), t.top_logprobs.end());
+        }
         if (output->logits.defined()) {
           const float* l = output->logits.data<float>();
           response.mutable_logits()->Add(l, l + output->logits.numel());

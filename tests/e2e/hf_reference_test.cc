@@ -2,11 +2,13 @@
 // (tests/data, made by tools/make_reference_fixtures.py), alone and batched together, and on the
 // real trained stories260K model converted by our own tool — all through the serving engine, the
 // loop every server runs; and text in, text out on the committed trained model.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <thread>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -183,6 +185,37 @@ TEST(HfReferenceTest, GenerateCliPrintsTheTextOfTransformers) {
   ASSERT_EQ(testing::RunCommand(cmd, &out), 0) << out;
   EXPECT_NE(out.find(e.at("text").get<std::string>()), std::string::npos) << out;
   EXPECT_NE(out.find("[finish: length"), std::string::npos) << out;
+}
+
+// Log-probabilities are the model's: log_softmax of the logits HF computed, at the greedy token
+// and the most likely five, on every fixture checkpoint's first prompt.
+TEST(HfReferenceTest, LogprobsAreTheLogSoftmaxOfTransformersLogits) {
+  for (const Case& c : FixtureCases()) {
+    SCOPED_TRACE(c.dir);
+    const HfReference ref = testing::ReadHfReference(c.dir);
+    const std::vector<float>& logits = ref.last_logits[0];
+    double peak = *std::max_element(logits.begin(), logits.end()), sum = 0;
+    for (float l : logits) sum += std::exp(l - peak);
+    const double norm = peak + std::log(sum);
+    std::vector<int32_t> order(logits.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+    auto engine = testing::StartEngine(ConfigFor(c));
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    GenerationRequest r = Greedy(ref.prompts[0], 2);
+    r.sampling.logprobs = 5;
+    auto done = testing::GenerateAll(**engine, {r});
+    ASSERT_TRUE(done.ok()) << done.status();
+    ASSERT_EQ((*done)[0].logprobs.size(), 2u);
+    const TokenLogprobs& first = (*done)[0].logprobs[0];
+    EXPECT_NEAR(first.logprob, logits[ref.greedy[0][0]] - norm, 1e-4);
+    ASSERT_EQ(first.top_ids.size(), 5u);
+    for (size_t k = 0; k < 5; ++k) {
+      EXPECT_EQ(first.top_ids[k], order[k]) << "rank " << k;
+      EXPECT_NEAR(first.top_logprobs[k], logits[order[k]] - norm, 1e-4) << "rank " << k;
+    }
+  }
 }
 
 // Stop strings end generation before their first appearance in the text, across token

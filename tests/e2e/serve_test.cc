@@ -320,6 +320,42 @@ TEST(ServeLifecycleTest, StopStringsEndTheStreamBeforeThemOverGrpc) {
   EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST(ServeLifecycleTest, LogprobsTravelWithEveryTokenOverGrpc) {
+  Server server(absl::StrCat("--model ", TokenizerModel(), " --tp 2 ", kSmallEngine));
+  ASSERT_TRUE(server.ready()) << server.Log();
+  loom::v1::GenerateRequest request;
+  request.set_prompt("Hello, world");
+  request.set_max_tokens(6);
+  request.set_ignore_eos(true);
+  request.set_logprobs(true);
+  request.set_top_logprobs(3);
+  grpc::ClientContext context;
+  auto reader = server.stub().Generate(&context, request);
+  loom::v1::GenerateResponse response;
+  int tokens = 0;
+  while (reader->Read(&response)) {
+    ASSERT_EQ(response.logprobs_size(), response.token_ids_size());
+    for (int i = 0; i < response.token_ids_size(); ++i, ++tokens) {
+      const loom::v1::TokenLogprob& l = response.logprobs(i);
+      ASSERT_EQ(l.top_ids_size(), 3);
+      EXPECT_EQ(l.top_ids(0), response.token_ids(i)) << "greedy picks the most likely token";
+      EXPECT_FLOAT_EQ(l.top_logprobs(0), l.logprob());
+      EXPECT_LE(l.logprob(), 0.0f);
+      EXPECT_GE(l.top_logprobs(0), l.top_logprobs(1));
+      EXPECT_GE(l.top_logprobs(1), l.top_logprobs(2));
+    }
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(tokens, 6);
+  request.set_top_logprobs(21);
+  Streamed too_many = Generate(server.stub(), request);
+  EXPECT_EQ(too_many.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  request.set_logprobs(false);
+  request.set_top_logprobs(2);
+  Streamed without = Generate(server.stub(), request);
+  EXPECT_EQ(without.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST(ServeLifecycleTest, AKilledWorkerEndsInFlightRequestsUnavailableNamingItsRank) {
   Server server(absl::StrCat("--model ", TokenizerModel(),
                              " --tp 2 --weight-dtype float32 --kv-cache-memory 256M"));
