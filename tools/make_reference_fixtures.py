@@ -179,37 +179,52 @@ def generate_reference(model, prompts, new_tokens):
     return out
 
 
+def build_model(config_cls, overrides, seed):
+    """A model of COMMON's shape with `overrides`, its large random weights seeded."""
+    kwargs = dict(COMMON)
+    kwargs.update(overrides)
+    config = config_cls(**kwargs)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    init_weights(model, seed=seed)
+    return config, model
+
+
+DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def save_with_reference(out_dir, name, label, config, model, torch_dtype, reference, shard=None):
+    """models/NAME-LABEL: the checkpoint in `torch_dtype` (sharded at `shard`, if given) and the
+    reference `reference(loaded_f32_model)` computes for it."""
+    path = os.path.join(out_dir, "models", f"{name}-{label}")
+    shutil.rmtree(path, ignore_errors=True)
+    saved = copy.deepcopy(model).to(torch_dtype)
+    if shard:
+        saved.save_pretrained(path, safe_serialization=True, max_shard_size=shard)
+    else:
+        saved.save_pretrained(path, safe_serialization=True)
+    ref = reference(load_f32(path))
+    for p in ref:
+        if len(set(p["greedy_ids"])) < 4:
+            sys.exit(f"{name}-{label}: degenerate greedy output {p['greedy_ids']}")
+    write_reference(os.path.join(path, "reference.json"), DTYPE_NAMES[torch_dtype], ref,
+                    {"model": name, "architecture": config.architectures[0]
+                     if config.architectures else type(model).__name__})
+    distinct = [len(set(p["greedy_ids"])) for p in ref]
+    print(f"{name}-{label}: {type(model).__name__}, distinct greedy tokens {distinct}, "
+          f"min margin {min(p['greedy_min_margin'] for p in ref):.4f}")
+
+
 def make_feature_models(out_dir):
     for index, (name, (config_cls, overrides, lengths)) in enumerate(FEATURE_MODELS.items()):
-        kwargs = dict(COMMON)
-        kwargs.update(overrides)
-        config = config_cls(**kwargs)
-        torch.manual_seed(3000 + index)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        init_weights(model, seed=3000 + index)
+        config, model = build_model(config_cls, overrides, 3000 + index)
         prompts = make_prompts(4000 + index, config.vocab_size, lengths)
         variants = (("f32", torch.float32, None), ("bf16", torch.bfloat16, None),
                     ("f16", torch.float16, None), ("f16-sharded", torch.float16, "40KB"))
-        for dtype, torch_dtype, shard in variants:
-            path = os.path.join(out_dir, "models", f"{name}-{dtype}")
-            shutil.rmtree(path, ignore_errors=True)
-            saved = copy.deepcopy(model).to(torch_dtype)
-            if shard:
-                saved.save_pretrained(path, safe_serialization=True, max_shard_size=shard)
-            else:
-                saved.save_pretrained(path, safe_serialization=True)
-            ref = generate_reference(load_f32(path), prompts, FEATURE_NEW_TOKENS)
-            for p in ref:
-                if len(set(p["greedy_ids"])) < 4:
-                    sys.exit(f"{name}-{dtype}: degenerate greedy output {p['greedy_ids']}")
-            write_reference(os.path.join(path, "reference.json"),
-                            {torch.float32: "float32", torch.bfloat16: "bfloat16",
-                             torch.float16: "float16"}[torch_dtype], ref,
-                            {"model": name, "architecture": config.architectures[0]
-                             if config.architectures else type(model).__name__})
-            distinct = [len(set(p["greedy_ids"])) for p in ref]
-            print(f"{name}-{dtype}: {type(model).__name__}, distinct greedy tokens {distinct}, "
-                  f"min margin {min(p['greedy_min_margin'] for p in ref):.4f}")
+        for label, torch_dtype, shard in variants:
+            save_with_reference(out_dir, name, label, config, model, torch_dtype,
+                                lambda m: generate_reference(m, prompts, FEATURE_NEW_TOKENS),
+                                shard)
 
 
 def make_text_reference(out_dir):
@@ -255,28 +270,11 @@ def write_reference(path, dtype, prompts_ref, extra=None):
 
 def make_random_models(out_dir):
     for index, (name, (config_cls, overrides)) in enumerate(MODELS.items()):
-        kwargs = dict(COMMON)
-        kwargs.update(overrides)
-        config = config_cls(**kwargs)
-        torch.manual_seed(1000 + index)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        init_weights(model, seed=1000 + index)
+        config, model = build_model(config_cls, overrides, 1000 + index)
         prompts = make_prompts(2000 + index, config.vocab_size)
-        for dtype, torch_dtype in (("f32", torch.float32), ("bf16", torch.bfloat16)):
-            path = os.path.join(out_dir, "models", f"{name}-{dtype}")
-            shutil.rmtree(path, ignore_errors=True)
-            copy.deepcopy(model).to(torch_dtype).save_pretrained(path, safe_serialization=True)
-            ref = reference_for(load_f32(path), prompts)
-            for p in ref:
-                if len(set(p["greedy_ids"])) < 4:
-                    sys.exit(f"{name}-{dtype}: degenerate greedy output {p['greedy_ids']}")
-            write_reference(os.path.join(path, "reference.json"),
-                            "float32" if dtype == "f32" else "bfloat16", ref,
-                            {"model": name, "architecture": config.architectures[0]
-                             if config.architectures else type(model).__name__})
-            distinct = [len(set(p["greedy_ids"])) for p in ref]
-            print(f"{name}-{dtype}: {type(model).__name__}, distinct greedy tokens {distinct}, "
-                  f"min margin {min(p['greedy_min_margin'] for p in ref):.4f}")
+        for label, torch_dtype in (("f32", torch.float32), ("bf16", torch.bfloat16)):
+            save_with_reference(out_dir, name, label, config, model, torch_dtype,
+                                lambda m: reference_for(m, prompts))
 
 
 # ---- stories260K ----------------------------------------------------------------------------
