@@ -45,54 +45,21 @@ std::string SameShapeOtherTokenizer(const std::string& extra) {
       extra);
 }
 
-struct Generated {
-  std::vector<int32_t> ids;
-  std::string text;
-  std::string finish_reason;
-  loom::v1::Usage usage;
-  grpc::Status status;
-};
+using Generated = testing::Streamed;
+using testing::TextRequest;
 
 Generated Generate(Server& server, const loom::v1::GenerateRequest& request) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  auto reader = server.stub().Generate(&context, request);
-  Generated out;
-  loom::v1::GenerateResponse response;
-  while (reader->Read(&response)) {
-    out.ids.insert(out.ids.end(), response.token_ids().begin(), response.token_ids().end());
-    out.text += response.text();
-    if (!response.finish_reason().empty()) {
-      out.finish_reason = response.finish_reason();
-      out.usage = response.usage();
-    }
-  }
-  out.status = reader->Finish();
-  return out;
+  return testing::Generate(server.stub(), request);
 }
 
-loom::v1::GenerateRequest TextRequest(const std::string& prompt, int max_tokens) {
-  loom::v1::GenerateRequest request;
-  request.set_prompt(prompt);
-  request.set_max_tokens(max_tokens);
-  request.set_ignore_eos(true);
-  return request;
-}
-
-grpc::Status Call(Server& server, const std::string& method, const json& args) {
-  loom::v1::CollectiveRpcRequest request;
-  request.set_method(method);
-  request.set_args_json(args.dump());
-  request.set_timeout_ms(120000);
-  loom::v1::CollectiveRpcResponse response;
-  grpc::ClientContext context;
-  return server.stub().CollectiveRpc(&context, request, &response);
+grpc::Status CallStatus(Server& server, const std::string& method, const json& args) {
+  return testing::Call(server, method, args).status;
 }
 
 grpc::Status StageAndCommit(Server& server, const std::string& dir) {
-  grpc::Status s = Call(server, "stage_weights", {{"source", {{"model", dir}}}});
+  grpc::Status s = CallStatus(server, "stage_weights", {{"source", {{"model", dir}}}});
   if (!s.ok()) return s;
-  return Call(server, "commit_weights", json::object());
+  return CallStatus(server, "commit_weights", json::object());
 }
 
 constexpr char kEngine[] = " --tp 2 --weight-dtype float32 --kv-cache-memory 16M";
@@ -196,7 +163,7 @@ TEST(ModelSwapTest, ADirectoryTheRanksCannotServeIsRefusedAtStageAndTheOldModelS
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.dir);
-    grpc::Status s = Call(server, "stage_weights", {{"source", {{"model", c.dir}}}});
+    grpc::Status s = CallStatus(server, "stage_weights", {{"source", {{"model", c.dir}}}});
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_TRUE(absl::StrContains(s.error_message(), c.expect)) << s.error_message();
     EXPECT_TRUE(absl::StrContains(s.error_message(), c.dir)) << s.error_message();

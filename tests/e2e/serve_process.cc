@@ -117,4 +117,57 @@ std::vector<int64_t> Server::WorkerPids() {
   return pids;
 }
 
+loom::v1::GenerateRequest IdsRequest(const std::vector<int32_t>& prompt, int max_tokens) {
+  loom::v1::GenerateRequest request;
+  request.mutable_prompt_ids()->Add(prompt.begin(), prompt.end());
+  request.set_max_tokens(max_tokens);
+  request.set_ignore_eos(true);
+  return request;
+}
+
+loom::v1::GenerateRequest TextRequest(const std::string& prompt, int max_tokens) {
+  loom::v1::GenerateRequest request;
+  request.set_prompt(prompt);
+  request.set_max_tokens(max_tokens);
+  request.set_ignore_eos(true);
+  return request;
+}
+
+Streamed Generate(loom::v1::Loom::Stub& stub, const loom::v1::GenerateRequest& request,
+                  const std::function<void()>& on_message) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto reader = stub.Generate(&context, request);
+  Streamed out;
+  loom::v1::GenerateResponse response;
+  while (reader->Read(&response)) {
+    out.ids.insert(out.ids.end(), response.token_ids().begin(), response.token_ids().end());
+    out.text += response.text();
+    out.versions.push_back(response.weight_version());
+    out.sizes.push_back(response.token_ids_size());
+    if (!response.finish_reason().empty()) {
+      out.finish_reason = response.finish_reason();
+      out.usage = response.usage();
+    }
+    if (on_message) on_message();
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+CallResult Call(Server& server, const std::string& method, const nlohmann::json& args) {
+  loom::v1::CollectiveRpcRequest request;
+  request.set_method(method);
+  request.set_args_json(args.dump());
+  request.set_timeout_ms(120000);
+  loom::v1::CollectiveRpcResponse response;
+  grpc::ClientContext context;
+  CallResult out;
+  out.status = server.stub().CollectiveRpc(&context, request, &response);
+  for (const auto& r : response.results()) {
+    out.ranks.push_back(nlohmann::json::parse(r.result_json(), nullptr, false));
+  }
+  return out;
+}
+
 }  // namespace loom::testing

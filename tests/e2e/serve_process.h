@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "loom/v1/loom.grpc.pb.h"
 
 namespace loom::testing {
@@ -53,6 +55,33 @@ class Server {
   int exit_code_ = -1;
   std::unique_ptr<loom::v1::Loom::Stub> stub_;
 };
+
+// A greedy request for `max_tokens` new tokens past eos, from prompt ids or prompt text.
+loom::v1::GenerateRequest IdsRequest(const std::vector<int32_t>& prompt, int max_tokens);
+loom::v1::GenerateRequest TextRequest(const std::string& prompt, int max_tokens);
+
+// Everything one Generate stream carried.
+struct Streamed {
+  std::vector<int32_t> ids;
+  std::string text;
+  std::string finish_reason;
+  loom::v1::Usage usage;
+  grpc::Status status;
+  std::vector<uint64_t> versions;  // each message's weight version
+  std::vector<size_t> sizes;       // each message's token count
+  size_t messages() const { return versions.size(); }
+};
+// Reads a whole stream (deadline two minutes), calling `on_message` after every message.
+Streamed Generate(loom::v1::Loom::Stub& stub, const loom::v1::GenerateRequest& request,
+                  const std::function<void()>& on_message = {});
+
+// A collective call through the Loom service and each rank's result (in rank order).
+struct CallResult {
+  grpc::Status status;
+  std::vector<nlohmann::json> ranks;
+};
+CallResult Call(Server& server, const std::string& method,
+                const nlohmann::json& args = nlohmann::json::object());
 
 }  // namespace loom::testing
 

@@ -30,41 +30,18 @@ using testing::Server;
 
 std::string Loom() { return testing::BinaryDir() + "/tools/loom"; }
 
-struct Streamed {
-  std::vector<int32_t> ids;
-  std::string text;
-  std::string finish_reason;
-  loom::v1::Usage usage;
-  grpc::Status status;
-  int messages = 0;
-};
+using testing::IdsRequest;
+using testing::Streamed;
 
-loom::v1::GenerateRequest IdsRequest(const std::vector<int32_t>& prompt, int max_tokens) {
-  loom::v1::GenerateRequest request;
-  request.mutable_prompt_ids()->Add(prompt.begin(), prompt.end());
-  request.set_max_tokens(max_tokens);
-  request.set_ignore_eos(true);
-  return request;
-}
-
+// Every answer here comes from the first weights; `on_first_message` runs once.
 Streamed Generate(loom::v1::Loom::Stub& stub, const loom::v1::GenerateRequest& request,
                   std::function<void()> on_first_message = {}) {
-  Streamed out;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  auto reader = stub.Generate(&context, request);
-  loom::v1::GenerateResponse response;
-  while (reader->Read(&response)) {
-    if (out.messages++ == 0 && on_first_message) on_first_message();
-    out.ids.insert(out.ids.end(), response.token_ids().begin(), response.token_ids().end());
-    out.text += response.text();
-    EXPECT_EQ(response.weight_version(), 1u);
-    if (!response.finish_reason().empty()) {
-      out.finish_reason = response.finish_reason();
-      out.usage = response.usage();
-    }
-  }
-  out.status = reader->Finish();
+  bool first = true;
+  Streamed out = testing::Generate(stub, request, [&] {
+    if (first && on_first_message) on_first_message();
+    first = false;
+  });
+  for (uint64_t v : out.versions) EXPECT_EQ(v, 1u);
   return out;
 }
 

@@ -39,34 +39,11 @@ std::string Serve(const std::string& extra) {
   return absl::StrCat("--model ", Model(), kEngine, extra);
 }
 
-struct Generated {
-  std::vector<int32_t> ids;
-  std::vector<uint64_t> versions;  // one per message
-  std::vector<size_t> sizes;       // tokens per message
-  std::string finish_reason;
-  grpc::Status status;
-};
+using Generated = testing::Streamed;
 
 Generated Generate(loom::v1::Loom::Stub& stub, const std::vector<int32_t>& prompt,
                    int max_tokens, const std::function<void()>& on_message = {}) {
-  loom::v1::GenerateRequest request;
-  request.mutable_prompt_ids()->Add(prompt.begin(), prompt.end());
-  request.set_max_tokens(max_tokens);
-  request.set_ignore_eos(true);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  auto reader = stub.Generate(&context, request);
-  Generated out;
-  loom::v1::GenerateResponse response;
-  while (reader->Read(&response)) {
-    out.ids.insert(out.ids.end(), response.token_ids().begin(), response.token_ids().end());
-    out.versions.push_back(response.weight_version());
-    out.sizes.push_back(response.token_ids_size());
-    if (on_message) on_message();
-    if (!response.finish_reason().empty()) out.finish_reason = response.finish_reason();
-  }
-  out.status = reader->Finish();
-  return out;
+  return testing::Generate(stub, testing::IdsRequest(prompt, max_tokens), on_message);
 }
 
 // Greedy outputs for every reference prompt, as many tokens as the reference has.
@@ -80,23 +57,8 @@ std::vector<std::vector<int32_t>> GreedyAll(Server& server, const HfReference& r
   return out;
 }
 
-struct CallResult {
-  grpc::Status status;
-  std::vector<json> ranks;  // result per rank, in rank order
-};
-
-CallResult Call(Server& server, const std::string& method, const json& args = json::object()) {
-  loom::v1::CollectiveRpcRequest request;
-  request.set_method(method);
-  request.set_args_json(args.dump());
-  request.set_timeout_ms(120000);
-  loom::v1::CollectiveRpcResponse response;
-  grpc::ClientContext context;
-  CallResult out;
-  out.status = server.stub().CollectiveRpc(&context, request, &response);
-  for (const auto& r : response.results()) out.ranks.push_back(json::parse(r.result_json()));
-  return out;
-}
+using testing::Call;
+using testing::CallResult;
 
 // A server that must start, or the test stops with its log.
 #define ASSERT_SERVING(server) ASSERT_TRUE((server).ready()) << (server).Log()
