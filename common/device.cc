@@ -6,6 +6,10 @@
 
 namespace loom {
 
+std::string Device::ToString() const {
+  return kind == DeviceKind::kCpu ? "cpu" : absl::StrCat("cuda:", index);
+}
+
 std::string DeviceSpec::ToString() const {
   if (kind == DeviceKind::kCpu) return "cpu";
   return index < 0 ? "cuda" : absl::StrCat("cuda:", index);

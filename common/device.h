@@ -12,6 +12,22 @@ namespace loom {
 
 enum class DeviceKind { kCpu, kCuda };
 
+// Where a tensor's memory lives: the host, or one GPU (an index among the visible ones).
+struct Device {
+  DeviceKind kind = DeviceKind::kCpu;
+  int index = 0;
+
+  static Device Cpu() { return Device{}; }
+  static Device Cuda(int index) { return Device{DeviceKind::kCuda, index}; }
+  bool is_cpu() const { return kind == DeviceKind::kCpu; }
+  bool operator==(const Device& other) const {
+    return kind == other.kind && (kind == DeviceKind::kCpu || index == other.index);
+  }
+  bool operator!=(const Device& other) const { return !(*this == other); }
+  // "cpu" or "cuda:K".
+  std::string ToString() const;
+};
+
 struct DeviceSpec {
   DeviceKind kind = DeviceKind::kCpu;
   int index = -1;  // "cuda:K": K; "cuda" and "cpu": -1 (chosen per rank)

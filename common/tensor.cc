@@ -86,8 +86,9 @@ Tensor Tensor::Empty(DType dtype, std::vector<int64_t> shape) {
 }
 
 Tensor Tensor::Borrow(void* data, DType dtype, std::vector<int64_t> shape,
-                      std::shared_ptr<const void> owner) {
+                      std::shared_ptr<const void> owner, Device device) {
   Tensor t;
+  t.device_ = device;
   t.data_ = data;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
@@ -138,6 +139,9 @@ absl::StatusOr<Tensor> Tensor::View(std::vector<int64_t> shape) const {
 }
 
 absl::StatusOr<Tensor> Tensor::To(DType dtype) const {
+  if (!device_.is_cpu()) {
+    return absl::InvalidArgumentError(absl::StrCat("To: ", DebugString(), " is not on the host"));
+  }
   Tensor out = Empty(dtype, shape_);
   LOOM_RETURN_IF_ERROR(out.CopyFrom(*this));
   return out;
@@ -157,6 +161,10 @@ absl::Status Tensor::CopyFrom(const Tensor& src) {
   }
   if (!is_contiguous()) {
     return absl::InvalidArgumentError("CopyFrom needs a contiguous destination");
+  }
+  if (!device_.is_cpu() || !src.device_.is_cpu()) {
+    return absl::InvalidArgumentError(absl::StrCat("CopyFrom copies host tensors only, got ",
+                                                   src.DebugString(), " into ", DebugString()));
   }
   const bool same = src.dtype_ == dtype_;
   if (!same && !(IsFloat(src.dtype_) && IsFloat(dtype_))) {
@@ -188,7 +196,8 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 std::string Tensor::DebugString() const {
-  return absl::StrCat(ShapeString(shape_), " ", DTypeName(dtype_));
+  if (device_.is_cpu()) return absl::StrCat(ShapeString(shape_), " ", DTypeName(dtype_));
+  return absl::StrCat(ShapeString(shape_), " ", DTypeName(dtype_), " on ", device_.ToString());
 }
 
 }  // namespace loom

@@ -3,7 +3,13 @@
 // Copies are cheap and share storage (like a shared_ptr). A view keeps its owner alive through
 // `owner_` when it was made from an owning tensor or an mmap; `Tensor::Borrow` makes a view that
 // keeps nothing alive (the caller guarantees the memory outlives it). Owning storage is 64-byte
-// aligned. Not thread-safe for concurrent writes to the same elements, like any buffer.
+// aligned.
+//
+// A tensor lives on a device (common/device.h): the host, or a GPU. Shape, strides, Slice and
+// View are metadata and work on every device; everything that touches the elements on the host
+// (data<T>()[i] reads, To, Clone, CopyFrom) is for host tensors only — CopyFrom and To refuse
+// others. Device memory comes from an execution context (kernels/execution_context.h), which
+// also copies between devices. Not thread-safe for concurrent writes to the same elements, like any buffer.
 #ifndef LOOM_COMMON_TENSOR_H_
 #define LOOM_COMMON_TENSOR_H_
 
@@ -13,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/device.h"
 #include "common/dtype.h"
 
 namespace loom {
@@ -21,13 +28,15 @@ class Tensor {
  public:
   Tensor() = default;
 
-  // Allocates contiguous, zero-filled storage.
+  // Allocates contiguous, zero-filled host storage.
   static Tensor Empty(DType dtype, std::vector<int64_t> shape);
-  // A contiguous view of memory owned elsewhere; `owner` (may be null) is kept alive by the view.
+  // A contiguous view of memory owned elsewhere, on `device`; `owner` (may be null) is kept
+  // alive by the view.
   static Tensor Borrow(void* data, DType dtype, std::vector<int64_t> shape,
-                       std::shared_ptr<const void> owner = nullptr);
+                       std::shared_ptr<const void> owner = nullptr, Device device = Device::Cpu());
 
   bool defined() const { return data_ != nullptr; }
+  const Device& device() const { return device_; }
   DType dtype() const { return dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   const std::vector<int64_t>& strides() const { return strides_; }  // in elements
@@ -62,6 +71,7 @@ class Tensor {
   std::vector<int64_t> shape_;
   std::vector<int64_t> strides_;
   std::shared_ptr<const void> owner_;
+  Device device_;
 };
 
 std::string ShapeString(const std::vector<int64_t>& shape);

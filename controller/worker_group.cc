@@ -108,7 +108,7 @@ absl::StatusOr<GroupInitResult> WorkerGroup::Init(const EngineConfig& config, in
   const int n = world_size();
   loom::v1::InitRequest request;
   request.set_engine_config_json(EngineConfigToJson(config));
-  request.set_communicator("gloo");
+  // Empty: each rank uses its device's own (Gloo on the host, NCCL on GPUs).
   request.set_num_threads(num_threads);
   request.set_store_prefix(absl::StrCat("gloo/init", init_generation_++));
 

@@ -8,13 +8,15 @@
 #include "absl/status/statusor.h"
 #include "common/sampling_params.h"
 #include "common/tensor.h"
+#include "kernels/execution_context.h"
 
 namespace loom::kernels {
 
 // One token per row of logits [B, V] (f32). `params[b]` and `step[b]` belong to row b; the
 // random draw is a pure function of (seed, step), so the same seed gives the same tokens
 // whatever else is in the batch.
-absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& logits,
+// Logits live on the context's device; the tokens come back to the host (the call waits).
+absl::StatusOr<std::vector<int32_t>> Sample(ExecutionContext& context, const Tensor& logits,
                                             const std::vector<SamplingParams>& params,
                                             const std::vector<uint64_t>& step);
 

@@ -128,12 +128,15 @@ void BenchShape(const Shape& shape, const std::vector<int64_t>& ms, int reps, do
     auto report = [&](const char* path, size_t wbytes, Timing t) {
       Print(shape.name, m, path, wbytes, flops, t, memcpy_gbps);
     };
-    report("f32 sgemm", f32_bytes,
-           Time(reps, [&](int i) { (void)Linear(x, w32[i % copies_f32], nullptr, out); }));
-    report("bf16 Linear", bf16_bytes,
-           Time(reps, [&](int i) { (void)Linear(x, w16[i % copies_bf16], nullptr, out); }));
-    report("f16 Linear", bf16_bytes,
-           Time(reps, [&](int i) { (void)Linear(x, wf16[i % copies_bf16], nullptr, out); }));
+    report("f32 sgemm", f32_bytes, Time(reps, [&](int i) {
+             (void)Linear(HostContext(), x, w32[i % copies_f32], nullptr, out);
+           }));
+    report("bf16 Linear", bf16_bytes, Time(reps, [&](int i) {
+             (void)Linear(HostContext(), x, w16[i % copies_bf16], nullptr, out);
+           }));
+    report("f16 Linear", bf16_bytes, Time(reps, [&](int i) {
+             (void)Linear(HostContext(), x, wf16[i % copies_bf16], nullptr, out);
+           }));
     report("bf16 streaming", bf16_bytes, Time(reps, [&](int i) {
              internal::Linear16Streaming(DType::kBF16, x.data<float>(), m,
                                          w16[i % copies_bf16].data<uint16_t>(), n, k,
@@ -175,8 +178,9 @@ void BenchAttention(int64_t seqs, int64_t context, int64_t queries, int reps, do
   Tensor q = Tensor::Empty(DType::kF32, {seqs * queries, hq, d});
   for (int64_t i = 0; i < q.numel(); ++i) q.data<float>()[i] = dist(rng);
   Tensor out = Tensor::Empty(DType::kF32, {seqs * queries, hq, d});
-  const Timing t =
-      Time(reps, [&](int) { (void)PagedAttention(q, k_cache, v_cache, batch, 0.088f, 0, out); });
+  const Timing t = Time(reps, [&](int) {
+    (void)PagedAttention(HostContext(), q, k_cache, v_cache, batch, 0.088f, 0, out);
+  });
   const double s = t.median;
   // Keys attended per query row, summed: the causal triangle for prefill.
   double pairs = 0;

@@ -1,10 +1,12 @@
 #include "worker/kv_cache.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace loom {
 
-absl::StatusOr<KvCache> KvCache::Create(const KvCacheShape& shape, int64_t memory_budget_bytes) {
+absl::StatusOr<KvCache> KvCache::Create(const KvCacheShape& shape, int64_t memory_budget_bytes,
+                                        kernels::ExecutionContext& context) {
   if (shape.num_layers <= 0 || shape.block_size <= 0 || shape.num_kv_heads <= 0 ||
       shape.head_dim <= 0) {
     return absl::InvalidArgumentError("KV cache shape must be positive in every dimension");
@@ -21,8 +23,10 @@ absl::StatusOr<KvCache> KvCache::Create(const KvCacheShape& shape, int64_t memor
   cache.num_blocks_ = blocks;
   for (int64_t l = 0; l < shape.num_layers; ++l) {
     std::vector<int64_t> dims = {blocks, shape.block_size, shape.num_kv_heads, shape.head_dim};
-    cache.k_.push_back(Tensor::Empty(DType::kF32, dims));
-    cache.v_.push_back(Tensor::Empty(DType::kF32, dims));
+    LOOM_ASSIGN_OR_RETURN(Tensor k, context.Allocate(DType::kF32, dims));
+    LOOM_ASSIGN_OR_RETURN(Tensor v, context.Allocate(DType::kF32, dims));
+    cache.k_.push_back(std::move(k));
+    cache.v_.push_back(std::move(v));
   }
   return cache;
 }

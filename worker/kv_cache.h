@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/tensor.h"
+#include "kernels/execution_context.h"
 
 namespace loom {
 
@@ -21,8 +22,10 @@ struct KvCacheShape {
 
 class KvCache {
  public:
-  // Allocates as many whole blocks as fit in `memory_budget_bytes`; at least one, or an error.
-  static absl::StatusOr<KvCache> Create(const KvCacheShape& shape, int64_t memory_budget_bytes);
+  // Allocates as many whole blocks as fit in `memory_budget_bytes` on the context's device; at
+  // least one, or an error.
+  static absl::StatusOr<KvCache> Create(const KvCacheShape& shape, int64_t memory_budget_bytes,
+                                        kernels::ExecutionContext& context);
 
   int64_t num_blocks() const { return num_blocks_; }
   const KvCacheShape& shape() const { return shape_; }

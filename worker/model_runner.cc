@@ -52,7 +52,8 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(
   LOOM_ASSIGN_OR_RETURN(runner->decoder_, Decoder::Create(config, options.decoder));
   LOOM_ASSIGN_OR_RETURN(runner->cache_,
                         KvCache::Create(runner->decoder_->CacheShape(options.block_size),
-                                        options.kv_cache_bytes));
+                                        options.kv_cache_bytes,
+                                        runner->decoder_->context()));
   return runner;
 }
 
@@ -89,12 +90,19 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
   }
   LOOM_ASSIGN_OR_RETURN(Tensor logits, decoder_->Forward(step, cache_));
   if (params.empty()) return out;
-  LOOM_ASSIGN_OR_RETURN(out.tokens, kernels::Sample(logits, params, sample_index));
+  kernels::ExecutionContext& ctx = decoder_->context();
+  LOOM_ASSIGN_OR_RETURN(out.tokens, kernels::Sample(ctx, logits, params, sample_index));
   bool any_logprobs = false;
   for (const SamplingParams& p : params) any_logprobs |= p.logprobs >= 0;
-  if (any_logprobs) out.logprobs = Logprobs(logits, params, out.tokens);
+  // Only what a request or a test asks for crosses to the host: tokens always, logits when
+  // logprobs or the logits themselves are wanted.
+  if (!any_logprobs && !step.return_logits) return out;
+  LOOM_ASSIGN_OR_RETURN(Tensor host_logits, kernels::OnHost(ctx, logits));
+  if (any_logprobs) out.logprobs = Logprobs(host_logits, params, out.tokens);
   // The logits live in the decoder's workspace, which the next step overwrites.
-  if (step.return_logits) out.logits = logits.Clone();
+  if (step.return_logits) {
+    out.logits = host_logits.raw_data() == logits.raw_data() ? host_logits.Clone() : host_logits;
+  }
   return out;
 }
 

@@ -8,13 +8,42 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/device.h"
 #include "common/model_config.h"
 #include "common/status.h"
+#include "controller/nccl_id.h"
+#include "kernels/execution_context.h"
 #include "kernels/threading.h"
+#include "worker/comm/device_ordered_communicator.h"
 #include "worker/comm/gloo_communicator.h"
+#include "worker/comm/nccl_communicator.h"
+#include "worker/comm/nccl_id_exchange.h"
 #include "worker/loader/weight_dtype.h"
 
 namespace loom {
+namespace {
+
+// The step communicator of a GPU group: NCCL on `device`, with the id rank 0 shares through
+// the controller's store, waiting for the context's queued kernels before each collective.
+absl::StatusOr<std::unique_ptr<Communicator>> JoinNcclGroup(gloo::rendezvous::Store& store,
+                                                            const std::string& prefix,
+                                                            const Device& device,
+                                                            kernels::ExecutionContext* context,
+                                                            int rank, int world_size,
+                                                            std::chrono::milliseconds timeout) {
+  NcclOptions nccl;
+  nccl.rank = rank;
+  nccl.world_size = world_size;
+  nccl.device = device.index;
+  nccl.timeout = timeout;
+  LOOM_ASSIGN_OR_RETURN(nccl.unique_id,
+                        ShareNcclId(store, prefix + "/nccl_id", rank, NewNcclUniqueId, timeout));
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, CreateNcclCommunicator(nccl));
+  return std::make_unique<DeviceOrderedCommunicator>(std::move(comm), context);
+}
+
+}  // namespace
+
 namespace {
 
 // MemAvailable from /proc/meminfo in bytes, or -1 when unreadable.
@@ -171,12 +200,25 @@ absl::StatusOr<int64_t> Rank::Init(const EngineConfig& config, const RankInit& i
 absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
                           int64_t* num_kv_blocks) {
   LOOM_RETURN_IF_ERROR(config.Validate());
-  const std::string communicator = init.communicator.empty() ? "gloo" : init.communicator;
-  if (communicator != "gloo") {
+  // The device first: a GPU that is not there fails before anything else is built.
+  LOOM_ASSIGN_OR_RETURN(const DeviceSpec spec, ParseDeviceSpec(options_.device));
+  Device device = Device::Cpu();
+  if (spec.kind == DeviceKind::kCuda) {
+    LOOM_ASSIGN_OR_RETURN(const int index,
+                          DeviceIndexForRank(spec, options_.rank, options_.world_size,
+                                             kernels::VisibleCudaDevices()));
+    device = Device::Cuda(index);
+  }
+  // Host tensors travel over Gloo, device tensors over NCCL; empty = the device's own.
+  const std::string own = device.is_cpu() ? "gloo" : "nccl";
+  const std::string communicator = init.communicator.empty() ? own : init.communicator;
+  if (communicator != own) {
     return absl::InvalidArgumentError(absl::StrCat("communicator \"", communicator,
                                                    "\" is not supported on device ",
-                                                   options_.device, " (supported: gloo)"));
+                                                   options_.device, " (supported: ", own, ")"));
   }
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<kernels::ExecutionContext> context,
+                        kernels::CreateExecutionContext(device));
   // Everything that can fail without peers is checked before the rendezvous, so a bad config
   // fails fast instead of keeping the other ranks waiting.
   LOOM_ASSIGN_OR_RETURN(ModelConfig model, ModelConfig::FromModelDir(config.load.model));
@@ -205,8 +247,14 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
     gloo.prefix = init.store_prefix.empty() ? "gloo" : init.store_prefix;
     gloo.hostname = options_.hostname;
     gloo.timeout = options_.collective_timeout;
-    LOOM_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(gloo));
-    // Loads run for minutes on big models; their group waits longer than a step's.
+    if (device.is_cpu()) {
+      LOOM_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(gloo));
+    } else {
+      LOOM_ASSIGN_OR_RETURN(comm, JoinNcclGroup(*store, gloo.prefix, device, context.get(), options_.rank,
+                                                options_.world_size, options_.collective_timeout));
+    }
+    // Weight traffic stays on Gloo on every device: it moves host tensors (the loaders' reads
+    // and the staging of a GPU rank's parts). Loads run for minutes on big models; their group waits longer than a step's.
     gloo.prefix += "/weights";
     gloo.timeout = std::max<std::chrono::milliseconds>(options_.collective_timeout,
                                                        std::chrono::minutes(10));
@@ -218,6 +266,7 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
   LOOM_ASSIGN_OR_RETURN(runner_options.decoder.weight_dtype,
                         ResolveWeightDType(config.load, model));
   runner_options.decoder.comm = comm.get();
+  runner_options.decoder.context = context.get();
   // The activations are planned once, for the largest step the scheduler sends.
   runner_options.decoder.max_tokens = config.scheduler.max_num_batched_tokens;
   runner_options.decoder.max_sampled = config.scheduler.max_num_seqs;
@@ -231,6 +280,7 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
   {
     absl::MutexLock step_lock(&step_mu_);
     absl::MutexLock lock(&mu_);
+    context_ = std::move(context);
     comm_ = std::move(comm);
     weight_comm_ = std::move(weight_comm);
     runner_ = std::move(runner);

@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/engine_config.h"
+#include "kernels/execution_context.h"
 #include "gloo/rendezvous/store.h"
 #include "worker/comm/communicator.h"
 #include "worker/method_registry.h"
@@ -48,7 +49,7 @@ struct RankOptions {
 
 // What Init is told besides the engine config.
 struct RankInit {
-  std::string communicator = "gloo";
+  std::string communicator;  // "gloo" or "nccl"; empty: the device's own (gloo on cpu)
   std::string store_prefix = "gloo";  // the group generation's keys in the store
   int num_threads = 0;                // 0: RankOptions::num_threads
 };
@@ -116,6 +117,8 @@ class Rank {
   // Set once by Init (under step_mu_ and mu_) and never replaced; steps hold step_mu_ to use
   // them, describe holds mu_.
   absl::Mutex step_mu_;
+  // The device everything below lives on; declared first so it goes last.
+  std::unique_ptr<kernels::ExecutionContext> context_;
   std::unique_ptr<Communicator> comm_;
   // Weight traffic (broadcast loads, agreement) runs on its own group, beside the steps'.
   std::unique_ptr<Communicator> weight_comm_;

@@ -299,7 +299,7 @@ absl::StatusOr<nlohmann::json> WeightManager::SaveShardedState(const std::string
   }
   std::vector<std::pair<ParameterInfo, Tensor>> parts;
   for (const ParameterInfo& p : serving_->Parameters()) {
-    LOOM_ASSIGN_OR_RETURN(Tensor part, serving_->Part(p.name));
+    LOOM_ASSIGN_OR_RETURN(Tensor part, serving_->HostPart(p.name));
     parts.emplace_back(p, part);
   }
   const auto start = std::chrono::steady_clock::now();

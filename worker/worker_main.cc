@@ -2,7 +2,7 @@
 // launcher such as Slurm or Kubernetes), it serves the Worker service, registers with the
 // controller, and lives until the controller tells it to stop or goes away.
 //
-//   loom-worker --controller ADDR --rank R --world-size N [--device cpu] [--threads T]
+//   loom-worker --controller ADDR --rank R --world-size N [--device cpu|cuda|cuda:K] [--threads T]
 //               [--listen ADDR] [--enable-test-methods] [--controller-timeout-ms MS]
 //
 // --listen takes "unix:/path" or "host:port" (default 127.0.0.1:0, any free port). A worker that
@@ -29,6 +29,7 @@
 #include "common/device.h"
 #include "common/flags.h"
 #include "common/status.h"
+#include "kernels/execution_context.h"
 #include "loom/v1/worker.grpc.pb.h"
 #include "worker/worker_service.h"
 
@@ -97,14 +98,12 @@ absl::StatusOr<Flags> FlagsFrom(const cli::Flags& parsed) {
   return flags;
 }
 
-// Devices this build can drive; anything else is reported to the controller as this rank's
-// start error.
-absl::Status CheckDevice(const std::string& device) {
-  absl::StatusOr<DeviceSpec> spec = ParseDeviceSpec(device);
-  if (spec.ok() && spec->kind == DeviceKind::kCpu) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unsupported device \"", device, "\" (workers run on: cpu",
-      spec.ok() ? "; the CUDA worker is not built yet)" : ")"));
+// The device this rank binds, checked at start so that a GPU that is not there (or a build
+// without CUDA) is reported to the controller as this rank's start error, naming the rank.
+absl::Status CheckDevice(const std::string& device, int rank, int world_size) {
+  LOOM_ASSIGN_OR_RETURN(const DeviceSpec spec, ParseDeviceSpec(device));
+  if (spec.kind == DeviceKind::kCpu) return absl::OkStatus();
+  return DeviceIndexForRank(spec, rank, world_size, kernels::VisibleCudaDevices()).status();
 }
 
 std::string Hostname() {
@@ -129,7 +128,7 @@ constexpr char kUsage[] =
     "by hand (or from Slurm, Kubernetes) for `loom serve --launcher external`.\n\n"
     "  --controller ADDR            the controller's address (required)\n"
     "  --rank R --world-size N      this rank and the number of ranks (required)\n"
-    "  --device cpu                 the device this rank runs on (default cpu)\n"
+    "  --device D                   cpu, cuda (rank R binds GPU R) or cuda:K (default cpu)\n"
     "  --threads T                  CPU threads (default: cores / world size)\n"
     "  --listen ADDR                where to serve: host:port or unix:/path (default 127.0.0.1:0)\n"
     "  --controller-timeout-ms MS   exit when the controller is unreachable this long (5000)\n"
@@ -164,7 +163,7 @@ int Run(int argc, char** argv) {
   options.hostname = host;
   WorkerService service(options);
 
-  absl::Status start_error = CheckDevice(flags.device);
+  absl::Status start_error = CheckDevice(flags.device, flags.rank, flags.world_size);
   std::unique_ptr<grpc::Server> server;
   std::string address;
   if (start_error.ok()) {

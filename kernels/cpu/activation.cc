@@ -5,11 +5,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/checks.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace loom::kernels {
 
-absl::Status SiluAndMul(const Tensor& gate_up, Tensor& out) {
+absl::Status cpu::SiluAndMul(const Tensor& gate_up, Tensor& out) {
   LOOM_RETURN_IF_ERROR(internal::CheckSiluAndMul(gate_up, out));
   const int64_t t = gate_up.size(0), inter = gate_up.size(1) / 2;
   const float* in = gate_up.data<float>();

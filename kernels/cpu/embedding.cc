@@ -6,11 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/checks.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace loom::kernels {
 
-absl::Status Embedding(const Tensor& ids, const Tensor& table, int64_t vocab_start, Tensor& out) {
+absl::Status cpu::Embedding(const Tensor& ids, const Tensor& table, int64_t vocab_start,
+                            Tensor& out) {
   LOOM_RETURN_IF_ERROR(internal::CheckEmbedding(ids, table, vocab_start, out));
   const int64_t t = ids.size(0), vocab = table.size(0), h = table.size(1);
   const int32_t* id = ids.data<int32_t>();

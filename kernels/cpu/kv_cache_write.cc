@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/checks.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace loom::kernels {
 namespace {
@@ -31,7 +31,7 @@ void CopyToken(const Tensor& src, int64_t t, float* dst, int64_t heads, int64_t 
 
 }  // namespace
 
-absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const Tensor& slot_mapping,
+absl::Status cpu::WriteKvCache(const Tensor& k, const Tensor& v, const Tensor& slot_mapping,
                           Tensor& k_cache, Tensor& v_cache) {
   constexpr const char* kName = "WriteKvCache";
   LOOM_RETURN_IF_ERROR(CheckNew("k", k));

@@ -20,7 +20,7 @@
 #include "common/status.h"
 #include "kernels/checks.h"
 #include "kernels/cpu/linear16.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace loom::kernels {
 namespace {
@@ -198,7 +198,7 @@ void Linear16Blocked(DType dtype, const float* x, int64_t M, const uint16_t* w, 
 
 }  // namespace internal
 
-absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+absl::Status cpu::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   LOOM_RETURN_IF_ERROR(internal::CheckLinear(x, w, bias, out));
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   if (M == 0 || N == 0) return absl::OkStatus();

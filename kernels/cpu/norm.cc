@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/checks.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace loom::kernels {
 namespace {
@@ -42,7 +42,7 @@ bool WorthThreads(int64_t t, int64_t h) { return t > 1 && t * h >= (int64_t{1} <
 
 }  // namespace
 
-absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+absl::Status cpu::RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
   LOOM_RETURN_IF_ERROR(internal::CheckRmsNorm(x, weight, eps, out));
   const int64_t t = x.size(0), h = x.size(1);
   if (h == 0) return absl::OkStatus();
@@ -54,7 +54,7 @@ absl::Status RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& o
   return absl::OkStatus();
 }
 
-absl::Status FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, float eps) {
+absl::Status cpu::FusedAddRmsNorm(Tensor& x, Tensor& residual, const Tensor& weight, float eps) {
   LOOM_RETURN_IF_ERROR(internal::CheckFusedAddRmsNorm(x, residual, weight, eps));
   const int64_t t = x.size(0), h = x.size(1);
   if (h == 0) return absl::OkStatus();

@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/checks.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace loom::kernels {
 namespace {
@@ -131,7 +131,7 @@ void AttendRow(const float* q, const float* k_cache, const float* v_cache,
 
 }  // namespace
 
-absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+absl::Status cpu::PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                             const AttentionBatch& batch, float scale, int64_t window,
                             Tensor& out) {
   constexpr const char* kName = "PagedAttention";

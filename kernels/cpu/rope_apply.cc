@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/checks.h"
-#include "kernels/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace loom::kernels {
 namespace {
@@ -50,7 +50,7 @@ void RotateAll(Tensor& t, const int32_t* positions, const float* table, int64_t 
 
 }  // namespace
 
-absl::Status ApplyRope(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& cos_sin) {
+absl::Status cpu::ApplyRope(Tensor& q, Tensor& k, const Tensor& positions, const Tensor& cos_sin) {
   LOOM_RETURN_IF_ERROR(
       internal::CheckTensor("ApplyRope", "cos_sin", cos_sin, DType::kF32, 2, true));
   const int64_t max_positions = cos_sin.size(0), head_dim = cos_sin.size(1);

@@ -4,6 +4,7 @@
 // counter-based generator, so a request's tokens do not depend on its batch neighbours, on
 // threads, or on how many draws came before.
 #include "kernels/sampling.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -120,7 +121,7 @@ absl::StatusOr<int32_t> SampleRow(const float* logits, int64_t vocab, const Samp
 
 }  // namespace
 
-absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& logits,
+absl::StatusOr<std::vector<int32_t>> cpu::Sample(const Tensor& logits,
                                             const std::vector<SamplingParams>& params,
                                             const std::vector<uint64_t>& step) {
   LOOM_RETURN_IF_ERROR(internal::CheckTensor("Sample", "logits", logits, DType::kF32, 2, true));

@@ -125,6 +125,9 @@ absl::Status DeviceContext::Synchronize() {
   if (errors & internal::kErrorKvSlot) {
     what.push_back("WriteKvCache: a slot was past the cache (its token was not written)");
   }
+  if (errors & internal::kErrorGatherRow) {
+    what.push_back("GatherRows: a row index was outside x (its output row was not written)");
+  }
   return absl::InvalidArgumentError(absl::StrJoin(what, "; "));
 }
 
@@ -167,10 +170,20 @@ absl::StatusOr<Tensor> AllocateDeviceTensor(DType dtype, std::vector<int64_t> sh
   }
   // Never zero bytes, so that an empty tensor is still defined(), as Tensor::Empty's are.
   const size_t bytes = std::max<size_t>(static_cast<size_t>(numel) * DTypeSize(dtype), 256);
+  int index = 0;
+  LOOM_CUDA_CHECK(cudaGetDevice(&index));
   void* data = nullptr;
-  LOOM_CUDA_CHECK(cudaMalloc(&data, bytes));
+  const cudaError_t error = cudaMalloc(&data, bytes);
+  if (error == cudaErrorMemoryAllocation) {
+    // Clear the error, or the next launch's cudaGetLastError() would report it again.
+    (void)cudaGetLastError();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot allocate ", bytes, " bytes for a ", ShapeString(shape), " ", DTypeName(dtype),
+        " tensor on ", Device::Cuda(index).ToString(), ": out of device memory"));
+  }
+  LOOM_CUDA_CHECK(error);
   std::shared_ptr<void> owner(data, [](void* p) { (void)cudaFree(p); });
-  return Tensor::Borrow(data, dtype, std::move(shape), std::move(owner));
+  return Tensor::Borrow(data, dtype, std::move(shape), std::move(owner), Device::Cuda(index));
 }
 
 namespace {
@@ -181,6 +194,11 @@ absl::Status CheckCopy(const char* what, const Tensor& host, const Tensor& devic
     return absl::InvalidArgumentError(absl::StrCat(what, ": host ", host.DebugString(),
                                                    " and device ", device.DebugString(),
                                                    " must be contiguous and alike"));
+  }
+  if (!host.device().is_cpu() || device.device().is_cpu()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": the host tensor is on ",
+                                                   host.device().ToString(), ", the device one on ",
+                                                   device.device().ToString()));
   }
   return absl::OkStatus();
 }

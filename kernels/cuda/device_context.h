@@ -2,15 +2,17 @@
 // and error word the kernels share. Also device tensors: loom::Tensor views over device memory.
 //
 // Device tensors. The CUDA kernels take the same loom::Tensor views as the CPU kernels, with
-// the data pointer in device memory (from AllocateDeviceTensor, or Tensor::Borrow over memory
-// allocated elsewhere). Shape, strides, Slice and View are metadata and work as usual; anything
-// that reads the elements on the host (data<T>()[i], To, Clone, CopyFrom, ...) must not be used
-// on them. CopyToDevice / CopyToHost move contents between host and device tensors.
+// the data pointer in device memory and device() saying which GPU (from AllocateDeviceTensor,
+// or Tensor::Borrow over memory allocated elsewhere, given its Device). Shape, strides, Slice
+// and View are metadata and work as usual; anything that reads the elements on the host
+// (data<T>()[i], To, Clone, CopyFrom, ...) must not be used on them. CopyToDevice / CopyToHost
+// move contents between host and device tensors.
 //
 // Errors. Every CUDA and cuBLAS call is checked and turned into a Status naming the call. Bad
 // indices that only the device sees (a RoPE position outside the table, a KV slot past the
-// cache) cannot be checked before the launch; the kernel skips that row, sets a bit in the
-// context's error word, and the next Synchronize() returns InvalidArgument naming the kernel.
+// cache, a GatherRows row outside x) cannot be checked before the launch; the kernel skips that
+// row, sets a bit in the context's error word, and the next Synchronize() returns InvalidArgument
+// naming the kernel.
 //
 // Thread safety: none; a context belongs to one thread at a time (one per worker rank).
 #ifndef LOOM_KERNELS_CUDA_DEVICE_CONTEXT_H_
@@ -107,8 +109,9 @@ class DeviceContext {
   cudaEvent_t staging_free_ = nullptr;  // recorded after the last copy out of staging_
 };
 
-// A contiguous device tensor; the memory is released with cudaFree (which waits for the
-// device) when the last view of it goes.
+// A contiguous device tensor on the calling thread's current device (its device() says which);
+// the memory is released with cudaFree (which waits for the device) when the last view of it
+// goes. Not zero-filled. ResourceExhausted naming the bytes and the device when it does not fit.
 absl::StatusOr<Tensor> AllocateDeviceTensor(DType dtype, std::vector<int64_t> shape);
 
 // Copies a contiguous host tensor into a contiguous device tensor of the same dtype and shape

@@ -1,5 +1,6 @@
 // The memory-bound kernels: activation conversion and bias for Linear, RMSNorm (plain and with
-// the residual add), SiluAndMul, Embedding, rotary embedding and the KV-cache scatter. Each
+// the residual add), SiluAndMul, Embedding, GatherRows, rotary embedding and the KV-cache
+// scatter. Each
 // follows its CPU reference in kernels/cpu line by line; comments note where the GPU differs.
 #include <cuda_runtime.h>
 
@@ -85,6 +86,21 @@ __global__ void EmbeddingKernel(const int32_t* __restrict__ ids, const T* __rest
   }
   const T* src = table + row * h;
   for (int64_t i = threadIdx.x; i < h; i += blockDim.x) dst[i] = ToFloat(src[i]);
+}
+
+// One block per output row.
+__global__ void GatherRowsKernel(const float* __restrict__ x, int64_t x_rows, int64_t x_row_stride,
+                                 int64_t h, const int32_t* __restrict__ rows,
+                                 float* __restrict__ out, int32_t* error_flags) {
+  const int64_t r = blockIdx.x;
+  const int32_t row = rows[r];
+  if (row < 0 || row >= x_rows) {
+    if (threadIdx.x == 0) atomicOr(error_flags, kErrorGatherRow);
+    return;
+  }
+  const float* src = x + static_cast<int64_t>(row) * x_row_stride;
+  float* dst = out + r * h;
+  for (int64_t i = threadIdx.x; i < h; i += blockDim.x) dst[i] = src[i];
 }
 
 // One block per token: every (head, i < D/2) pair of q's and k's heads rotates once.
@@ -187,6 +203,15 @@ cudaError_t LaunchEmbedding(const int32_t* ids, int64_t rows, const void* table,
         ids, static_cast<const T*>(table), vocab, h, vocab_start, out);
     return 0;
   });
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGatherRows(const float* x, int64_t x_rows, int64_t x_row_stride, int64_t h,
+                             const int32_t* rows, int64_t num_rows, float* out,
+                             int32_t* error_flags, cudaStream_t stream) {
+  if (num_rows <= 0 || h <= 0) return cudaSuccess;
+  GatherRowsKernel<<<static_cast<unsigned>(num_rows), kThreads, 0, stream>>>(
+      x, x_rows, x_row_stride, h, rows, out, error_flags);
   return cudaGetLastError();
 }
 

@@ -19,6 +19,7 @@ enum class Storage : int32_t { kF32 = 0, kBF16 = 1, kF16 = 2 };
 // device memory (they skip that row instead of reading or writing out of bounds).
 inline constexpr int32_t kErrorRopePosition = 1;  // ApplyRope: position outside the table
 inline constexpr int32_t kErrorKvSlot = 2;        // WriteKvCache: slot past the cache
+inline constexpr int32_t kErrorGatherRow = 4;     // GatherRows: row index outside x
 
 // out[i] = x[i] rounded to `to` (kBF16 or kF16), i < n.
 cudaError_t LaunchConvertF32(const float* x, int64_t n, Storage to, void* out, cudaStream_t stream);
@@ -36,6 +37,12 @@ cudaError_t LaunchSiluAndMul(const float* gate_up, int64_t rows, int64_t inter, 
 cudaError_t LaunchEmbedding(const int32_t* ids, int64_t rows, const void* table, Storage type,
                             int64_t vocab, int64_t h, int64_t vocab_start, float* out,
                             cudaStream_t stream);
+// out[r, :] = x[rows[r], :] for r < num_rows: x has x_rows rows of h contiguous floats,
+// x_row_stride apart; out is contiguous. A row index outside [0, x_rows) leaves its output row
+// untouched and sets kErrorGatherRow.
+cudaError_t LaunchGatherRows(const float* x, int64_t x_rows, int64_t x_row_stride, int64_t h,
+                             const int32_t* rows, int64_t num_rows, float* out,
+                             int32_t* error_flags, cudaStream_t stream);
 
 // A [tokens, heads, head_dim] f32 view: rows and heads strided, head_dim contiguous.
 struct HeadsView {

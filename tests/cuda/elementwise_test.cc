@@ -21,7 +21,7 @@ TEST_F(CudaElementwiseTest, SiluAndMulMatchesTheCpu) {
     SCOPED_TRACE(::testing::Message() << "T=" << t << " I=" << inter);
     Tensor gate_up = testing::RandomF32({t, 2 * inter}, rng, -8.0f, 8.0f);
     Tensor want = Tensor::Empty(DType::kF32, {t, inter});
-    ASSERT_TRUE(kernels::SiluAndMul(gate_up, want).ok());
+    ASSERT_TRUE(kernels::SiluAndMul(kernels::HostContext(), gate_up, want).ok());
     Tensor dgate_up = ToDevice(gate_up), dout = Poisoned(DType::kF32, {t, inter});
     ASSERT_TRUE(SiluAndMul(ctx(), dgate_up, dout).ok());
     Tensor got = ToHost(dout);
@@ -43,7 +43,7 @@ TEST_F(CudaElementwiseTest, EmbeddingMatchesTheCpuForEveryTableTypeAndShardEdge)
     // The CPU takes f32 and bf16 tables; the f16 table is compared through its exact widening.
     Tensor cpu_table = type == DType::kF16 ? testing::ToF32(table) : table;
     Tensor want = Tensor::Empty(DType::kF32, {ids.size(0), h});
-    ASSERT_TRUE(kernels::Embedding(ids, cpu_table, vocab_start, want).ok());
+    ASSERT_TRUE(kernels::Embedding(kernels::HostContext(), ids, cpu_table, vocab_start, want).ok());
     Tensor dids = ToDevice(ids), dtable = ToDevice(table);
     Tensor dout = Poisoned(DType::kF32, {ids.size(0), h});
     ASSERT_TRUE(Embedding(ctx(), dids, dtable, vocab_start, dout).ok());

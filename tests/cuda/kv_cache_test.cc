@@ -35,7 +35,8 @@ TEST_F(CudaKvCacheTest, StridedTokensLandInShuffledSlotsForEveryCacheType) {
     // both round each f32 value to nearest even once.
     Tensor start = testing::ToF32(testing::RoundTo(initial, type));
     Tensor want_k = start.Clone(), want_v = start.Clone();
-    ASSERT_TRUE(kernels::WriteKvCache(k, v, slot_mapping, want_k, want_v).ok());
+    ASSERT_TRUE(
+        kernels::WriteKvCache(kernels::HostContext(), k, v, slot_mapping, want_k, want_v).ok());
     Tensor dqkv = ToDevice(qkv), dslots = ToDevice(slot_mapping);
     Tensor dk = *dqkv.Slice(1, hq, hk), dv = *dqkv.Slice(1, hq + hk, hk);
     Tensor k_cache = ToDevice(testing::RoundTo(start, type));

@@ -59,7 +59,7 @@ class CudaLinearTest : public CudaTest {
 
   static Tensor RunCpu(const Tensor& x, const Tensor& w, const Tensor* bias) {
     Tensor out = Tensor::Empty(DType::kF32, {x.size(0), w.size(0)});
-    const absl::Status status = kernels::Linear(x, w, bias, out);
+    const absl::Status status = kernels::Linear(kernels::HostContext(), x, w, bias, out);
     EXPECT_TRUE(status.ok()) << status;
     return out;
   }

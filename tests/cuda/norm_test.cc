@@ -25,7 +25,7 @@ TEST_F(CudaNormTest, RmsNormMatchesTheCpu) {
     Tensor x = testing::RandomF32({t, h}, rng, -3.0f, 3.0f);
     Tensor weight = testing::RandomF32({h}, rng, 0.5f, 1.5f);
     Tensor want = Tensor::Empty(DType::kF32, {t, h});
-    ASSERT_TRUE(kernels::RmsNorm(x, weight, 1e-6f, want).ok());
+    ASSERT_TRUE(kernels::RmsNorm(kernels::HostContext(), x, weight, 1e-6f, want).ok());
     Tensor dx = ToDevice(x), dweight = ToDevice(weight);
     Tensor dout = Poisoned(DType::kF32, {t, h});
     ASSERT_TRUE(RmsNorm(ctx(), dx, dweight, 1e-6f, dout).ok());
@@ -48,7 +48,9 @@ TEST_F(CudaNormTest, FusedAddRmsNormMatchesTheCpu) {
     Tensor dx = ToDevice(x), dresidual = ToDevice(residual), dweight = ToDevice(weight);
     ASSERT_TRUE(FusedAddRmsNorm(ctx(), dx, dresidual, dweight, 1e-5f).ok());
     Tensor want_x = x.Clone(), want_residual = residual.Clone();
-    ASSERT_TRUE(kernels::FusedAddRmsNorm(want_x, want_residual, weight, 1e-5f).ok());
+    ASSERT_TRUE(
+        kernels::FusedAddRmsNorm(kernels::HostContext(), want_x, want_residual, weight, 1e-5f)
+            .ok());
     Tensor got_x = ToHost(dx), got_residual = ToHost(dresidual);
     testing::ExpectClose(got_residual.data<float>(), testing::AsDoubles(want_residual), 0, 0,
                          "residual");  // one f32 addition: exact

@@ -89,9 +89,9 @@ class CudaPagedAttentionTest : public CudaTest {
     const int64_t tokens = in.batch.query_start.back();
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.d));
     Tensor want = Tensor::Empty(DType::kF32, {tokens, c.hq, c.d});
-    ASSERT_TRUE(
-        kernels::PagedAttention(in.q, in.k_cache, in.v_cache, in.batch, scale, c.window, want)
-            .ok());
+    ASSERT_TRUE(kernels::PagedAttention(kernels::HostContext(), in.q, in.k_cache, in.v_cache,
+                                        in.batch, scale, c.window, want)
+                    .ok());
 
     Tensor dqkv = ToDevice(in.qkv);
     Tensor dq = c.strided_q ? *dqkv.Slice(1, 0, c.hq) : dqkv;
@@ -187,7 +187,9 @@ TEST_F(CudaPagedAttentionTest, OnePlanServesSeveralLayers) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   for (Inputs& in : layers) {
     Tensor want = Tensor::Empty(DType::kF32, {g.tokens, c.hq, c.d});
-    ASSERT_TRUE(kernels::PagedAttention(in.q, in.k_cache, in.v_cache, in.batch, scale, 0, want).ok());
+    ASSERT_TRUE(kernels::PagedAttention(kernels::HostContext(), in.q, in.k_cache, in.v_cache,
+                                        in.batch, scale, 0, want)
+                    .ok());
     Tensor dqkv = ToDevice(in.qkv);
     Tensor dq = *dqkv.Slice(1, 0, c.hq);
     Tensor dk = ToDevice(testing::RoundTo(in.k_cache, c.cache_type));

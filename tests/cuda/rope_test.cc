@@ -32,7 +32,7 @@ class CudaRopeTest : public CudaTest {
 
     Tensor want = qkv.Clone();
     Tensor q = *want.Slice(1, 0, hq), k = *want.Slice(1, hq, hk);
-    ASSERT_TRUE(kernels::ApplyRope(q, k, positions, *cos_sin).ok());
+    ASSERT_TRUE(kernels::ApplyRope(kernels::HostContext(), q, k, positions, *cos_sin).ok());
 
     Tensor dqkv = ToDevice(qkv), dpositions = ToDevice(positions), dcos_sin = ToDevice(*cos_sin);
     Tensor dq = *dqkv.Slice(1, 0, hq), dk = *dqkv.Slice(1, hq, hk);

@@ -85,7 +85,8 @@ TEST_F(CudaSamplingTest, GreedyMatchesTheCpuIncludingTies) {
     std::fill_n(logits.data<float>() + 3 * vocab, vocab, -std::numeric_limits<float>::infinity());
     std::vector<SamplingParams> params(rows);
     std::vector<uint64_t> steps(rows, 0);
-    absl::StatusOr<std::vector<int32_t>> want = kernels::Sample(logits, params, steps);
+    absl::StatusOr<std::vector<int32_t>> want =
+        kernels::Sample(kernels::HostContext(), logits, params, steps);
     ASSERT_TRUE(want.ok());
     EXPECT_EQ(Run(logits, params, steps), *want);
   }
@@ -160,7 +161,8 @@ TEST_F(CudaSamplingTest, WithoutCutsTheDrawIsTheCpusDraw) {
     params[r].seed = static_cast<uint64_t>(r) * 31 + 5;
     steps[r] = static_cast<uint64_t>(r);
   }
-  absl::StatusOr<std::vector<int32_t>> want = kernels::Sample(logits, params, steps);
+  absl::StatusOr<std::vector<int32_t>> want =
+      kernels::Sample(kernels::HostContext(), logits, params, steps);
   ASSERT_TRUE(want.ok());
   const std::vector<int32_t> got = Run(logits, params, steps);
   ASSERT_EQ(got.size(), want->size());

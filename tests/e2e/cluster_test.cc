@@ -19,6 +19,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "kernels/execution_context.h"
 #include "tests/test_paths.h"
 
 extern char** environ;
@@ -211,8 +212,38 @@ TEST(ClusterStartTest, ABadDeviceFailsTheStartNamingTheRank) {
   // Every rank fails the same way; the supervisor waits a moment to list them all, but one is
   // enough to name.
   const std::string message(cluster.status().message());
-  EXPECT_TRUE(absl::StrContains(message, "rank 0: unsupported device \"tpu:0\"") ||
-              absl::StrContains(message, "rank 1: unsupported device \"tpu:0\""))
+  EXPECT_TRUE(absl::StrContains(message, "rank 0: unknown device \"tpu:0\"") ||
+              absl::StrContains(message, "rank 1: unknown device \"tpu:0\""))
+      << cluster.status();
+}
+
+// A GPU cluster on a host without GPUs: each worker refuses at start, naming its rank and
+// device, and the start fails (the supervisor's test of orphans covers the processes).
+TEST(ClusterStartTest, CudaWithoutAGpuFailsTheStartNamingRankAndDevice) {
+  if (kernels::VisibleCudaDevices() > 0) {
+    GTEST_SKIP() << "this host has a GPU; the no-GPU error cannot be provoked here";
+  }
+  SupervisorOptions options;
+  options.device = "cuda";
+  auto cluster = StartCluster(testing::FixtureModelDir("llama-gqa"), 2, options);
+  ASSERT_FALSE(cluster.ok());
+  const std::string message(cluster.status().message());
+  EXPECT_TRUE(absl::StrContains(message, "rank 0 (device cuda): no CUDA device is visible") ||
+              absl::StrContains(message, "rank 1 (device cuda): no CUDA device is visible"))
+      << cluster.status();
+}
+
+// One device index for several ranks is refused whatever the host has.
+TEST(ClusterStartTest, OneDeviceIndexForTwoRanksIsRefused) {
+  SupervisorOptions options;
+  options.device = "cuda:0";
+  auto cluster = StartCluster(testing::FixtureModelDir("llama-gqa"), 2, options);
+  ASSERT_FALSE(cluster.ok());
+  const std::string message(cluster.status().message());
+  EXPECT_TRUE(absl::StrContains(message, "(device cuda:0)")) << cluster.status();
+  EXPECT_TRUE(absl::StrContains(message, kernels::VisibleCudaDevices() == 0
+                                             ? "no CUDA device is visible"
+                                             : "one device index cannot serve 2 ranks"))
       << cluster.status();
 }
 

@@ -16,7 +16,7 @@ TEST(SiluAndMulTest, MatchesReference) {
     SCOPED_TRACE(::testing::Message() << "T=" << t << " I=" << inter);
     Tensor gate_up = testing::RandomF32({t, 2 * inter}, rng, -8.0f, 8.0f);
     Tensor out = testing::PoisonedF32({t, inter});
-    ASSERT_TRUE(SiluAndMul(gate_up, out).ok());
+    ASSERT_TRUE(SiluAndMul(HostContext(), gate_up, out).ok());
     std::vector<double> want(static_cast<size_t>(t * inter));
     for (int64_t r = 0; r < t; ++r) {
       for (int64_t i = 0; i < inter; ++i) {
@@ -36,7 +36,7 @@ TEST(SiluAndMulTest, ExtremeGatesStayFinite) {
   gate_up.data<float>()[2] = 1.0f;
   gate_up.data<float>()[3] = 1.0f;
   Tensor out = testing::PoisonedF32({1, 2});
-  ASSERT_TRUE(SiluAndMul(gate_up, out).ok());
+  ASSERT_TRUE(SiluAndMul(HostContext(), gate_up, out).ok());
   EXPECT_EQ(out.data<float>()[0], -0.0f);
   EXPECT_FLOAT_EQ(out.data<float>()[1], 200.0f);
 }
@@ -44,12 +44,12 @@ TEST(SiluAndMulTest, ExtremeGatesStayFinite) {
 TEST(SiluAndMulTest, RejectsBadShapes) {
   Tensor odd = Tensor::Empty(DType::kF32, {2, 5});
   Tensor out = Tensor::Empty(DType::kF32, {2, 2});
-  EXPECT_EQ(SiluAndMul(odd, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SiluAndMul(HostContext(), odd, out).code(), absl::StatusCode::kInvalidArgument);
   Tensor gate_up = Tensor::Empty(DType::kF32, {2, 4});
   Tensor wrong = Tensor::Empty(DType::kF32, {2, 4});
-  EXPECT_EQ(SiluAndMul(gate_up, wrong).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SiluAndMul(HostContext(), gate_up, wrong).code(), absl::StatusCode::kInvalidArgument);
   Tensor bf16 = Tensor::Empty(DType::kBF16, {2, 4});
-  EXPECT_EQ(SiluAndMul(bf16, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SiluAndMul(HostContext(), bf16, out).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ void CheckLookup(DType dtype, int64_t vocab_start) {
   Tensor ids = Tensor::Empty(DType::kI32, {static_cast<int64_t>(id_values.size())});
   for (size_t i = 0; i < id_values.size(); ++i) ids.data<int32_t>()[i] = id_values[i];
   Tensor out = testing::PoisonedF32({ids.size(0), h});
-  ASSERT_TRUE(Embedding(ids, table, vocab_start, out).ok());
+  ASSERT_TRUE(Embedding(HostContext(), ids, table, vocab_start, out).ok());
   for (size_t i = 0; i < id_values.size(); ++i) {
     const int64_t row = id_values[i] - vocab_start;
     for (int64_t j = 0; j < h; ++j) {
@@ -50,12 +50,16 @@ TEST(EmbeddingTest, RejectsBadArguments) {
   Tensor table = Tensor::Empty(DType::kF32, {10, 4});
   Tensor out = Tensor::Empty(DType::kF32, {3, 4});
   Tensor ids64 = Tensor::Empty(DType::kI64, {3});
-  EXPECT_EQ(Embedding(ids64, table, 0, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Embedding(HostContext(), ids64, table, 0, out).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor wrong_out = Tensor::Empty(DType::kF32, {3, 5});
-  EXPECT_EQ(Embedding(ids, table, 0, wrong_out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Embedding(HostContext(), ids, table, 0, wrong_out).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor i32_table = Tensor::Empty(DType::kI32, {10, 4});
-  EXPECT_EQ(Embedding(ids, i32_table, 0, out).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Embedding(ids, table, -1, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Embedding(HostContext(), ids, i32_table, 0, out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Embedding(HostContext(), ids, table, -1, out).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ TEST(WriteKvCacheTest, ScattersStridedViewsAndSkipsNegativeSlots) {
   const std::vector<int64_t> slots = {7, 0, -1, 11, 5};
   Tensor slot_mapping = Tensor::Empty(DType::kI64, {tokens});
   for (int64_t t = 0; t < tokens; ++t) slot_mapping.data<int64_t>()[t] = slots[t];
-  ASSERT_TRUE(WriteKvCache(k, v, slot_mapping, k_cache, v_cache).ok());
+  ASSERT_TRUE(WriteKvCache(HostContext(), k, v, slot_mapping, k_cache, v_cache).ok());
   std::vector<bool> written(blocks * block_size, false);
   for (int64_t t = 0; t < tokens; ++t) {
     if (slots[t] < 0) continue;
@@ -49,7 +49,8 @@ TEST(WriteKvCacheTest, RejectsOutOfRangeSlotWithoutWriting) {
   Tensor slots = Tensor::Empty(DType::kI64, {2});
   slots.data<int64_t>()[0] = 1;
   slots.data<int64_t>()[1] = 4;  // 2 blocks × 2 slots: 4 is one past the end
-  EXPECT_EQ(WriteKvCache(k, v, slots, k_cache, v_cache).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteKvCache(HostContext(), k, v, slots, k_cache, v_cache).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(std::isnan(k_cache.data<float>()[4]));
 }
 
@@ -63,15 +64,15 @@ TEST(WriteKvCacheTest, RejectsShapeMismatches) {
   Tensor i32_slots = Tensor::Empty(DType::kI32, {2});
   Tensor wrong_heads = Tensor::Empty(DType::kF32, {2, 2, 2, 4});
   Tensor wrong_v = Tensor::Empty(DType::kF32, {2, 1, 8});
-  EXPECT_EQ(WriteKvCache(k, v, short_slots, cache, cache2).code(),
+  EXPECT_EQ(WriteKvCache(HostContext(), k, v, short_slots, cache, cache2).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteKvCache(k, v, i32_slots, cache, cache2).code(),
+  EXPECT_EQ(WriteKvCache(HostContext(), k, v, i32_slots, cache, cache2).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteKvCache(k, v, slots, wrong_heads, wrong_heads).code(),
+  EXPECT_EQ(WriteKvCache(HostContext(), k, v, slots, wrong_heads, wrong_heads).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteKvCache(k, wrong_v, slots, cache, cache2).code(),
+  EXPECT_EQ(WriteKvCache(HostContext(), k, wrong_v, slots, cache, cache2).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteKvCache(k, v, slots, cache, wrong_heads).code(),
+  EXPECT_EQ(WriteKvCache(HostContext(), k, v, slots, cache, wrong_heads).code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -25,9 +25,10 @@ std::vector<double> Reference(const Tensor& x, const Tensor& w, const Tensor* bi
       for (int64_t k = 0; k < k_dim; ++k) {
         // The reference widens each weight on its own (dtype.h), not through the kernels' SIMD.
         float wv = 0;
-        ConvertToF32(w.dtype(),
-                     static_cast<const char*>(w.raw_data()) + (n * k_dim + k) * DTypeSize(w.dtype()),
-                     &wv, 1);
+        ConvertToF32(
+            w.dtype(),
+            static_cast<const char*>(w.raw_data()) + (n * k_dim + k) * DTypeSize(w.dtype()), &wv,
+            1);
         s += wv * x.data<float>()[m * k_dim + k];
       }
       out[m * n_rows + n] = s;
@@ -49,7 +50,7 @@ void RunCase(DType wtype, int64_t m_rows, int64_t n_rows, int64_t k_dim, bool wi
   if (wtype != DType::kF32) w = *w.To(wtype);
   Tensor bias = RandomF32({n_rows}, rng);
   Tensor out = PoisonedF32({m_rows, n_rows});
-  ASSERT_TRUE(Linear(x, w, with_bias ? &bias : nullptr, out).ok());
+  ASSERT_TRUE(Linear(HostContext(), x, w, with_bias ? &bias : nullptr, out).ok());
   // Inputs are in [-1, 1]: f32 accumulation error is bounded by ~K·eps relative to K.
   ExpectClose(out.data<float>(), Reference(x, w, with_bias ? &bias : nullptr), 1e-5,
               2e-7 * AbsScale(k_dim), "out");
@@ -103,7 +104,7 @@ TEST(LinearTest, ZeroInnerDimensionGivesBias) {
   Tensor bias = Tensor::Empty(DType::kF32, {3});
   bias.data<float>()[1] = 2.0f;
   Tensor out = PoisonedF32({2, 3});
-  ASSERT_TRUE(Linear(x, w, &bias, out).ok());
+  ASSERT_TRUE(Linear(HostContext(), x, w, &bias, out).ok());
   for (int i = 0; i < 6; ++i) EXPECT_EQ(out.data<float>()[i], i % 3 == 1 ? 2.0f : 0.0f);
 }
 
@@ -112,20 +113,26 @@ TEST(LinearTest, RejectsBadArguments) {
   Tensor w = Tensor::Empty(DType::kF32, {3, 4});
   Tensor out = Tensor::Empty(DType::kF32, {2, 3});
   Tensor wrong_k = Tensor::Empty(DType::kF32, {3, 5});
-  EXPECT_EQ(Linear(x, wrong_k, nullptr, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Linear(HostContext(), x, wrong_k, nullptr, out).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor wrong_out = Tensor::Empty(DType::kF32, {2, 4});
-  EXPECT_EQ(Linear(x, w, nullptr, wrong_out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Linear(HostContext(), x, w, nullptr, wrong_out).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor i32_w = Tensor::Empty(DType::kI32, {3, 4});
-  EXPECT_EQ(Linear(x, i32_w, nullptr, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Linear(HostContext(), x, i32_w, nullptr, out).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor bf16_x = Tensor::Empty(DType::kBF16, {2, 4});
-  EXPECT_EQ(Linear(bf16_x, w, nullptr, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Linear(HostContext(), bf16_x, w, nullptr, out).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor bias = Tensor::Empty(DType::kF32, {4});
-  EXPECT_EQ(Linear(x, w, &bias, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Linear(HostContext(), x, w, &bias, out).code(), absl::StatusCode::kInvalidArgument);
   Tensor wide = Tensor::Empty(DType::kF32, {2, 8});
   Tensor strided_x = *wide.Slice(1, 0, 4);
-  EXPECT_EQ(Linear(strided_x, w, nullptr, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Linear(HostContext(), strided_x, w, nullptr, out).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor undefined;
-  EXPECT_EQ(Linear(x, undefined, nullptr, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Linear(HostContext(), x, undefined, nullptr, out).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ TEST(RmsNormTest, MatchesReference) {
     Tensor x = RandomF32({t, h}, rng, -3.0f, 3.0f);
     Tensor w = RandomF32({h}, rng, 0.5f, 1.5f);
     Tensor out = PoisonedF32({t, h});
-    ASSERT_TRUE(RmsNorm(x, w, 1e-6f, out).ok());
+    ASSERT_TRUE(RmsNorm(HostContext(), x, w, 1e-6f, out).ok());
     ExpectClose(out.data<float>(), ReferenceNorm(x.data<float>(), w.data<float>(), t, h, 1e-6),
                 3e-6, 1e-6, "out");
   }
@@ -45,7 +45,7 @@ TEST(RmsNormTest, InPlaceAliasing) {
   Tensor x = RandomF32({4, 33}, rng);
   Tensor w = RandomF32({33}, rng);
   const std::vector<double> want = ReferenceNorm(x.data<float>(), w.data<float>(), 4, 33, 1e-5);
-  ASSERT_TRUE(RmsNorm(x, w, 1e-5f, x).ok());
+  ASSERT_TRUE(RmsNorm(HostContext(), x, w, 1e-5f, x).ok());
   ExpectClose(x.data<float>(), want, 3e-6, 1e-6, "x");
 }
 
@@ -54,7 +54,7 @@ TEST(RmsNormTest, ZeroRowGivesZeros) {
   Tensor w = Tensor::Empty(DType::kF32, {8});
   for (int i = 0; i < 8; ++i) w.data<float>()[i] = 1.0f;
   Tensor out = PoisonedF32({1, 8});
-  ASSERT_TRUE(RmsNorm(x, w, 1e-6f, out).ok());
+  ASSERT_TRUE(RmsNorm(HostContext(), x, w, 1e-6f, out).ok());
   for (int i = 0; i < 8; ++i) EXPECT_EQ(out.data<float>()[i], 0.0f);
 }
 
@@ -71,7 +71,7 @@ TEST(FusedAddRmsNormTest, MatchesReference) {
       sum[i] = residual.data<float>()[i] + x.data<float>()[i];  // the f32 sum, as the kernel
       want_residual[i] = sum[i];
     }
-    ASSERT_TRUE(FusedAddRmsNorm(x, residual, w, 1e-6f).ok());
+    ASSERT_TRUE(FusedAddRmsNorm(HostContext(), x, residual, w, 1e-6f).ok());
     ExpectClose(residual.data<float>(), want_residual, 0, 0, "residual");
     ExpectClose(x.data<float>(), ReferenceNorm(sum.data(), w.data<float>(), t, h, 1e-6), 3e-6, 1e-6,
                 "x");
@@ -85,15 +85,20 @@ TEST(NormTest, RejectsBadArguments) {
   Tensor out = Tensor::Empty(DType::kF32, {2, 4});
   Tensor bad_out = Tensor::Empty(DType::kF32, {4, 2});
   Tensor bf16_w = Tensor::Empty(DType::kBF16, {4});
-  EXPECT_EQ(RmsNorm(x, short_w, 1e-6f, out).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(RmsNorm(x, w, 1e-6f, bad_out).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(RmsNorm(x, bf16_w, 1e-6f, out).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(RmsNorm(x, w, -1.0f, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RmsNorm(HostContext(), x, short_w, 1e-6f, out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RmsNorm(HostContext(), x, w, 1e-6f, bad_out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RmsNorm(HostContext(), x, bf16_w, 1e-6f, out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RmsNorm(HostContext(), x, w, -1.0f, out).code(), absl::StatusCode::kInvalidArgument);
   Tensor residual = Tensor::Empty(DType::kF32, {3, 4});
-  EXPECT_EQ(FusedAddRmsNorm(x, residual, w, 1e-6f).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FusedAddRmsNorm(HostContext(), x, residual, w, 1e-6f).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor wide = Tensor::Empty(DType::kF32, {2, 8});
   Tensor strided = *wide.Slice(1, 0, 4);
-  EXPECT_EQ(RmsNorm(strided, w, 1e-6f, out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RmsNorm(HostContext(), strided, w, 1e-6f, out).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -99,7 +99,7 @@ void RunCase(const std::vector<SeqSpec>& seqs, int64_t block_size, int64_t hq, i
   std::vector<float> q_flat(qkv.data<float>(), qkv.data<float>() + qkv.numel());
   Tensor out = testing::PoisonedF32({tokens, hq, d});
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  ASSERT_TRUE(PagedAttention(q, k_cache, v_cache, batch, scale, window, out).ok());
+  ASSERT_TRUE(PagedAttention(HostContext(), q, k_cache, v_cache, batch, scale, window, out).ok());
   std::vector<double> want(static_cast<size_t>(tokens * hq * d));
   DenseReference(q_flat, row_heads * d, hq, hk, d, keys, values, seqs, scale, window, want);
   testing::ExpectClose(out.data<float>(), want, 1e-5, 1e-5, "out");
@@ -141,7 +141,7 @@ TEST(PagedAttentionTest, NegativeWindowIsRejected) {
   Tensor cache = testing::PoisonedF32({1, 4, 1, 4});
   Tensor out = testing::PoisonedF32({1, 1, 4});
   AttentionBatch batch{{0, 1}, {1}, {{0}}};
-  EXPECT_EQ(PagedAttention(q, cache, cache, batch, 0.5f, -1, out).code(),
+  EXPECT_EQ(PagedAttention(HostContext(), q, cache, cache, batch, 0.5f, -1, out).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -157,7 +157,7 @@ class PagedAttentionBadBatchTest : public ::testing::Test {
     batch_.block_tables = {{0, 1}, {2}};
   }
   absl::StatusCode Run() {
-    return PagedAttention(q_, k_cache_, v_cache_, batch_, 0.5f, 0, out_).code();
+    return PagedAttention(HostContext(), q_, k_cache_, v_cache_, batch_, 0.5f, 0, out_).code();
   }
   Tensor q_ = Tensor::Empty(DType::kF32, {3, 2, 4});
   Tensor k_cache_ = Tensor::Empty(DType::kF32, {3, 4, 1, 4});

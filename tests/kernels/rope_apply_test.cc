@@ -57,7 +57,7 @@ TEST(ApplyRopeTest, StridedHeadsOfFusedQkvMatchReference) {
     std::uniform_int_distribution<int32_t> pos_dist(0, 4095);
     for (int64_t i = 0; i < tokens; ++i) positions.data<int32_t>()[i] = pos_dist(rng);
     const std::vector<float> q0 = Gather(q), k0 = Gather(k);
-    ASSERT_TRUE(ApplyRope(q, k, positions, *table).ok());
+    ASSERT_TRUE(ApplyRope(HostContext(), q, k, positions, *table).ok());
     testing::ExpectClose(q.Clone().data<float>(),
                          Reference(q, q0, positions.data<int32_t>(), *table), 1e-6, 1e-6, "q");
     testing::ExpectClose(k.Clone().data<float>(),
@@ -77,7 +77,7 @@ TEST(ApplyRopeTest, PositionZeroIsIdentity) {
   Tensor k = RandomF32({1, 1, 16}, rng);
   Tensor q0 = q.Clone();
   Tensor positions = Tensor::Empty(DType::kI32, {1});
-  ASSERT_TRUE(ApplyRope(q, k, positions, *table).ok());
+  ASSERT_TRUE(ApplyRope(HostContext(), q, k, positions, *table).ok());
   for (int i = 0; i < 32; ++i) EXPECT_EQ(q.data<float>()[i], q0.data<float>()[i]);
 }
 
@@ -90,9 +90,11 @@ TEST(ApplyRopeTest, RejectsOutOfRangePositionWithoutTouchingData) {
   Tensor positions = Tensor::Empty(DType::kI32, {2});
   positions.data<int32_t>()[0] = 3;
   positions.data<int32_t>()[1] = 16;
-  EXPECT_EQ(ApplyRope(q, k, positions, *table).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApplyRope(HostContext(), q, k, positions, *table).code(),
+            absl::StatusCode::kInvalidArgument);
   positions.data<int32_t>()[1] = -1;
-  EXPECT_EQ(ApplyRope(q, k, positions, *table).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApplyRope(HostContext(), q, k, positions, *table).code(),
+            absl::StatusCode::kInvalidArgument);
   for (int i = 0; i < 32; ++i) EXPECT_EQ(q.data<float>()[i], q0.data<float>()[i]);
 }
 
@@ -104,11 +106,15 @@ TEST(ApplyRopeTest, RejectsShapeMismatches) {
   Tensor q_wrong_d = Tensor::Empty(DType::kF32, {2, 2, 6});
   Tensor k_wrong_t = Tensor::Empty(DType::kF32, {3, 1, 8});
   Tensor pos_i64 = Tensor::Empty(DType::kI64, {2});
-  EXPECT_EQ(ApplyRope(q_wrong_d, k, positions, *table).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ApplyRope(q, k_wrong_t, positions, *table).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ApplyRope(q, k, pos_i64, *table).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApplyRope(HostContext(), q_wrong_d, k, positions, *table).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApplyRope(HostContext(), q, k_wrong_t, positions, *table).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApplyRope(HostContext(), q, k, pos_i64, *table).code(),
+            absl::StatusCode::kInvalidArgument);
   Tensor odd_table = Tensor::Empty(DType::kF32, {4, 7});
-  EXPECT_EQ(ApplyRope(q, k, positions, odd_table).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ApplyRope(HostContext(), q, k, positions, odd_table).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -30,14 +30,15 @@ std::vector<float> RandomRow(int64_t vocab, uint32_t seed) {
 }
 
 int32_t SampleOne(const std::vector<float>& row, const SamplingParams& p, uint64_t step) {
-  auto tokens = Sample(Logits({row}), {p}, {step});
+  auto tokens = Sample(HostContext(), Logits({row}), {p}, {step});
   EXPECT_TRUE(tokens.ok()) << tokens.status();
   return tokens.ok() ? (*tokens)[0] : -1;
 }
 
 TEST(SampleTest, GreedyIsArgmaxWithLowestIdOnTies) {
   SamplingParams greedy;
-  auto tokens = Sample(Logits({{0.1f, 3.0f, -1.0f, 3.0f},
+  auto tokens = Sample(HostContext(),
+                       Logits({{0.1f, 3.0f, -1.0f, 3.0f},
                                {5.0f, 5.0f, 5.0f, 5.0f},
                                {-std::numeric_limits<float>::infinity(), -2.0f, -1.0f, -1.5f}}),
                        {greedy, greedy, greedy}, {0, 0, 0});
@@ -67,7 +68,8 @@ TEST(SampleTest, DrawDependsOnlyOnSeedAndStepNotOnBatch) {
   SamplingParams p{.temperature = 0.8f, .top_k = 50, .top_p = 0.9f, .seed = 7};
   SamplingParams q{.temperature = 1.3f, .seed = 99};
   for (uint64_t step = 0; step < 20; ++step) {
-    auto batched = Sample(Logits({noise, row, noise}), {q, p, q}, {step + 5, step, 3});
+    auto batched =
+        Sample(HostContext(), Logits({noise, row, noise}), {q, p, q}, {step + 5, step, 3});
     ASSERT_TRUE(batched.ok());
     EXPECT_EQ((*batched)[1], SampleOne(row, p, step));
   }
@@ -129,22 +131,25 @@ TEST(SampleTest, NegativeInfinityLogitsAreNeverSampled) {
     const int32_t t = SampleOne(row, {.temperature = 1.0f, .seed = 3}, step);
     EXPECT_TRUE(t == 1 || t == 3) << t;
   }
-  auto all_masked = Sample(Logits({{ninf, ninf}}), {{.temperature = 1.0f}}, {0});
+  auto all_masked = Sample(HostContext(), Logits({{ninf, ninf}}), {{.temperature = 1.0f}}, {0});
   EXPECT_EQ(all_masked.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SampleTest, RejectsInvalidInput) {
   const Tensor logits = Logits({{1.0f, 2.0f}});
-  EXPECT_FALSE(Sample(logits, {{.temperature = -1.0f}}, {0}).ok());
-  EXPECT_FALSE(Sample(logits, {{.temperature = std::nanf("")}}, {0}).ok());
-  EXPECT_FALSE(Sample(logits, {{.temperature = std::numeric_limits<float>::infinity()}}, {0}).ok());
-  EXPECT_FALSE(Sample(logits, {{.temperature = 1.0f, .top_p = 0.0f}}, {0}).ok());
-  EXPECT_FALSE(Sample(logits, {{.temperature = 1.0f, .top_p = 1.5f}}, {0}).ok());
-  EXPECT_FALSE(Sample(logits, {{.temperature = 1.0f, .top_p = std::nanf("")}}, {0}).ok());
-  EXPECT_FALSE(Sample(logits, {{}, {}}, {0, 0}).ok());  // two params for one row
-  EXPECT_FALSE(Sample(logits, {{}}, {}).ok());
-  EXPECT_FALSE(Sample(Logits({{1.0f, std::nanf("")}}), {{}}, {0}).ok());
-  EXPECT_FALSE(Sample(Tensor::Empty(DType::kBF16, {1, 2}), {{}}, {0}).ok());
+  EXPECT_FALSE(Sample(HostContext(), logits, {{.temperature = -1.0f}}, {0}).ok());
+  EXPECT_FALSE(Sample(HostContext(), logits, {{.temperature = std::nanf("")}}, {0}).ok());
+  EXPECT_FALSE(
+      Sample(HostContext(), logits, {{.temperature = std::numeric_limits<float>::infinity()}}, {0})
+          .ok());
+  EXPECT_FALSE(Sample(HostContext(), logits, {{.temperature = 1.0f, .top_p = 0.0f}}, {0}).ok());
+  EXPECT_FALSE(Sample(HostContext(), logits, {{.temperature = 1.0f, .top_p = 1.5f}}, {0}).ok());
+  EXPECT_FALSE(
+      Sample(HostContext(), logits, {{.temperature = 1.0f, .top_p = std::nanf("")}}, {0}).ok());
+  EXPECT_FALSE(Sample(HostContext(), logits, {{}, {}}, {0, 0}).ok());  // two params for one row
+  EXPECT_FALSE(Sample(HostContext(), logits, {{}}, {}).ok());
+  EXPECT_FALSE(Sample(HostContext(), Logits({{1.0f, std::nanf("")}}), {{}}, {0}).ok());
+  EXPECT_FALSE(Sample(HostContext(), Tensor::Empty(DType::kBF16, {1, 2}), {{}}, {0}).ok());
   EXPECT_TRUE(ValidateSamplingParams({.temperature = 0.7f, .top_k = -1, .top_p = 1.0f}).ok());
   EXPECT_FALSE(ValidateSamplingParams({.top_p = -0.1f}).ok());
 }

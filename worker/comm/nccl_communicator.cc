@@ -285,4 +285,10 @@ absl::Status NcclCommunicator::Barrier() {
              });
 }
 
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const NcclOptions& options) {
+  absl::StatusOr<std::unique_ptr<NcclCommunicator>> comm = NcclCommunicator::Create(options);
+  if (!comm.ok()) return comm.status();
+  return std::unique_ptr<Communicator>(std::move(*comm));
+}
+
 }  // namespace loom

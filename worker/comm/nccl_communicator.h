@@ -41,6 +41,10 @@ struct NcclOptions {
   std::chrono::milliseconds timeout = std::chrono::seconds(30);
 };
 
+// NcclCommunicator::Create where NCCL is built; FailedPrecondition in a build without it (what
+// the worker calls, so it needs no NCCL headers or library to compile).
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const NcclOptions& options);
+
 class NcclCommunicator : public Communicator {
  public:
   // Blocks until all world_size ranks have called Create with the same unique id, or the

@@ -39,7 +39,8 @@ PartRows RowsOf(const LinearPart& part, ShardKind kind, int64_t tp_rank, int64_t
 absl::StatusOr<ParallelLinear> ParallelLinear::Create(std::vector<LinearPart> parts,
                                                       int64_t in_features, bool has_bias,
                                                       ShardKind kind, int64_t tp_rank,
-                                                      int64_t tp_size, DType weight_dtype) {
+                                                      int64_t tp_size, DType weight_dtype,
+                                                      kernels::ExecutionContext& context) {
   if (tp_size < 1 || tp_rank < 0 || tp_rank >= tp_size) {
     return absl::InvalidArgumentError(absl::StrCat("bad tp rank ", tp_rank, " of ", tp_size));
   }
@@ -71,8 +72,10 @@ absl::StatusOr<ParallelLinear> ParallelLinear::Create(std::vector<LinearPart> pa
   layer.kind_ = kind;
   layer.tp_rank_ = tp_rank;
   layer.tp_size_ = tp_size;
-  layer.weight_ = Tensor::Empty(weight_dtype, {local_out, local_in});
-  if (has_bias) layer.bias_ = Tensor::Empty(DType::kF32, {local_out});
+  LOOM_ASSIGN_OR_RETURN(layer.weight_, context.Allocate(weight_dtype, {local_out, local_in}));
+  if (has_bias) {
+    LOOM_ASSIGN_OR_RETURN(layer.bias_, context.Allocate(DType::kF32, {local_out}));
+  }
   return layer;
 }
 
@@ -126,20 +129,11 @@ absl::StatusOr<Tensor> ParallelLinear::Part(const std::string& name) const {
   return absl::NotFoundError(absl::StrCat("no parameter ", name, " in this layer"));
 }
 
-absl::Status ParallelLinear::Load(const std::string& name, const Tensor& part) {
-  LOOM_ASSIGN_OR_RETURN(Tensor dst, Part(name));
-  if (part.shape() != dst.shape()) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": expected this rank's part of shape ",
-                                                   ShapeString(dst.shape()), ", got ",
-                                                   ShapeString(part.shape())));
-  }
-  return dst.CopyFrom(part);
-}
-
-absl::Status ParallelLinear::Forward(const Tensor& x, Tensor& out) const {
+absl::Status ParallelLinear::Forward(kernels::ExecutionContext& context, const Tensor& x,
+                                     Tensor& out) const {
   // A row-parallel bias is added once, after the all-reduce, by rank 0 only.
   const bool add_bias = bias_.defined() && (kind_ != ShardKind::kRow || tp_rank_ == 0);
-  return kernels::Linear(x, weight_, add_bias ? &bias_ : nullptr, out);
+  return kernels::Linear(context, x, weight_, add_bias ? &bias_ : nullptr, out);
 }
 
 absl::Status ParallelLinear::TieWeight(const Tensor& weight) {

@@ -5,9 +5,9 @@
 // gets its own q, k and v heads); row-parallel layers split the input features and leave the sum
 // across ranks to the caller's all-reduce; replicated layers keep the whole weight. Vocab-parallel
 // layers (the LM head) are column-parallel with the last shard zero-padded, so a vocabulary that
-// tp_size does not divide still splits; the caller drops the padded outputs. Loading copies the
-// rank's part of a tensor into the existing buffer, converting dtype, so buffers are
-// allocated once and pointers stay stable across reloads.
+// tp_size does not divide still splits; the caller drops the padded outputs. The buffers live on
+// the context's device, allocated once at Create; loads write into the Part views, so pointers
+// stay stable across reloads.
 //
 // A column part may be cut into fewer shards than there are ranks (LinearPart::num_shards): with
 // fewer KV heads than ranks each KV head is replicated on tp_size / num_kv_heads consecutive
@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/tensor.h"
+#include "kernels/execution_context.h"
 #include "worker/model/parameter_info.h"
 
 namespace loom {
@@ -42,19 +43,18 @@ class ParallelLinear {
   // of the split dimension (checked by Create); a vocab-parallel layer has one part and pads.
   static absl::StatusOr<ParallelLinear> Create(std::vector<LinearPart> parts, int64_t in_features,
                                                bool has_bias, ShardKind kind, int64_t tp_rank,
-                                               int64_t tp_size, DType weight_dtype);
+                                               int64_t tp_size, DType weight_dtype,
+                                               kernels::ExecutionContext& context);
 
   // Names this layer loads: "<part>.weight" (and "<part>.bias").
   std::vector<std::string> ParameterNames() const;
   // Parameter `name` (one of ParameterNames()): full HF shape and the region this rank holds.
   ParameterInfo Info(const std::string& name) const;
-  // Copies this rank's part of `name` (shape Info(name).local_shape(), any float dtype) into place.
-  absl::Status Load(const std::string& name, const Tensor& part);
   // A view of this rank's part of `name` in the layer's buffer (padding excluded).
   absl::StatusOr<Tensor> Part(const std::string& name) const;
 
   // out[M, local_out] = x[M, local_in] · Wᵀ (+ bias).
-  absl::Status Forward(const Tensor& x, Tensor& out) const;
+  absl::Status Forward(kernels::ExecutionContext& context, const Tensor& x, Tensor& out) const;
 
   // Includes a vocab-parallel layer's padding: ceil(out_features / tp_size) rows per rank.
   int64_t local_out_features() const { return weight_.size(0); }

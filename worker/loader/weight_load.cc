@@ -101,9 +101,9 @@ absl::StatusOr<LoadResult> WeightLoad::WriteInto(Decoder& decoder, LoadProgress*
     mine = WriteBroadcast(decoder, progress, result);
   } else {
     for (const ParameterInfo& p : params) {
-      // Straight into the model's buffer (the checks of Prepare already passed).
-      absl::StatusOr<Tensor> part = decoder.Part(p.name);
-      mine = part.ok() ? source_->ReadInto(p, *part) : part.status();
+      // Straight into the model's buffer, or its host staging on a device (the checks of
+      // Prepare already passed).
+      mine = decoder.WritePart(p.name, [&](Tensor& host) { return source_->ReadInto(p, host); });
       if (!mine.ok()) break;
       ++result.tensors;
       progress->tensors_done = result.tensors;

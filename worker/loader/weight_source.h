@@ -1,7 +1,8 @@
 // WeightSource: where one load's weights come from. Each source hands out, parameter by
 // parameter, exactly the part this rank holds (ParameterInfo's region), reading nothing else.
 // Every source ends in the decoder's own parameter buffers (DESIGN.md §3.3): per-rank loads
-// write through ReadInto straight into Decoder::Part views; a broadcast hands full tensors to
+// write through ReadInto straight into Decoder::WritePart's host tensor (the part itself on a
+// host rank, a staging buffer on a GPU rank); a broadcast hands full tensors to
 // Decoder::LoadWeight, which keeps this rank's part.
 //
 // A load is two passes: Check looks at every parameter (names, full shapes, dtypes, files) without

@@ -20,6 +20,7 @@ absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Create(const ModelConfig& conf
   d->config_ = config;
   d->options_ = options;
   d->comm_ = options.comm ? options.comm : &d->single_rank_;
+  d->ctx_ = options.context ? options.context : &kernels::HostContext();
   LOOM_RETURN_IF_ERROR(d->Build());
   return d;
 }
@@ -53,6 +54,7 @@ absl::Status Decoder::Build() {
   local_kv_heads_ = c.num_key_value_heads / kv_shards;
   const int64_t H = c.hidden_size, D = c.head_dim, I = c.intermediate_size;
   const DType wd = options_.weight_dtype;
+  kernels::ExecutionContext& ctx = *ctx_;
 
   // Every parameter is registered with its region and a view of its part in our buffers; the
   // views share storage, so LoadWeight writes straight into the model.
@@ -78,7 +80,7 @@ absl::Status Decoder::Build() {
   // Vocab-parallel: each rank holds ceil(V / tp) rows; the last shard is zero-padded when tp does
   // not divide V (ids never reach the padding, and Forward drops the padded logits).
   const int64_t vocab_rows = (c.vocab_size + tp - 1) / tp;
-  embed_ = Tensor::Empty(wd, {vocab_rows, H});
+  LOOM_ASSIGN_OR_RETURN(embed_, ctx.Allocate(wd, {vocab_rows, H}));
   {
     ParameterInfo info;
     info.name = "model.embed_tokens.weight";
@@ -94,30 +96,30 @@ absl::Status Decoder::Build() {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     Layer& L = layers_[i];
     const std::string p = absl::StrCat("model.layers.", i, ".");
-    L.input_norm = Tensor::Empty(DType::kF32, {H});
-    L.post_attention_norm = Tensor::Empty(DType::kF32, {H});
+    LOOM_ASSIGN_OR_RETURN(L.input_norm, ctx.Allocate(DType::kF32, {H}));
+    LOOM_ASSIGN_OR_RETURN(L.post_attention_norm, ctx.Allocate(DType::kF32, {H}));
     LOOM_ASSIGN_OR_RETURN(
         L.qkv, ParallelLinear::Create({{p + "self_attn.q_proj", c.num_attention_heads * D},
                                        {p + "self_attn.k_proj", c.num_key_value_heads * D,
                                         kv_shards},
                                        {p + "self_attn.v_proj", c.num_key_value_heads * D,
                                         kv_shards}},
-                                      H, c.qkv_bias, ShardKind::kColumn, rank, tp, wd));
+                                      H, c.qkv_bias, ShardKind::kColumn, rank, tp, wd, ctx));
     LOOM_ASSIGN_OR_RETURN(L.o, ParallelLinear::Create({{p + "self_attn.o_proj", H}},
                                                       c.num_attention_heads * D, c.o_bias,
-                                                      ShardKind::kRow, rank, tp, wd));
+                                                      ShardKind::kRow, rank, tp, wd, ctx));
     LOOM_ASSIGN_OR_RETURN(L.gate_up, ParallelLinear::Create({{p + "mlp.gate_proj", I},
                                                              {p + "mlp.up_proj", I}},
                                                             H, c.mlp_bias, ShardKind::kColumn,
-                                                            rank, tp, wd));
+                                                            rank, tp, wd, ctx));
     LOOM_ASSIGN_OR_RETURN(L.down, ParallelLinear::Create({{p + "mlp.down_proj", H}}, I,
                                                          c.mlp_bias, ShardKind::kRow, rank, tp,
-                                                         wd));
+                                                         wd, ctx));
     add_norm(p + "input_layernorm.weight", L.input_norm);
     LOOM_RETURN_IF_ERROR(add_linear(L.qkv));
     if (c.qk_norm) {
-      L.q_norm = Tensor::Empty(DType::kF32, {D});
-      L.k_norm = Tensor::Empty(DType::kF32, {D});
+      LOOM_ASSIGN_OR_RETURN(L.q_norm, ctx.Allocate(DType::kF32, {D}));
+      LOOM_ASSIGN_OR_RETURN(L.k_norm, ctx.Allocate(DType::kF32, {D}));
       add_norm(p + "self_attn.q_norm.weight", L.q_norm);
       add_norm(p + "self_attn.k_norm.weight", L.k_norm);
     }
@@ -126,10 +128,10 @@ absl::Status Decoder::Build() {
     LOOM_RETURN_IF_ERROR(add_linear(L.gate_up));
     LOOM_RETURN_IF_ERROR(add_linear(L.down));
   }
-  final_norm_ = Tensor::Empty(DType::kF32, {H});
+  LOOM_ASSIGN_OR_RETURN(final_norm_, ctx.Allocate(DType::kF32, {H}));
   add_norm("model.norm.weight", final_norm_);
   LOOM_ASSIGN_OR_RETURN(lm_head_, ParallelLinear::Create({{"lm_head", c.vocab_size}}, H, false,
-                                                         ShardKind::kVocab, rank, tp, wd));
+                                                         ShardKind::kVocab, rank, tp, wd, ctx));
   if (c.tie_word_embeddings) {
     LOOM_RETURN_IF_ERROR(lm_head_.TieWeight(embed_));
   } else {
@@ -138,8 +140,10 @@ absl::Status Decoder::Build() {
   LOOM_RETURN_IF_ERROR(Reserve(options_.max_tokens, options_.max_sampled));
   max_positions_ = c.MaxContextLength();
   if (c.rope_scaling.type != "dynamic") {
-    LOOM_ASSIGN_OR_RETURN(rope_cos_sin_, kernels::MakeRopeCosSin(D, c.rope_theta, c.rope_scaling,
-                                                                 max_positions_));
+    LOOM_ASSIGN_OR_RETURN(Tensor table, kernels::MakeRopeCosSin(D, c.rope_theta, c.rope_scaling,
+                                                                max_positions_));
+    LOOM_ASSIGN_OR_RETURN(rope_cos_sin_, ctx.Allocate(DType::kF32, table.shape()));
+    LOOM_RETURN_IF_ERROR(ctx.Upload(table, rope_cos_sin_));
   }
   return absl::OkStatus();
 }
@@ -163,7 +167,25 @@ absl::Status Decoder::LoadWeight(const std::string& name, const Tensor& t) {
                                                    ShapeString(info.shape), ", got ",
                                                    ShapeString(t.shape())));
   }
-  return parts_[it->second].CopyFrom(part);
+  return WritePart(name, [&part](Tensor& host) { return host.CopyFrom(part); });
+}
+
+absl::Status Decoder::WritePart(const std::string& name,
+                                const std::function<absl::Status(Tensor& host)>& fill) {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    return absl::NotFoundError(absl::StrCat("no parameter ", name, " in ", config_.architecture));
+  }
+  Tensor& dst = parts_[it->second];
+  if (dst.device().is_cpu()) return fill(dst);
+  Tensor host = Tensor::Empty(dst.dtype(), dst.shape());
+  LOOM_RETURN_IF_ERROR(fill(host));
+  return ctx_->Upload(host, dst);
+}
+
+absl::StatusOr<Tensor> Decoder::HostPart(const std::string& name) const {
+  LOOM_ASSIGN_OR_RETURN(Tensor part, Part(name));
+  return kernels::OnHost(*ctx_, part);
 }
 
 absl::StatusOr<Tensor> Decoder::Part(const std::string& name) const {
@@ -195,7 +217,9 @@ absl::Status Decoder::CopyWeightsFrom(const Decoder& other) {
                                                      " into ", parameters_[i].name));
     }
   }
-  for (size_t i = 0; i < parts_.size(); ++i) LOOM_RETURN_IF_ERROR(parts_[i].CopyFrom(other.parts_[i]));
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    LOOM_RETURN_IF_ERROR(kernels::Copy(*ctx_, other.parts_[i], parts_[i]));
+  }
   return absl::OkStatus();
 }
 
@@ -214,38 +238,60 @@ absl::Status Decoder::Reserve(int64_t tokens, int64_t sampled) {
   const int64_t T = std::max(tokens, ws_.tokens), R = std::max(sampled, ws_.sampled);
   const int64_t H = c.hidden_size, D = c.head_dim, Hq = local_q_heads_, Hk = local_kv_heads_;
   const int64_t I = c.intermediate_size / comm_->world_size();
+  kernels::ExecutionContext& ctx = *ctx_;
   Workspace w;
   w.tokens = T;
   w.sampled = R;
   if (T > 0) {
-    w.hidden = Tensor::Empty(DType::kF32, {T, H});
-    w.residual = Tensor::Empty(DType::kF32, {T, H});
-    w.qkv = Tensor::Empty(DType::kF32, {T, (Hq + 2 * Hk) * D});
-    w.q = Tensor::Empty(DType::kF32, {T, Hq, D});
-    w.k = Tensor::Empty(DType::kF32, {T, Hk, D});
-    w.v = Tensor::Empty(DType::kF32, {T, Hk, D});
-    w.attn = Tensor::Empty(DType::kF32, {T, Hq, D});
-    w.gate_up = Tensor::Empty(DType::kF32, {T, 2 * I});
-    w.act = Tensor::Empty(DType::kF32, {T, I});
-    if (c.rope_scaling.type == "dynamic") w.rope = Tensor::Empty(DType::kF32, {T, D});
+    LOOM_ASSIGN_OR_RETURN(w.hidden, ctx.Allocate(DType::kF32, {T, H}));
+    LOOM_ASSIGN_OR_RETURN(w.residual, ctx.Allocate(DType::kF32, {T, H}));
+    LOOM_ASSIGN_OR_RETURN(w.qkv, ctx.Allocate(DType::kF32, {T, (Hq + 2 * Hk) * D}));
+    LOOM_ASSIGN_OR_RETURN(w.q, ctx.Allocate(DType::kF32, {T, Hq, D}));
+    LOOM_ASSIGN_OR_RETURN(w.k, ctx.Allocate(DType::kF32, {T, Hk, D}));
+    LOOM_ASSIGN_OR_RETURN(w.v, ctx.Allocate(DType::kF32, {T, Hk, D}));
+    LOOM_ASSIGN_OR_RETURN(w.attn, ctx.Allocate(DType::kF32, {T, Hq, D}));
+    LOOM_ASSIGN_OR_RETURN(w.gate_up, ctx.Allocate(DType::kF32, {T, 2 * I}));
+    LOOM_ASSIGN_OR_RETURN(w.act, ctx.Allocate(DType::kF32, {T, I}));
+    LOOM_ASSIGN_OR_RETURN(w.ids, ctx.Allocate(DType::kI32, {T}));
+    LOOM_ASSIGN_OR_RETURN(w.positions, ctx.Allocate(DType::kI32, {T}));
+    LOOM_ASSIGN_OR_RETURN(w.slots, ctx.Allocate(DType::kI64, {T}));
+    if (c.rope_scaling.type == "dynamic") {
+      LOOM_ASSIGN_OR_RETURN(w.rope, ctx.Allocate(DType::kF32, {T, D}));
+      w.rope_host = Tensor::Empty(DType::kF32, {T, D});
+    }
   }
   if (R > 0) {
     const int64_t local_vocab = lm_head_.local_out_features();
-    w.selected = Tensor::Empty(DType::kF32, {R, H});
-    w.local_logits = Tensor::Empty(DType::kF32, {R, local_vocab});
+    LOOM_ASSIGN_OR_RETURN(w.selected, ctx.Allocate(DType::kF32, {R, H}));
+    LOOM_ASSIGN_OR_RETURN(w.rows, ctx.Allocate(DType::kI32, {R}));
+    LOOM_ASSIGN_OR_RETURN(w.local_logits, ctx.Allocate(DType::kF32, {R, local_vocab}));
+    const int64_t padded_vocab = comm_->world_size() * local_vocab;
     if (comm_->world_size() > 1) {
-      w.gathered = Tensor::Empty(DType::kF32, {R, comm_->world_size() * local_vocab});
+      LOOM_ASSIGN_OR_RETURN(w.gathered, ctx.Allocate(DType::kF32, {R, padded_vocab}));
+    }
+    if (padded_vocab != c.vocab_size) {
+      LOOM_ASSIGN_OR_RETURN(w.logits, ctx.Allocate(DType::kF32, {R, c.vocab_size}));
     }
   }
   ws_ = std::move(w);
   return absl::OkStatus();
 }
 
+template <typename T>
+absl::StatusOr<Tensor> Decoder::Stage(const std::vector<T>& values, const Tensor& dst) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  LOOM_ASSIGN_OR_RETURN(Tensor front, dst.Slice(0, 0, n));
+  Tensor host = Tensor::Borrow(const_cast<T*>(values.data()), dst.dtype(), {n});
+  LOOM_RETURN_IF_ERROR(ctx_->Upload(host, front));
+  return front;
+}
+
 int64_t Decoder::WorkspaceBytes() const {
   int64_t bytes = 0;
-  for (const Tensor* t : {&ws_.hidden, &ws_.residual, &ws_.qkv, &ws_.q, &ws_.k, &ws_.v, &ws_.attn,
-                          &ws_.gate_up, &ws_.act, &ws_.rope, &ws_.selected, &ws_.local_logits,
-                          &ws_.gathered}) {
+  for (const Tensor* t :
+       {&ws_.hidden, &ws_.residual, &ws_.qkv, &ws_.q, &ws_.k, &ws_.v, &ws_.attn, &ws_.gate_up,
+        &ws_.act, &ws_.rope, &ws_.ids, &ws_.positions, &ws_.slots, &ws_.selected, &ws_.rows,
+        &ws_.local_logits, &ws_.gathered, &ws_.logits}) {
     bytes += static_cast<int64_t>(t->nbytes());
   }
   return bytes;
@@ -310,51 +356,61 @@ absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
   for (int32_t r : batch.logits_rows) {
     if (r < 0 || r >= T) return absl::InvalidArgumentError("logits row out of range");
   }
-  const int64_t H = config_.hidden_size;
-  Tensor ids = Tensor::Borrow(const_cast<int32_t*>(batch.token_ids.data()), DType::kI32, {T});
-  Tensor positions =
-      Tensor::Borrow(const_cast<int32_t*>(batch.positions.data()), DType::kI32, {T});
   const int64_t R = static_cast<int64_t>(batch.logits_rows.size());
   LOOM_RETURN_IF_ERROR(Reserve(T, R));
+  kernels::ExecutionContext& ctx = *ctx_;
   auto rows = [](const Tensor& t, int64_t n) { return *t.Slice(0, 0, n); };
+  LOOM_ASSIGN_OR_RETURN(Tensor ids, Stage(batch.token_ids, ws_.ids));
+  LOOM_ASSIGN_OR_RETURN(Tensor slots, Stage(batch.slots, ws_.slots));
   // Dynamic rope rotates each token with its sequence's frequencies for this step (rope.h):
   // a table of one row per token, indexed by row.
   Tensor rope_cos_sin = rope_cos_sin_;
-  std::vector<int32_t> rope_rows;
-  if (!rope_cos_sin.defined()) {
+  Tensor positions;
+  if (rope_cos_sin.defined()) {
+    LOOM_ASSIGN_OR_RETURN(positions, Stage(batch.positions, ws_.positions));
+  } else {
+    std::vector<int32_t> rope_rows;
+    Tensor host_table = rows(ws_.rope_host, T);
+    LOOM_RETURN_IF_ERROR(DynamicRopeRows(batch, host_table, rope_rows));
     rope_cos_sin = rows(ws_.rope, T);
-    LOOM_RETURN_IF_ERROR(DynamicRopeRows(batch, rope_cos_sin, rope_rows));
-    positions = Tensor::Borrow(rope_rows.data(), DType::kI32, {T});
+    LOOM_RETURN_IF_ERROR(ctx.Upload(host_table, rope_cos_sin));
+    LOOM_ASSIGN_OR_RETURN(positions, Stage(rope_rows, ws_.positions));
   }
+  Tensor q_all = rows(ws_.q, T);
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<kernels::AttentionPlan> attention,
+                        kernels::PlanAttention(ctx, batch.attention, q_all, cache.k(0)));
 
   Tensor hidden = rows(ws_.hidden, T);
-  LOOM_RETURN_IF_ERROR(kernels::Embedding(ids, embed_, comm_->rank() * embed_.size(0), hidden));
+  LOOM_RETURN_IF_ERROR(
+      kernels::Embedding(ctx, ids, embed_, comm_->rank() * embed_.size(0), hidden));
   LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
   Tensor residual = rows(ws_.residual, T);
   for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
-    LOOM_RETURN_IF_ERROR(
-        RunLayer(i, layers_[i], batch, hidden, residual, positions, rope_cos_sin, cache));
+    LOOM_RETURN_IF_ERROR(RunLayer(i, layers_[i], *attention, hidden, residual, positions,
+                                  rope_cos_sin, slots, cache));
   }
-  LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, final_norm_,
+  LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(ctx, hidden, residual, final_norm_,
                                                 static_cast<float>(config_.rms_norm_eps)));
 
   // A step of mid-prompt chunks only: the K/V is written, nothing is sampled (every rank sees
   // the same step, so all skip the LM head's collective together).
-  if (R == 0) return Tensor::Empty(DType::kF32, {0, config_.vocab_size});
+  if (R == 0) return ctx.Allocate(DType::kF32, {0, config_.vocab_size});
+  LOOM_ASSIGN_OR_RETURN(Tensor logits_rows, Stage(batch.logits_rows, ws_.rows));
   Tensor selected = rows(ws_.selected, R);
-  for (int64_t r = 0; r < R; ++r) {
-    std::memcpy(selected.data<float>() + r * H, hidden.data<float>() + batch.logits_rows[r] * H,
-                H * sizeof(float));
-  }
+  LOOM_RETURN_IF_ERROR(kernels::GatherRows(ctx, hidden, logits_rows, selected));
   Tensor local_logits = rows(ws_.local_logits, R);
-  LOOM_RETURN_IF_ERROR(lm_head_.Forward(selected, local_logits));
-  if (comm_->world_size() == 1) return local_logits;
-  const int64_t padded_vocab = comm_->world_size() * lm_head_.local_out_features();
-  Tensor gathered = rows(ws_.gathered, R);
-  LOOM_RETURN_IF_ERROR(comm_->AllGatherLastDim(local_logits, gathered));
-  if (padded_vocab == config_.vocab_size) return gathered;
-  LOOM_ASSIGN_OR_RETURN(Tensor real, gathered.Slice(1, 0, config_.vocab_size));
-  return real.Clone();
+  LOOM_RETURN_IF_ERROR(lm_head_.Forward(ctx, selected, local_logits));
+  Tensor logits = local_logits;
+  if (comm_->world_size() > 1) {
+    logits = rows(ws_.gathered, R);
+    LOOM_RETURN_IF_ERROR(comm_->AllGatherLastDim(local_logits, logits));
+  }
+  if (logits.size(1) == config_.vocab_size) return logits;
+  // The padded vocabulary's last columns go (they are the zero rows of the last shard).
+  LOOM_ASSIGN_OR_RETURN(Tensor real, logits.Slice(1, 0, config_.vocab_size));
+  Tensor out = rows(ws_.logits, R);
+  LOOM_RETURN_IF_ERROR(kernels::Copy(ctx, real, out));
+  return out;
 }
 
 absl::Status Decoder::DynamicRopeRows(const Flat& batch, Tensor& cos_sin,
@@ -383,54 +439,55 @@ absl::Status Decoder::DynamicRopeRows(const Flat& batch, Tensor& cos_sin,
 // HF's order per layer: h = x + attn(norm(x)); out = h + mlp(norm(h)). The residual add of one
 // sub-block is fused into the next norm, so `hidden` carries the sub-block output and
 // `residual` the running sum.
-absl::Status Decoder::RunLayer(int64_t index, Layer& L, const Flat& batch, Tensor& hidden,
-                               Tensor& residual, const Tensor& positions,
-                               const Tensor& rope_cos_sin, KvCache& cache) {
+absl::Status Decoder::RunLayer(int64_t index, Layer& L, const kernels::AttentionPlan& attention,
+                               Tensor& hidden, Tensor& residual, const Tensor& positions,
+                               const Tensor& rope_cos_sin, const Tensor& slots, KvCache& cache) {
+  kernels::ExecutionContext& ctx = *ctx_;
   const ModelConfig& c = config_;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const int64_t T = hidden.size(0), D = c.head_dim;
   const int64_t Hq = local_q_heads_, Hk = local_kv_heads_;
   if (index == 0) {
-    LOOM_RETURN_IF_ERROR(residual.CopyFrom(hidden));
-    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(residual, L.input_norm, eps, hidden));
+    LOOM_RETURN_IF_ERROR(kernels::Copy(ctx, hidden, residual));
+    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(ctx, residual, L.input_norm, eps, hidden));
   } else {
-    LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, L.input_norm, eps));
+    LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(ctx, hidden, residual, L.input_norm, eps));
   }
 
   auto rows = [T](const Tensor& t) { return *t.Slice(0, 0, T); };
   Tensor qkv = rows(ws_.qkv);
-  LOOM_RETURN_IF_ERROR(L.qkv.Forward(hidden, qkv));
+  LOOM_RETURN_IF_ERROR(L.qkv.Forward(ctx, hidden, qkv));
   Tensor q = rows(ws_.q), k = rows(ws_.k), v = rows(ws_.v);
   {
     LOOM_ASSIGN_OR_RETURN(Tensor q_src, qkv.Slice(1, 0, Hq * D));
     LOOM_ASSIGN_OR_RETURN(Tensor k_src, qkv.Slice(1, Hq * D, Hk * D));
     LOOM_ASSIGN_OR_RETURN(Tensor v_src, qkv.Slice(1, (Hq + Hk) * D, Hk * D));
     Tensor q2 = *q.View({T, Hq * D}), k2 = *k.View({T, Hk * D}), v2 = *v.View({T, Hk * D});
-    LOOM_RETURN_IF_ERROR(q2.CopyFrom(q_src));
-    LOOM_RETURN_IF_ERROR(k2.CopyFrom(k_src));
-    LOOM_RETURN_IF_ERROR(v2.CopyFrom(v_src));
+    LOOM_RETURN_IF_ERROR(kernels::Copy(ctx, q_src, q2));
+    LOOM_RETURN_IF_ERROR(kernels::Copy(ctx, k_src, k2));
+    LOOM_RETURN_IF_ERROR(kernels::Copy(ctx, v_src, v2));
   }
   if (c.qk_norm) {
     Tensor q_rows = *q.View({T * Hq, D}), k_rows = *k.View({T * Hk, D});
-    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(q_rows, L.q_norm, eps, q_rows));
-    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(k_rows, L.k_norm, eps, k_rows));
+    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(ctx, q_rows, L.q_norm, eps, q_rows));
+    LOOM_RETURN_IF_ERROR(kernels::RmsNorm(ctx, k_rows, L.k_norm, eps, k_rows));
   }
-  LOOM_RETURN_IF_ERROR(kernels::ApplyRope(q, k, positions, rope_cos_sin));
-  Tensor slots = Tensor::Borrow(const_cast<int64_t*>(batch.slots.data()), DType::kI64, {T});
-  LOOM_RETURN_IF_ERROR(kernels::WriteKvCache(k, v, slots, cache.k(index), cache.v(index)));
+  LOOM_RETURN_IF_ERROR(kernels::ApplyRope(ctx, q, k, positions, rope_cos_sin));
+  LOOM_RETURN_IF_ERROR(kernels::WriteKvCache(ctx, k, v, slots, cache.k(index), cache.v(index)));
   Tensor attn = rows(ws_.attn);
-  LOOM_RETURN_IF_ERROR(kernels::PagedAttention(q, cache.k(index), cache.v(index), batch.attention,
+  LOOM_RETURN_IF_ERROR(kernels::PagedAttention(ctx, q, cache.k(index), cache.v(index), attention,
                                                1.0f / std::sqrt(static_cast<float>(D)),
                                                c.Window(index), attn));
-  LOOM_RETURN_IF_ERROR(L.o.Forward(*attn.View({T, Hq * D}), hidden));
+  LOOM_RETURN_IF_ERROR(L.o.Forward(ctx, *attn.View({T, Hq * D}), hidden));
   LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
 
-  LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(hidden, residual, L.post_attention_norm, eps));
+  LOOM_RETURN_IF_ERROR(
+      kernels::FusedAddRmsNorm(ctx, hidden, residual, L.post_attention_norm, eps));
   Tensor gate_up = rows(ws_.gate_up);
-  LOOM_RETURN_IF_ERROR(L.gate_up.Forward(hidden, gate_up));
+  LOOM_RETURN_IF_ERROR(L.gate_up.Forward(ctx, hidden, gate_up));
   Tensor act = rows(ws_.act);
-  LOOM_RETURN_IF_ERROR(kernels::SiluAndMul(gate_up, act));
-  LOOM_RETURN_IF_ERROR(L.down.Forward(act, hidden));
+  LOOM_RETURN_IF_ERROR(kernels::SiluAndMul(ctx, gate_up, act));
+  LOOM_RETURN_IF_ERROR(L.down.Forward(ctx, act, hidden));
   return comm_->AllReduceSum(hidden);
 }
 

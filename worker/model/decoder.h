@@ -3,9 +3,11 @@
 // (static or dynamic), per-layer sliding windows, head_dim, GQA. It holds this rank's shard of every weight and runs the forward pass over a flat batch of
 // tokens from many sequences against the paged KV cache.
 //
-// Weights are loaded by name (HF names, full tensors) through LoadWeight, whatever their source;
-// each layer copies its own slice into buffers allocated once at Create, so reloading keeps every
-// pointer stable. Not thread-safe: one caller runs Forward at a time.
+// Weights are loaded by name (HF names, full tensors) through LoadWeight, or part by part through
+// WritePart, whatever their source; each layer copies its own slice into buffers allocated once
+// at Create, so reloading keeps every pointer stable. Weights, the activation workspace and the
+// kernels live on DecoderOptions::context's device; one code path serves every device (no
+// device tests here: the kernels dispatch). Not thread-safe: one caller runs Forward at a time.
 //
 // Tensor parallelism (DecoderOptions::comm): attention heads and intermediate_size must divide
 // over the ranks; KV heads divide over the ranks or, when fewer, are replicated (each rank holds
@@ -23,6 +25,7 @@
 #include "common/model_config.h"
 #include "common/step.h"
 #include "common/tensor.h"
+#include "kernels/execution_context.h"
 #include "kernels/kernels.h"
 #include "worker/comm/communicator.h"
 #include "worker/kv_cache.h"
@@ -33,6 +36,9 @@ namespace loom {
 
 struct DecoderOptions {
   DType weight_dtype = DType::kBF16;  // storage of the matmul and embedding weights
+  // Where weights, activations and kernels live; null = the host (kernels::HostContext()).
+  // Borrowed: it must outlive the decoder. The communicator must work on the same device.
+  kernels::ExecutionContext* context = nullptr;
   Communicator* comm = nullptr;       // null = single rank
   // The largest step the workspace is planned for at Create: tokens per step and sampled
   // sequences per step (0: planned by the first steps, growing when a larger one comes).
@@ -46,6 +52,7 @@ class Decoder {
                                                          const DecoderOptions& options);
 
   const ModelConfig& config() const { return config_; }
+  kernels::ExecutionContext& context() const { return *ctx_; }
   DType weight_dtype() const { return options_.weight_dtype; }
   // Every parameter the checkpoint must provide (tied LM head excluded), with the region this
   // rank holds, in a stable order.
@@ -54,8 +61,16 @@ class Decoder {
   // rank's part (shape local_shape()). Any float dtype. Unknown names and other shapes are errors
   // that change nothing.
   absl::Status LoadWeight(const std::string& name, const Tensor& t);
-  // A view of this rank's part of `name` in the model's own buffer (what sharded state saves).
+  // A view of this rank's part of `name` in the model's own buffer, on the model's device.
   absl::StatusOr<Tensor> Part(const std::string& name) const;
+  // The part's contents on the host (what sharded state saves): the buffer itself on a host
+  // model, a copy from the device otherwise.
+  absl::StatusOr<Tensor> HostPart(const std::string& name) const;
+  // Writes this rank's part of `name` through `fill`, which fills a contiguous host tensor of the
+  // part's shape and dtype: the part itself on a host model, a staging buffer copied to the
+  // device afterwards otherwise. Loaders read or generate straight into it.
+  absl::Status WritePart(const std::string& name,
+                         const std::function<absl::Status(Tensor& host)>& fill);
   // Copies every weight of `other` (same config and TP layout) into this decoder's buffers, in
   // place: pointers stay stable (a staged commit).
   absl::Status CopyWeightsFrom(const Decoder& other);
@@ -64,8 +79,9 @@ class Decoder {
   KvCacheShape CacheShape(int64_t block_size) const;
 
   // Runs one step (every sequence's tokens, flattened into one batch), writing their K/V into
-  // `cache`. Returns f32 logits [sampled, vocab_size]: the last token's row of each sequence with
-  // sample = true, in step order ([0, vocab_size] when none samples). The step's block tables
+  // `cache`. Returns f32 logits [sampled, vocab_size] on the model's device: the last token's row
+  // of each sequence with sample = true, in step order ([0, vocab_size] when none samples). They
+  // live in the workspace, which the next step overwrites. The step's block tables
   // must cover its positions (ModelRunner checks them against the cache).
   absl::StatusOr<Tensor> Forward(const StepInput& step, KvCache& cache);
 
@@ -94,7 +110,9 @@ class Decoder {
   struct Workspace {
     int64_t tokens = 0, sampled = 0;
     Tensor hidden, residual, qkv, q, k, v, attn, gate_up, act, rope;  // [tokens, ...]
-    Tensor selected, local_logits, gathered;                          // [sampled, ...]
+    Tensor ids, positions, slots;                                     // [tokens], uploaded
+    Tensor selected, local_logits, gathered, logits, rows;            // [sampled, ...]
+    Tensor rope_host;  // dynamic rope's per-token table, made on the host, then uploaded
   };
   absl::Status Reserve(int64_t tokens, int64_t sampled);
   struct Layer {
@@ -104,9 +122,12 @@ class Decoder {
   };
   Decoder() = default;
   absl::Status Build();
-  absl::Status RunLayer(int64_t index, Layer& layer, const Flat& batch, Tensor& hidden,
-                        Tensor& residual, const Tensor& positions, const Tensor& rope_cos_sin,
-                        KvCache& cache);
+  absl::Status RunLayer(int64_t index, Layer& layer, const kernels::AttentionPlan& attention,
+                        Tensor& hidden, Tensor& residual, const Tensor& positions,
+                        const Tensor& rope_cos_sin, const Tensor& slots, KvCache& cache);
+  // Copies host values into the front of a device tensor of the workspace.
+  template <typename T>
+  absl::StatusOr<Tensor> Stage(const std::vector<T>& values, const Tensor& dst);
   // Dynamic rope: one cos/sin row per token of `batch` (with its sequence's frequencies for
   // this step) and the row index of each token.
   absl::Status DynamicRopeRows(const Flat& batch, Tensor& cos_sin,
@@ -114,6 +135,7 @@ class Decoder {
 
   ModelConfig config_;
   DecoderOptions options_;
+  kernels::ExecutionContext* ctx_ = nullptr;
   SingleRankCommunicator single_rank_;
   Communicator* comm_ = nullptr;
   int64_t local_q_heads_ = 0, local_kv_heads_ = 0;

@@ -1,0 +1,18 @@
+// CreateExecutionContext for a build without CUDA: the host only.
+#include "absl/strings/str_cat.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/execution_context.h"
+
+namespace loom::kernels {
+
+absl::StatusOr<std::unique_ptr<ExecutionContext>> CreateExecutionContext(const Device& device) {
+  if (device.is_cpu()) return cpu::NewHostContext();
+  return absl::FailedPreconditionError(
+      absl::StrCat("device ", device.ToString(),
+                   ": this build of Loom has no CUDA support (build it where "
+                   "the CUDA toolkit is installed)"));
+}
+
+int VisibleCudaDevices() { return 0; }
+
+}  // namespace loom::kernels
