@@ -45,6 +45,15 @@ absl::Status EngineConfig::Validate() const {
   if (cache.kv_cache_bytes < 1) {
     return absl::InvalidArgumentError("cache_config.kv_cache_bytes must be > 0");
   }
+  if (!(cache.gpu_memory_utilization > 0 && cache.gpu_memory_utilization <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cache_config.gpu_memory_utilization must be in (0, 1], got ",
+        cache.gpu_memory_utilization));
+  }
+  if (cache.staging_memory != "auto" && cache.staging_memory != "none") {
+    return absl::InvalidArgumentError(absl::StrCat("cache_config.staging_memory must be auto or none, got \"",
+                                                   cache.staging_memory, "\""));
+  }
   if (scheduler.max_num_seqs < 1) {
     return absl::InvalidArgumentError("scheduler_config.max_num_seqs must be >= 1");
   }

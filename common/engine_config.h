@@ -40,7 +40,13 @@ struct LoadConfig {
 
 struct CacheConfig {
   int64_t block_size = 16;
-  int64_t kv_cache_bytes = int64_t{2} << 30;  // memory budget for K and V of all layers
+  int64_t kv_cache_bytes = int64_t{2} << 30;  // host ranks: memory for K and V of all layers
+  // GPU ranks size their cache from the device instead (worker/memory_plan.h): this share of
+  // the device's memory, in (0, 1], less weights, the step's peak and the staging room.
+  double gpu_memory_utilization = 0.9;
+  // "auto": room for one staged weight set is kept free, so a stage never fails for memory it
+  // was promised; "none": the KV cache takes it too.
+  std::string staging_memory = "auto";
 };
 
 struct SchedulerConfig {

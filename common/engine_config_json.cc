@@ -75,7 +75,10 @@ std::string EngineConfigToJson(const EngineConfig& config) {
         {"weight_dtype", config.load.weight_dtype ? FloatDTypeName(*config.load.weight_dtype)
                                                   : "auto"}}},
       {"cache_config",
-       {{"block_size", config.cache.block_size}, {"kv_cache_bytes", config.cache.kv_cache_bytes}}},
+       {{"block_size", config.cache.block_size},
+        {"kv_cache_bytes", config.cache.kv_cache_bytes},
+        {"gpu_memory_utilization", config.cache.gpu_memory_utilization},
+        {"staging_memory", config.cache.staging_memory}}},
       {"scheduler_config",
        {{"max_num_seqs", config.scheduler.max_num_seqs},
         {"max_num_batched_tokens", config.scheduler.max_num_batched_tokens},
@@ -97,11 +100,18 @@ absl::StatusOr<EngineConfig> EngineConfigFromJson(const std::string& json_text) 
   if (auto it = j.find("cache_config"); it != j.end()) {
     const std::string p = "cache_config.";
     const JsonPlace place = Strict("cache_config");
-    LOOM_RETURN_IF_ERROR(CheckKeys(*it, p, {"block_size", "kv_cache_bytes"}));
+    LOOM_RETURN_IF_ERROR(CheckKeys(
+        *it, p, {"block_size", "kv_cache_bytes", "gpu_memory_utilization", "staging_memory"}));
     LOOM_ASSIGN_OR_RETURN(config.cache.block_size,
                           JsonInt(*it, "block_size", place, config.cache.block_size));
     LOOM_ASSIGN_OR_RETURN(config.cache.kv_cache_bytes,
                           JsonInt(*it, "kv_cache_bytes", place, config.cache.kv_cache_bytes));
+    LOOM_ASSIGN_OR_RETURN(config.cache.gpu_memory_utilization,
+                          JsonNumber(*it, "gpu_memory_utilization", place,
+                                     config.cache.gpu_memory_utilization));
+    LOOM_ASSIGN_OR_RETURN(
+        config.cache.staging_memory,
+        JsonString(*it, "staging_memory", place, config.cache.staging_memory));
   }
   if (auto it = j.find("scheduler_config"); it != j.end()) {
     const std::string p = "scheduler_config.";

@@ -16,6 +16,7 @@ RankOptions ToRankOptions(const InProcessOptions& options) {
                       ? options.num_threads
                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   r.enable_test_methods = options.enable_test_methods;
+  r.device = options.device;
   return r;
 }
 

@@ -22,6 +22,7 @@ namespace loom {
 
 struct InProcessOptions {
   int num_threads = 0;  // kernel threads; 0 = all cores
+  std::string device = "cpu";  // "cpu", "cuda" or "cuda:K" (common/device.h)
   bool enable_test_methods = false;
 };
 

@@ -142,6 +142,7 @@ std::vector<FlagSpec> BenchFlagSpecs() {
       {"batch", false, "comma-separated batch sizes", "1,8,32"},
       {"prompt-len", false, "prompt tokens per sequence", "128"},
       {"new-tokens", false, "generated tokens per sequence", "128"},
+      {"device", false, "where the model runs: cpu, cuda or cuda:K", "cpu"},
       {"help", true, "show this help", ""},
   };
   specs.insert(specs.end(), more.begin(), more.end());
@@ -166,9 +167,11 @@ absl::Status Run(const Flags& flags) {
   StepLog log;
   ServingEngineOptions options;
   options.config = config;
+  InProcessOptions in_process;
+  in_process.device = flags.String("device", "cpu");
   options.on_step = [&log](const StepStats& s) { log.Add(s); };
   const auto load_start = Clock::now();
-  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, StartInProcessEngine(options));
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, StartInProcessEngine(options, in_process));
   const double load_s = Seconds(load_start, Clock::now());
   LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> described,
                         engine->CollectiveCall("describe", "{}", std::chrono::seconds(10)));

@@ -35,7 +35,12 @@ std::vector<FlagSpec> EngineFlagSpecs() {
       {"dummy-seed", false, "seed of --load-format dummy weights", "0"},
       {"dummy-range", false, "dummy weights are uniform in +-this", "0.001"},
       {"weight-dtype", false, "in-memory weight type: auto (the checkpoint's own), float16, bfloat16 or float32", "auto"},
-      {"kv-cache-memory", false, "memory for the paged KV cache, e.g. 512M, 2G", "2G"},
+      {"kv-cache-memory", false, "memory for the paged KV cache of CPU ranks, e.g. 512M, 2G", "2G"},
+      {"gpu-memory-utilization", false,
+       "share of each GPU's memory a GPU rank may use; its KV cache gets what weights and the "
+       "step's peak leave", "0.9"},
+      {"staging-memory", false,
+       "auto (keep room for one staged weight set on each GPU) or none", "auto"},
       {"block-size", false, "tokens per KV block", "16"},
       {"max-num-seqs", false, "most sequences in one step", "64"},
       {"max-num-batched-tokens", false, "most tokens in one step", "2048"},
@@ -68,6 +73,9 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags(const Flags& flags) {
   }
   LOOM_ASSIGN_OR_RETURN(c.cache.kv_cache_bytes,
                         flags.Bytes("kv-cache-memory", c.cache.kv_cache_bytes));
+  LOOM_ASSIGN_OR_RETURN(c.cache.gpu_memory_utilization,
+                        flags.Double("gpu-memory-utilization", c.cache.gpu_memory_utilization));
+  c.cache.staging_memory = flags.String("staging-memory", c.cache.staging_memory);
   LOOM_ASSIGN_OR_RETURN(c.cache.block_size, flags.Int("block-size", c.cache.block_size));
   LOOM_ASSIGN_OR_RETURN(c.scheduler.max_num_seqs,
                         flags.Int("max-num-seqs", c.scheduler.max_num_seqs));

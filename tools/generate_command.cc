@@ -23,6 +23,7 @@ std::vector<FlagSpec> GenerateFlagSpecs() {
       {"prompt-ids", false, "comma-separated prompt token ids; repeat for a batch", ""},
       {"prompt", false, "prompt text (needs the model's tokenizer.json)", ""},
       {"max-tokens", false, "new tokens per prompt", "32"},
+      {"device", false, "where the model runs: cpu, cuda or cuda:K", "cpu"},
       {"temperature", false, "0 = greedy", "0"},
       {"top-k", false, "keep the k most likely tokens (0 = all)", "0"},
       {"top-p", false, "keep the smallest set with this much probability", "1"},
@@ -88,7 +89,9 @@ absl::Status Run(const Flags& flags) {
   // The serving engine, its one rank in this process.
   ServingEngineOptions options;
   options.config = config;
-  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, StartInProcessEngine(options));
+  InProcessOptions in_process;
+  in_process.device = flags.String("device", "cpu");
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, StartInProcessEngine(options, in_process));
   const EngineStatus status = engine->Status();
   std::fprintf(stderr, "loom: %s, %lld layers, %lld KV blocks of %lld tokens%s\n",
                engine->model_config().architecture.c_str(),

@@ -50,11 +50,28 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(
     const ModelConfig& config, const ModelRunnerOptions& options) {
   auto runner = std::make_unique<ModelRunner>();
   LOOM_ASSIGN_OR_RETURN(runner->decoder_, Decoder::Create(config, options.decoder));
+  const KvCacheShape shape = runner->decoder_->CacheShape(options.block_size);
+  const int64_t bytes = options.kv_cache_blocks > 0
+                            ? options.kv_cache_blocks * shape.BytesPerBlock()
+                            : options.kv_cache_bytes;
   LOOM_ASSIGN_OR_RETURN(runner->cache_,
-                        KvCache::Create(runner->decoder_->CacheShape(options.block_size),
-                                        options.kv_cache_bytes,
-                                        runner->decoder_->context()));
+                        KvCache::Create(shape, bytes, runner->decoder_->context()));
   return runner;
+}
+
+absl::Status ModelRunner::ResizeKvCache(int64_t bytes) {
+  const KvCacheShape shape = cache_.shape();
+  // The old cache goes first, so the device holds one at a time; it is rebuilt on failure.
+  const int64_t old_bytes = cache_.nbytes();
+  cache_ = KvCache();
+  absl::StatusOr<KvCache> cache = KvCache::Create(shape, bytes, decoder_->context());
+  if (!cache.ok()) {
+    absl::StatusOr<KvCache> old = KvCache::Create(shape, old_bytes, decoder_->context());
+    if (old.ok()) cache_ = std::move(*old);
+    return cache.status();
+  }
+  cache_ = std::move(*cache);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {

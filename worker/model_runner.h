@@ -15,6 +15,7 @@ struct ModelRunnerOptions {
   DecoderOptions decoder;
   int64_t block_size = 16;
   int64_t kv_cache_bytes = int64_t{1} << 30;
+  int64_t kv_cache_blocks = 0;  // > 0: exactly this many blocks, whatever kv_cache_bytes says
 };
 
 class ModelRunner {
@@ -27,6 +28,10 @@ class ModelRunner {
   int64_t num_kv_blocks() const { return cache_.num_blocks(); }
   int64_t block_size() const { return cache_.shape().block_size; }
   const KvCache& kv_cache() const { return cache_; }
+
+  // Replaces the KV cache by one of as many blocks as `bytes` holds (its contents go: only
+  // before serving). On error the old cache stays.
+  absl::Status ResizeKvCache(int64_t bytes);
 
   // Validates the step against the cache (block ids, table coverage) and runs it.
   absl::StatusOr<StepOutput> Execute(const StepInput& step);

@@ -18,6 +18,7 @@
 #include "worker/comm/gloo_communicator.h"
 #include "worker/comm/nccl_communicator.h"
 #include "worker/comm/nccl_id_exchange.h"
+#include "worker/kv_cache_sizing.h"
 #include "worker/loader/weight_dtype.h"
 
 namespace loom {
@@ -272,6 +273,15 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
   runner_options.decoder.max_sampled = config.scheduler.max_num_seqs;
   runner_options.block_size = config.cache.block_size;
   runner_options.kv_cache_bytes = config.cache.kv_cache_bytes;
+  // A GPU rank starts with the cache of its profiling step and is sized after the load.
+  int64_t profile_tokens = config.scheduler.max_num_batched_tokens;
+  if (config.scheduler.max_model_len > 0) {
+    profile_tokens = std::min(profile_tokens, config.scheduler.max_model_len);
+  }
+  profile_tokens = std::min(profile_tokens, model.MaxContextLength());
+  if (!device.is_cpu()) {
+    runner_options.kv_cache_blocks = ProfileBlocks(profile_tokens, config.cache.block_size);
+  }
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner,
                         ModelRunner::Create(model, runner_options));
   auto weights = std::make_unique<WeightManager>(&runner->decoder(), runner_options.decoder,
@@ -287,6 +297,19 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
     weights_ = std::move(weights);
   }
   LOOM_ASSIGN_OR_RETURN(nlohmann::json report, weights_->InitialLoad(config.load));
+  std::string memory_plan = "host: kv_cache_bytes as configured";
+  if (!device.is_cpu()) {
+    absl::StatusOr<MemoryPlan> plan;
+    {
+      absl::MutexLock step_lock(&step_mu_);
+      plan = SizeKvCache(*runner_, config.cache, profile_tokens);
+    }
+    if (!plan.ok()) {
+      return absl::Status(plan.status().code(), absl::StrCat("device ", device.ToString(), ": ",
+                                                             plan.status().message()));
+    }
+    memory_plan = plan->summary;
+  }
   *num_kv_blocks = runner_->num_kv_blocks();
 
   WeightMethodsOptions methods_options;
@@ -306,6 +329,8 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
       {"block_size", runner_->block_size()},
       {"num_kv_blocks", runner_->num_kv_blocks()},
       {"kv_cache_bytes", runner_->kv_cache().nbytes()},
+      {"device_name", context_->Description()},
+      {"memory_plan", memory_plan},
   };
   absl::MutexLock lock(&mu_);
   config_ = config;

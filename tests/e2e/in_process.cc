@@ -1,5 +1,7 @@
 #include "tests/e2e/in_process.h"
 
+#include <cstdlib>
+
 #include "common/status.h"
 #include "controller/in_process_executor.h"
 
@@ -8,7 +10,14 @@ namespace loom::testing {
 absl::StatusOr<std::unique_ptr<ServingEngine>> StartEngine(const EngineConfig& config) {
   ServingEngineOptions options;
   options.config = config;
-  return StartInProcessEngine(options);
+  InProcessOptions in_process;
+  in_process.device = TestDevice();
+  return StartInProcessEngine(options, in_process);
+}
+
+std::string TestDevice() {
+  const char* device = std::getenv("LOOM_TEST_DEVICE");
+  return device != nullptr && *device != '\0' ? device : "cpu";
 }
 
 absl::StatusOr<std::vector<Completion>> GenerateAll(

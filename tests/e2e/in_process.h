@@ -11,7 +11,10 @@
 namespace loom::testing {
 
 // StartInProcessEngine with `config` and one kernel thread per core.
+// On the device LOOM_TEST_DEVICE names ("cpu" when unset; tools/gpu_check.sh sets "cuda"), so
+// the same tests check every device against the same references.
 absl::StatusOr<std::unique_ptr<ServingEngine>> StartEngine(const EngineConfig& config);
+std::string TestDevice();
 
 // Submits every request at once (one continuous batch) and waits for all; completions in
 // request order. The first request that fails fails the call.
