@@ -38,7 +38,8 @@ absl::StatusOr<int> DeviceIndexForRank(const DeviceSpec& spec, int rank, int wor
     return absl::InvalidArgumentError(
         absl::StrCat("rank ", rank, " outside a group of ", world_size));
   }
-  const std::string who = absl::StrCat("rank ", rank, " (device ", spec.ToString(), ")");
+  // The rank is the caller's to name (the controller prefixes "rank R: ").
+  const std::string who = absl::StrCat("device ", spec.ToString());
   if (visible <= 0) {
     return absl::FailedPreconditionError(
         absl::StrCat(who, ": no CUDA device is visible on this host"));

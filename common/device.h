@@ -43,8 +43,9 @@ absl::StatusOr<DeviceSpec> ParseDeviceSpec(const std::string& text);
 // The device index (within what CUDA_VISIBLE_DEVICES leaves visible) that `rank` of a
 // `world_size` group binds on a host that sees `visible` GPUs: "cuda" gives rank r device r;
 // "cuda:K" names device K for a single-rank worker. Errors (FailedPrecondition or
-// InvalidArgument) name the rank, the device and how many are visible: no GPU, more ranks than
+// InvalidArgument) name the device and how many are visible: no GPU, more ranks than
 // GPUs, an index out of range, one index for several ranks. Devices of kind cpu give -1.
+// Messages name the device, not the rank: whoever reports them says which rank it was.
 absl::StatusOr<int> DeviceIndexForRank(const DeviceSpec& spec, int rank, int world_size,
                                        int visible);
 

@@ -8,8 +8,10 @@
 // Work is queued in order: a kernel, a copy and the next kernel see each other's results, on
 // every device. On the host everything runs at once.
 //
-// Thread safety: none; a context belongs to one thread at a time (one per worker rank). The
-// host context (HostContext) holds no state of its own, so any thread may use it.
+// Threads: kernels run from one thread at a time (a rank's step thread, or a method holding the
+// step lock); Allocate, Upload and Download may also come from another thread (a load staged
+// while steps run) and are serialised inside. Every thread binds itself (BindThread) before
+// its first use. The host context (HostContext) holds no state of its own.
 #ifndef LOOM_KERNELS_EXECUTION_CONTEXT_H_
 #define LOOM_KERNELS_EXECUTION_CONTEXT_H_
 
@@ -37,6 +39,9 @@ class ExecutionContext {
   virtual ~ExecutionContext() = default;
 
   virtual Device device() const = 0;
+  // Makes the calling thread run this context's work (on CUDA: selects its device, which is
+  // per thread). Idempotent and cheap.
+  virtual absl::Status BindThread() { return absl::OkStatus(); }
   // What describe shows: "cpu (AVX2, FMA, F16C)", "NVIDIA H200 (cuda:0, sm_90, 139.8 GiB)".
   virtual std::string Description() const = 0;
 

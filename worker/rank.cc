@@ -343,8 +343,19 @@ absl::StatusOr<nlohmann::json> Rank::Call(const std::string& method, const nlohm
   // Handlers report errors as Status; an exception from a JSON accessor inside one still must
   // not take the rank down. Loads run kernels: on a thread of their own (threading.h).
   absl::StatusOr<nlohmann::json> result;
+  kernels::ExecutionContext* context = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    context = context_.get();  // set once by Init, never replaced
+  }
   kernels::RunOnShortLivedThread([&] {
     if (num_threads_ > 0) kernels::SetNumThreads(num_threads_);
+    if (context != nullptr) {
+      if (absl::Status bound = context->BindThread(); !bound.ok()) {
+        result = bound;
+        return;
+      }
+    }
     try {
       result = methods_.Call(method, args);
     } catch (const std::exception& e) {
@@ -366,6 +377,7 @@ absl::StatusOr<StepOutput> Rank::Step(const StepInput& step, double* compute_sec
   absl::MutexLock step_lock(&step_mu_);
   // The rank's thread count, on whatever thread runs its steps (the count is per thread).
   if (kernels::NumThreads() != num_threads_) kernels::SetNumThreads(num_threads_);
+  LOOM_RETURN_IF_ERROR(context_->BindThread());
   LOOM_RETURN_IF_ERROR(weights_->CheckServing(step.weight_version));
   LOOM_RETURN_IF_ERROR(CheckStep(step, runner_->decoder().config()));
   const auto start = std::chrono::steady_clock::now();

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -133,8 +135,13 @@ class CudaExecutionContext : public ExecutionContext {
 
   Device device() const override { return Device::Cuda(context_->device()); }
   std::string Description() const override { return description_; }
+  absl::Status BindThread() override {
+    LOOM_CUDA_CHECK(cudaSetDevice(context_->device()));
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape) override {
+    std::lock_guard<std::mutex> lock(transfer_mu_);
     LOOM_CUDA_CHECK(cudaSetDevice(context_->device()));
     LOOM_ASSIGN_OR_RETURN(Tensor t, AllocateDeviceTensor(dtype, std::move(shape)));
     if (t.nbytes() > 0) {
@@ -145,11 +152,16 @@ class CudaExecutionContext : public ExecutionContext {
 
   absl::Status Upload(const Tensor& host, const Tensor& dst) override {
     LOOM_RETURN_IF_ERROR(CheckTransfer("Upload", host, dst));
+    // The pinned staging buffer is shared: a load's uploads and a step's take turns.
+    std::lock_guard<std::mutex> lock(transfer_mu_);
+    LOOM_CUDA_CHECK(cudaSetDevice(context_->device()));
     return context_->Upload(host.raw_data(), host.nbytes(), dst.raw_data());
   }
 
   absl::Status Download(const Tensor& src, const Tensor& host) override {
     LOOM_RETURN_IF_ERROR(CheckTransfer("Download", host, src));
+    std::lock_guard<std::mutex> lock(transfer_mu_);
+    LOOM_CUDA_CHECK(cudaSetDevice(context_->device()));
     return CopyToHost(*context_, src, host);
   }
 
@@ -189,6 +201,7 @@ class CudaExecutionContext : public ExecutionContext {
   std::unique_ptr<DeviceContext> context_;
   std::string description_;
   CudaBackend backend_;
+  std::mutex transfer_mu_;  // Allocate, Upload, Download from a loading thread and the step's
 };
 
 }  // namespace

@@ -1,14 +1,13 @@
 // The `loom` command line as a user runs it: help, generation, and clear errors with non-zero
 // exits on bad input.
-#include <string>
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
 
 #include "absl/strings/str_join.h"
-
+#include "kernels/execution_context.h"
 #include "tests/e2e/model_dir.h"
 #include "tests/test_paths.h"
 
@@ -76,12 +75,39 @@ TEST(CliTest, BadInputGetsAClearErrorAndNonZeroExit) {
       {"generate --model " + model + " --prompt-ids 1 --weight-dtype int8", 1, "unsupported"},
       {"generate --model /nonexistent/model --prompt-ids 1", 1, "/nonexistent/model"},
       {"generate --model " + model + " --prompt-ids", 2, "needs a value"},
+      {"generate --model " + model + " --prompt-ids 1 --device tpu", 1, "unknown device \"tpu\""},
+      {"generate --model " + model + " --prompt-ids 1 --device cuda:-1", 1, "unknown device"},
+      {"generate --model " + model + " --prompt-ids 1 --gpu-memory-utilization 1.5", 1,
+       "gpu_memory_utilization must be in (0, 1]"},
+      {"generate --model " + model + " --prompt-ids 1 --staging-memory some", 1,
+       "staging_memory must be auto or none"},
+      {"serve --model " + model + " --port 0 --tp 2 --device cuda:0", 1, "device cuda:0: "},
   };
   for (const BadCall& c : calls) {
     std::string out;
-    EXPECT_EQ(testing::RunCommand(Loom() + " " + c.args, &out), c.exit_code) << c.args << "\n" << out;
+    EXPECT_EQ(testing::RunCommand(Loom() + " " + c.args, &out), c.exit_code) << c.args << "\n"
+                                                                             << out;
     EXPECT_NE(out.find(c.message), std::string::npos) << c.args << "\n" << out;
   }
+}
+
+// A GPU asked for where there is none: the error names the rank and the device, the exit is
+// non-zero (the supervisor tests check that no worker outlives a failed start).
+TEST(CliTest, CudaWithoutAGpuIsAClearErrorAndLeavesNoWorkers) {
+  if (kernels::VisibleCudaDevices() > 0) {
+    GTEST_SKIP() << "this host has a GPU; the no-GPU error cannot be provoked here";
+  }
+  const std::string model = testing::FixtureModel();
+  std::string out;
+  EXPECT_EQ(testing::RunCommand(
+                Loom() + " generate --model " + model + " --prompt-ids 1,2 --device cuda", &out),
+            1);
+  EXPECT_NE(out.find("rank 0: device cuda: no CUDA device is visible"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(
+                Loom() + " serve --model " + model + " --port 0 --tp 2 --device cuda", &out),
+            1);
+  EXPECT_NE(out.find("rank 1: device cuda: no CUDA device is visible"), std::string::npos) << out;
+  EXPECT_NE(out.find("workers failed to start"), std::string::npos) << out;
 }
 
 }  // namespace
