@@ -54,6 +54,20 @@ class ExecutionContext {
   // Copies the contiguous tensor `src` on this device into the contiguous host tensor `host`
   // (same dtype and shape), after the work queued before; returns once `host` holds the data.
   virtual absl::Status Download(const Tensor& src, const Tensor& host) = 0;
+  // Host memory this device copies from fastest (pinned on CUDA): where loads stage their parts.
+  virtual absl::StatusOr<Tensor> AllocateStaging(DType dtype, std::vector<int64_t> shape) {
+    return Tensor::Empty(dtype, std::move(shape));
+  }
+  // Queues a copy of the contiguous host tensor `host` into `dst`, like Upload, but `host` must
+  // stay untouched until a fence recorded after this call has been waited for (the copy may
+  // still be reading it). On the host the copy is done when this returns.
+  virtual absl::Status UploadAsync(const Tensor& host, const Tensor& dst) {
+    return Upload(host, dst);
+  }
+  // A point in the queued work; WaitFence(f) returns once everything queued before f is done.
+  // Each fence is waited for at most once.
+  virtual absl::StatusOr<uint64_t> RecordFence() { return uint64_t{0}; }
+  virtual absl::Status WaitFence(uint64_t /*fence*/) { return absl::OkStatus(); }
   // Waits for the queued work, then reports (and clears) errors only the device saw — a RoPE
   // position or KV slot out of range, checked by the kernel rather than before the launch.
   virtual absl::Status Synchronize() = 0;

@@ -4,8 +4,10 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -132,6 +134,9 @@ class CudaExecutionContext : public ExecutionContext {
  public:
   CudaExecutionContext(std::unique_ptr<DeviceContext> context, std::string description)
       : context_(std::move(context)), description_(std::move(description)), backend_(*context_) {}
+  ~CudaExecutionContext() override {
+    for (auto& [id, event] : fences_) (void)cudaEventDestroy(event);
+  }
 
   Device device() const override { return Device::Cuda(context_->device()); }
   std::string Description() const override { return description_; }
@@ -163,6 +168,59 @@ class CudaExecutionContext : public ExecutionContext {
     std::lock_guard<std::mutex> lock(transfer_mu_);
     LOOM_CUDA_CHECK(cudaSetDevice(context_->device()));
     return CopyToHost(*context_, src, host);
+  }
+
+  absl::StatusOr<Tensor> AllocateStaging(DType dtype, std::vector<int64_t> shape) override {
+    int64_t numel = 1;
+    for (int64_t s : shape) numel *= s;
+    const size_t bytes = std::max<size_t>(static_cast<size_t>(numel) * DTypeSize(dtype), 64);
+    void* data = nullptr;
+    LOOM_CUDA_CHECK(cudaMallocHost(&data, bytes));
+    std::shared_ptr<void> owner(data, [](void* p) { (void)cudaFreeHost(p); });
+    return Tensor::Borrow(data, dtype, std::move(shape), std::move(owner));
+  }
+
+  absl::Status UploadAsync(const Tensor& host, const Tensor& dst) override {
+    LOOM_RETURN_IF_ERROR(CheckTransfer("UploadAsync", host, dst));
+    std::lock_guard<std::mutex> lock(transfer_mu_);
+    LOOM_CUDA_CHECK(cudaSetDevice(context_->device()));
+    if (host.nbytes() == 0) return absl::OkStatus();
+    // Straight from the caller's (pinned) memory: no staging copy, a true DMA.
+    LOOM_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), host.raw_data(), host.nbytes(),
+                                    cudaMemcpyHostToDevice, context_->stream()));
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<uint64_t> RecordFence() override {
+    std::lock_guard<std::mutex> lock(transfer_mu_);
+    LOOM_CUDA_CHECK(cudaSetDevice(context_->device()));
+    cudaEvent_t event = nullptr;
+    LOOM_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    const cudaError_t recorded = cudaEventRecord(event, context_->stream());
+    if (recorded != cudaSuccess) {
+      (void)cudaEventDestroy(event);
+      LOOM_CUDA_CHECK(recorded);
+    }
+    const uint64_t id = ++last_fence_;
+    fences_[id] = event;
+    return id;
+  }
+
+  absl::Status WaitFence(uint64_t fence) override {
+    cudaEvent_t event = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(transfer_mu_);
+      auto it = fences_.find(fence);
+      if (it == fences_.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("WaitFence: no fence ", fence));
+      }
+      event = it->second;
+      fences_.erase(it);
+    }
+    const cudaError_t waited = cudaEventSynchronize(event);
+    (void)cudaEventDestroy(event);
+    LOOM_CUDA_CHECK(waited);
+    return absl::OkStatus();
   }
 
   absl::Status Synchronize() override { return context_->Synchronize(); }
@@ -202,6 +260,8 @@ class CudaExecutionContext : public ExecutionContext {
   std::string description_;
   CudaBackend backend_;
   std::mutex transfer_mu_;  // Allocate, Upload, Download from a loading thread and the step's
+  uint64_t last_fence_ = 0;
+  std::map<uint64_t, cudaEvent_t> fences_;  // recorded and not yet waited for
 };
 
 }  // namespace

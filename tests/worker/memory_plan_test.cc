@@ -38,8 +38,7 @@ TEST(MemoryPlanTest, TheKvCacheTakesWhatIsLeftOfTheUtilisationLessStagingRoom) {
   // No staging room: exactly one weight set more for the cache.
   MemoryFigures none = f;
   none.staging_bytes = 0;
-  EXPECT_EQ(PlanKvCache(none)->num_blocks,
-            (expected + f.staging_bytes) / f.block_bytes);
+  EXPECT_EQ(PlanKvCache(none)->num_blocks, (expected + f.staging_bytes) / f.block_bytes);
 }
 
 TEST(MemoryPlanTest, OtherProcessesMemoryCountsAgainstTheShare) {

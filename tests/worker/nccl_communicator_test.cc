@@ -84,8 +84,7 @@ Tensor DeviceTensor(const std::vector<float>& values, std::vector<int64_t> shape
 
 std::vector<float> ToHost(const Tensor& t) {
   std::vector<float> host(static_cast<size_t>(t.numel()));
-  EXPECT_EQ(cudaMemcpy(host.data(), t.raw_data(), t.nbytes(), cudaMemcpyDeviceToHost),
-            cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(host.data(), t.raw_data(), t.nbytes(), cudaMemcpyDeviceToHost), cudaSuccess);
   return host;
 }
 

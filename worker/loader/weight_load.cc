@@ -100,15 +100,19 @@ absl::StatusOr<LoadResult> WeightLoad::WriteInto(Decoder& decoder, LoadProgress*
   if (load_.strategy == "broadcast") {
     mine = WriteBroadcast(decoder, progress, result);
   } else {
+    // On a device, reads of the next part overlap the copy of the last (staged_upload.h).
+    StagedUpload staging(decoder.context());
     for (const ParameterInfo& p : params) {
       // Straight into the model's buffer, or its host staging on a device (the checks of
       // Prepare already passed).
-      mine = decoder.WritePart(p.name, [&](Tensor& host) { return source_->ReadInto(p, host); });
+      mine = decoder.WritePart(
+          p.name, [&](Tensor& host) { return source_->ReadInto(p, host); }, &staging);
       if (!mine.ok()) break;
       ++result.tensors;
       progress->tensors_done = result.tensors;
       progress->bytes_done += static_cast<int64_t>(decoder.Part(p.name)->nbytes());
     }
+    if (absl::Status copied = staging.Finish(); mine.ok()) mine = copied;
   }
   if (source_) {
     result.bytes_read = source_->bytes_read();

@@ -171,13 +171,15 @@ absl::Status Decoder::LoadWeight(const std::string& name, const Tensor& t) {
 }
 
 absl::Status Decoder::WritePart(const std::string& name,
-                                const std::function<absl::Status(Tensor& host)>& fill) {
+                                const std::function<absl::Status(Tensor& host)>& fill,
+                                StagedUpload* staging) {
   auto it = index_.find(name);
   if (it == index_.end()) {
     return absl::NotFoundError(absl::StrCat("no parameter ", name, " in ", config_.architecture));
   }
   Tensor& dst = parts_[it->second];
   if (dst.device().is_cpu()) return fill(dst);
+  if (staging != nullptr) return staging->Write(dst, fill);
   Tensor host = Tensor::Empty(dst.dtype(), dst.shape());
   LOOM_RETURN_IF_ERROR(fill(host));
   return ctx_->Upload(host, dst);

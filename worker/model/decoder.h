@@ -30,6 +30,7 @@
 #include "worker/comm/communicator.h"
 #include "worker/kv_cache.h"
 #include "worker/layers/parallel_linear.h"
+#include "worker/loader/staged_upload.h"
 #include "worker/model/parameter_info.h"
 
 namespace loom {
@@ -67,10 +68,13 @@ class Decoder {
   // model, a copy from the device otherwise.
   absl::StatusOr<Tensor> HostPart(const std::string& name) const;
   // Writes this rank's part of `name` through `fill`, which fills a contiguous host tensor of the
-  // part's shape and dtype: the part itself on a host model, a staging buffer copied to the
-  // device afterwards otherwise. Loaders read or generate straight into it.
+  // part's shape and dtype: the part itself on a host model; on a device, a buffer of `staging`
+  // (loader/staged_upload.h) whose copy is queued — the part holds the data once
+  // staging->Finish() returns — or, without one, a temporary copied before this returns.
+  // Loaders read or generate straight into it.
   absl::Status WritePart(const std::string& name,
-                         const std::function<absl::Status(Tensor& host)>& fill);
+                         const std::function<absl::Status(Tensor& host)>& fill,
+                         StagedUpload* staging = nullptr);
   // Copies every weight of `other` (same config and TP layout) into this decoder's buffers, in
   // place: pointers stay stable (a staged commit).
   absl::Status CopyWeightsFrom(const Decoder& other);
