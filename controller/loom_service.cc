@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "controller/generate_reactor.h"
 
 namespace loom {
@@ -88,6 +89,16 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetSta
       if (staged.is_object()) out->set_staged_version(staged.value("version", uint64_t{0}));
       out->set_load_bytes_done(progress.value("bytes_done", int64_t{0}));
       out->set_load_bytes_total(progress.value("bytes_total", int64_t{0}));
+    }
+    if (rank.memory.is_object() && rank.memory.contains("weight_bytes")) {
+      const nlohmann::json& m = rank.memory;
+      auto gb = [&m](const char* key) {
+        return absl::StrFormat("%.2f GB", m.value(key, int64_t{0}) / 1e9);
+      };
+      out->set_memory(absl::StrCat(m.value("device_name", "?"), ": weights ", gb("weight_bytes"),
+                                   ", activations ", gb("workspace_bytes"), ", KV ",
+                                   gb("kv_cache_bytes"), " (", m.value("num_kv_blocks", int64_t{0}),
+                                   " blocks); ", m.value("memory_plan", "")));
     }
   }
   response->set_serving_weight_version(status.serving_weight_version);

@@ -272,14 +272,24 @@ EngineStatus ServingEngine::Status() const {
   status.staged_weight_version = weights_->staged_version();
   status.controller_address = executor_->controller_address();
   status.session_id = executor_->session_id();
-  std::vector<nlohmann::json> described(status.world_size);
+  std::vector<nlohmann::json> described(status.world_size), memory(status.world_size);
   {
     // What each rank says about its weights; a rank busy loading still answers (describe
     // runs beside loads), a dead one simply has none.
     for (int r = 0; r < status.world_size; ++r) {
       absl::StatusOr<std::vector<RankResult>> d =
           executor_->CollectiveCall("describe", "{}", std::chrono::seconds(2), {r});
-      if (d.ok() && !d->empty()) described[r] = (*d)[0].result.value("weights", nlohmann::json());
+      if (d.ok() && !d->empty()) {
+        const nlohmann::json& rank = (*d)[0].result;
+        described[r] = rank.value("weights", nlohmann::json());
+        // Where the rank's memory went (rank.cc's describe), for `loom status`.
+        nlohmann::json m = nlohmann::json::object();
+        for (const char* key : {"device_name", "memory_plan", "weight_bytes", "workspace_bytes",
+                                "kv_cache_bytes", "num_kv_blocks"}) {
+          if (rank.contains(key)) m[key] = rank[key];
+        }
+        memory[r] = std::move(m);
+      }
     }
   }
   const std::vector<RankProcess> processes = executor_->Processes();
@@ -297,6 +307,7 @@ EngineStatus ServingEngine::Status() const {
       rank.error = std::string(s.message());
     }
     rank.weights = described[r];
+    rank.memory = memory[r];
   }
   return status;
 }

@@ -159,6 +159,8 @@ struct RankState {
   std::string address;
   std::string error;
   nlohmann::json weights;  // the rank's `describe`.weights (state, serving, staged, progress)
+  // From the rank's `describe`: device_name, memory_plan, weight/workspace/KV bytes, blocks.
+  nlohmann::json memory;
 };
 
 // Requests that ended, by how: a finish reason, or an error (refused by the scheduler, a failed

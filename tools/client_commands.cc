@@ -126,6 +126,7 @@ absl::Status Status(const Flags& flags) {
                                    : "",
                 r.load_format().c_str(), r.weight_source().c_str(),
                 r.dummy() ? " [dummy]" : "");
+    if (!r.memory().empty()) std::printf("  memory: %s\n", r.memory().c_str());
   }
   return absl::OkStatus();
 }
