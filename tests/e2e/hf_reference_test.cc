@@ -37,6 +37,61 @@ struct Case {
   float tolerance;
 };
 
+// Off the CPU (LOOM_TEST_DEVICE, testing::TestDevice()) the same references hold to bounds for
+// the device's numerics. A GPU's Linear with bf16/f16 weights rounds its input activations to
+// the weights' type before the tensor-core GEMM (kernels/cuda/cuda_kernels.h), where the CPU and
+// HF keep them f32: every product of every Linear then carries a relative error of up to u
+// (2^-8 for bf16, 2^-11 for f16), in every layer, so 1e-4 cannot hold. The nearest measured
+// analogue, rounding an f16 checkpoint's weights to bf16 on the CPU (the same u on every
+// product), moved a fixture's logits (|logit| 4.5 to 7.5) by 0.061, 2 to 3u x max|logit|
+// (docs/engine.md): allow 8u x max|logit| (0.03 x for bf16, 0.004 x for f16). f32 models differ
+// only in the order of f32 reductions (cuBLAS, warp reductions): there the CPU's 1e-4 becomes
+// relative to max|logit|.
+// Greedy tokens must equal HF's for the first kDeviceGreedyTokens (all of them on the CPU): two
+// greedy paths may part legitimately after a position where HF's top two logits are closer than
+// the logit error (the fixtures' smallest margin over 24-32 tokens is 0.0014), and the later the
+// position, the likelier such a near-tie before it. A failure names Loom's own logit gap there.
+constexpr size_t kDeviceGreedyTokens = 16;
+
+bool OnCpu() { return testing::TestDevice() == "cpu"; }
+
+float LogitTolerance(const Case& c, const HfReference& ref) {
+  if (OnCpu()) return c.tolerance;
+  float scale = 1;
+  for (const std::vector<float>& logits : ref.last_logits) {
+    for (float l : logits) scale = std::max(scale, std::fabs(l));
+  }
+  const float u = c.weight_dtype == DType::kBF16  ? std::ldexp(1.0f, -8)
+                  : c.weight_dtype == DType::kF16 ? std::ldexp(1.0f, -11)
+                                                  : 0.0f;
+  return std::max(c.tolerance, 8 * u) * scale;
+}
+
+// The greedy tokens compared with HF's: all of them on the CPU, the first kDeviceGreedyTokens
+// off it.
+std::vector<int32_t> Compared(const std::vector<int32_t>& tokens) {
+  if (OnCpu() || tokens.size() <= kDeviceGreedyTokens) return tokens;
+  return {tokens.begin(), tokens.begin() + kDeviceGreedyTokens};
+}
+
+// Where `got` first parts from `expected`, and by how much Loom's own logits preferred its token
+// there (a near-tie is a rounding difference; a large gap is a bug), for failure messages.
+std::string FirstDifference(const std::vector<int32_t>& got, const std::vector<int32_t>& expected,
+                            const std::vector<std::vector<float>>& logits) {
+  for (size_t t = 0; t < std::min(got.size(), expected.size()); ++t) {
+    if (got[t] == expected[t]) continue;
+    std::string out = "first difference at token " + std::to_string(t) + ": " +
+                      std::to_string(got[t]) + " for HF's " + std::to_string(expected[t]);
+    if (t < logits.size() &&
+        static_cast<size_t>(std::max(got[t], expected[t])) < logits[t].size()) {
+      out += ", Loom's logit gap between them " +
+             std::to_string(logits[t][got[t]] - logits[t][expected[t]]);
+    }
+    return out;
+  }
+  return "lengths differ";
+}
+
 std::vector<Case> FixtureCases() {
   std::vector<Case> cases;
   const fs::path root = fs::path(testing::SourceDir()) / "tests/data/models";
@@ -95,6 +150,7 @@ void CheckModel(const Case& c, const std::string& reference_path) {
       (*engine)->CollectiveCall("describe", "{}", std::chrono::seconds(5));
   ASSERT_TRUE(described.ok()) << described.status();
   EXPECT_EQ((*described)[0].result.value("weight_dtype", ""), FloatDTypeName(c.weight_dtype));
+  const float tolerance = LogitTolerance(c, ref);
   std::vector<GenerationRequest> all;
   float worst = 0;
   int64_t equal = 0, total = 0;
@@ -103,7 +159,9 @@ void CheckModel(const Case& c, const std::string& reference_path) {
     ASSERT_GE(n, 24);
     auto alone = testing::GenerateAll(**engine, {Greedy(ref.prompts[i], n, /*logits=*/true)});
     ASSERT_TRUE(alone.ok()) << alone.status();
-    EXPECT_EQ((*alone)[0].token_ids, ref.greedy[i]) << "prompt " << i << " alone";
+    EXPECT_EQ(Compared((*alone)[0].token_ids), Compared(ref.greedy[i]))
+        << "prompt " << i << " alone; "
+        << FirstDifference((*alone)[0].token_ids, ref.greedy[i], (*alone)[0].logits);
     for (int64_t t = 0; t < n && t < static_cast<int64_t>((*alone)[0].token_ids.size()); ++t) {
       equal += (*alone)[0].token_ids[t] == ref.greedy[i][t];
     }
@@ -111,16 +169,24 @@ void CheckModel(const Case& c, const std::string& reference_path) {
     ASSERT_EQ((*alone)[0].logits.size(), static_cast<size_t>(n));
     const float diff = MaxDiff((*alone)[0].logits[0], ref.last_logits[i]);
     worst = std::max(worst, diff);
-    EXPECT_LE(diff, c.tolerance) << "prompt " << i;
+    EXPECT_LE(diff, tolerance) << "prompt " << i << " on " << testing::TestDevice();
     all.push_back(Greedy(ref.prompts[i], n));
   }
-  std::printf("| %s | %s | %lld/%lld | %.2g |\n", fs::path(c.dir).filename().c_str(),
-              FloatDTypeName(c.weight_dtype), static_cast<long long>(equal),
-              static_cast<long long>(total), worst);
+  const std::string name = fs::path(c.dir).filename().string();
+  char bound[64] = "", diff[32];
+  if (!OnCpu()) {
+    std::snprintf(bound, sizeof bound, " %s, tolerance %.3g |", testing::TestDevice().c_str(),
+                  tolerance);
+  }
+  std::snprintf(diff, sizeof diff, "%.2g", worst);
+  std::printf("| %s | %s | %lld/%lld | %s |%s\n", name.c_str(), FloatDTypeName(c.weight_dtype),
+              static_cast<long long>(equal), static_cast<long long>(total), diff, bound);
+  ::testing::Test::RecordProperty("max_logit_diff." + name, diff);
   auto together = testing::GenerateAll(**engine, all);
   ASSERT_TRUE(together.ok()) << together.status();
   for (size_t i = 0; i < ref.prompts.size(); ++i) {
-    EXPECT_EQ((*together)[i].token_ids, ref.greedy[i]) << "prompt " << i << " in a batch";
+    EXPECT_EQ(Compared((*together)[i].token_ids), Compared(ref.greedy[i]))
+        << "prompt " << i << " in a batch";
   }
 }
 
@@ -128,6 +194,7 @@ TEST(HfReferenceTest, EveryFixtureModelMatchesTransformers) {
   const std::vector<Case> cases = FixtureCases();
   ASSERT_GE(cases.size(), 32u) << "expected the f32/bf16(/f16) checkpoints of eleven models in "
                                   "tests/data/models (tools/make_reference_fixtures.py)";
+  ::testing::Test::RecordProperty("device", testing::TestDevice());
   for (const Case& c : cases) CheckModel(c, c.dir + "/reference.json");
 }
 
@@ -168,8 +235,12 @@ TEST(HfReferenceTest, TrainedModelTextInTextOutMatchesTransformers) {
       auto done = WaitForCompletion(**stream);
       ASSERT_TRUE(done.ok()) << done.status();
       EXPECT_EQ(done->prompt_tokens, static_cast<int64_t>(e.at("prompt_ids").size()));
-      EXPECT_EQ(done->token_ids, e.at("greedy_ids").get<std::vector<int32_t>>()) << version;
-      EXPECT_EQ(done->text, e.at("text").get<std::string>()) << version;
+      const std::vector<int32_t> greedy = e.at("greedy_ids").get<std::vector<int32_t>>();
+      EXPECT_EQ(Compared(done->token_ids), Compared(greedy)) << version;
+      // The text is HF's when the tokens are (off the CPU they may part after the compared ones).
+      if (OnCpu() || done->token_ids == greedy) {
+        EXPECT_EQ(done->text, e.at("text").get<std::string>()) << version;
+      }
     }
   }
 }
@@ -201,6 +272,9 @@ TEST(HfReferenceTest, LogprobsAreTheLogSoftmaxOfTransformersLogits) {
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(),
                      [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+    // Off the CPU the logits carry the device's error (LogitTolerance; a log-probability twice
+    // that), so a rank may hold another id whose HF logit is within that of the rank's own.
+    const float tolerance = OnCpu() ? 1e-4f : 2 * LogitTolerance(c, ref);
     auto engine = testing::StartEngine(ConfigFor(c));
     ASSERT_TRUE(engine.ok()) << engine.status();
     GenerationRequest r = Greedy(ref.prompts[0], 2);
@@ -209,11 +283,23 @@ TEST(HfReferenceTest, LogprobsAreTheLogSoftmaxOfTransformersLogits) {
     ASSERT_TRUE(done.ok()) << done.status();
     ASSERT_EQ((*done)[0].logprobs.size(), 2u);
     const TokenLogprobs& first = (*done)[0].logprobs[0];
-    EXPECT_NEAR(first.logprob, logits[ref.greedy[0][0]] - norm, 1e-4);
     ASSERT_EQ(first.top_ids.size(), 5u);
+    if (OnCpu()) {
+      EXPECT_NEAR(first.logprob, logits[ref.greedy[0][0]] - norm, 1e-4);
+      for (size_t k = 0; k < 5; ++k) {
+        EXPECT_EQ(first.top_ids[k], order[k]) << "rank " << k;
+        EXPECT_NEAR(first.top_logprobs[k], logits[order[k]] - norm, 1e-4) << "rank " << k;
+      }
+      continue;
+    }
+    const int32_t chosen = (*done)[0].token_ids[0];
+    ASSERT_TRUE(chosen >= 0 && static_cast<size_t>(chosen) < logits.size()) << chosen;
+    EXPECT_NEAR(first.logprob, logits[chosen] - norm, tolerance);
     for (size_t k = 0; k < 5; ++k) {
-      EXPECT_EQ(first.top_ids[k], order[k]) << "rank " << k;
-      EXPECT_NEAR(first.top_logprobs[k], logits[order[k]] - norm, 1e-4) << "rank " << k;
+      const int32_t id = first.top_ids[k];
+      ASSERT_TRUE(id >= 0 && static_cast<size_t>(id) < logits.size()) << "rank " << k;
+      EXPECT_NEAR(logits[id], logits[order[k]], tolerance) << "rank " << k << ": id " << id;
+      EXPECT_NEAR(first.top_logprobs[k], logits[id] - norm, tolerance) << "rank " << k;
     }
   }
 }
