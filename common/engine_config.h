@@ -60,6 +60,8 @@ struct EngineConfig {
   CacheConfig cache;
   SchedulerConfig scheduler;
   int num_threads = 0;  // CPU threads for kernels; 0 = all cores
+  // GPU ranks replay decode steps from device graphs unless this is set (worker/decode_graphs.h).
+  bool enforce_eager = false;
 
   // InvalidArgument naming the first bad setting by its key path.
   absl::Status Validate() const;

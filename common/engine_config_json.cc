@@ -84,6 +84,7 @@ std::string EngineConfigToJson(const EngineConfig& config) {
         {"max_num_batched_tokens", config.scheduler.max_num_batched_tokens},
         {"max_model_len", config.scheduler.max_model_len}}},
       {"num_threads", config.num_threads},
+      {"enforce_eager", config.enforce_eager},
   };
   return j.dump();
 }
@@ -92,7 +93,8 @@ absl::StatusOr<EngineConfig> EngineConfigFromJson(const std::string& json_text) 
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::InvalidArgumentError("engine config: not valid JSON");
   LOOM_RETURN_IF_ERROR(
-      CheckKeys(j, "", {"load_config", "cache_config", "scheduler_config", "num_threads"}));
+      CheckKeys(j, "", {"load_config", "cache_config", "scheduler_config", "num_threads",
+                        "enforce_eager"}));
   EngineConfig config;
   if (auto it = j.find("load_config"); it != j.end()) {
     LOOM_RETURN_IF_ERROR(ReadLoadConfig(*it, config.load));
@@ -132,6 +134,8 @@ absl::StatusOr<EngineConfig> EngineConfigFromJson(const std::string& json_text) 
     return absl::InvalidArgumentError("num_threads: out of range");
   }
   config.num_threads = static_cast<int>(threads);
+  LOOM_ASSIGN_OR_RETURN(config.enforce_eager,
+                        JsonBool(j, "enforce_eager", Strict(""), config.enforce_eager));
   return config;
 }
 

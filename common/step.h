@@ -20,6 +20,9 @@ struct SequenceStep {
   bool sample = true;  // false for a prompt chunk that is not the prompt's last
   SamplingParams sampling;
   uint64_t sample_index = 0;  // which output token is drawn (keys the seeded RNG)
+  // Fills a device graph's batch to its size: computed, never written to the KV cache, its
+  // logits dropped (worker/decode_graphs.h). Never sent by the controller.
+  bool padding = false;
 };
 
 struct StepInput {

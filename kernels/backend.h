@@ -36,7 +36,8 @@ class Backend {
                                     Tensor& k_cache, Tensor& v_cache) = 0;
   virtual absl::StatusOr<std::unique_ptr<AttentionPlan>> PlanAttention(const AttentionBatch& batch,
                                                                        const Tensor& q,
-                                                                       const Tensor& k_cache) = 0;
+                                                                       const Tensor& k_cache,
+                                                                       int64_t fixed_max_keys) = 0;
   virtual absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                       const AttentionPlan& plan, float scale, int64_t window,
                                       Tensor& out) = 0;

@@ -93,10 +93,19 @@ absl::Status WriteKvCache(ExecutionContext& context, const Tensor& k, const Tens
 
 absl::StatusOr<std::unique_ptr<AttentionPlan>> PlanAttention(ExecutionContext& context,
                                                              const AttentionBatch& batch,
-                                                             const Tensor& q,
-                                                             const Tensor& k_cache) {
+                                                             const Tensor& q, const Tensor& k_cache,
+                                                             int64_t fixed_max_keys) {
   LOOM_RETURN_IF_ERROR(CheckOnDevice(context, "PlanAttention", {{"q", &q}, {"k_cache", &k_cache}}));
-  return context.backend().PlanAttention(batch, q, k_cache);
+  if (fixed_max_keys < 0) {
+    return absl::InvalidArgumentError("PlanAttention: fixed_max_keys must be >= 0");
+  }
+  for (int32_t c : batch.context_len) {
+    if (fixed_max_keys > 0 && c > fixed_max_keys) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "PlanAttention: a context of ", c, " keys is over the plan's fixed ", fixed_max_keys));
+    }
+  }
+  return context.backend().PlanAttention(batch, q, k_cache, fixed_max_keys);
 }
 
 absl::Status PagedAttention(ExecutionContext& context, const Tensor& q, const Tensor& k_cache,

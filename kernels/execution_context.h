@@ -16,18 +16,27 @@
 #define LOOM_KERNELS_EXECUTION_CONTEXT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "common/device.h"
 #include "common/tensor.h"
 
 namespace loom::kernels {
 
 class Backend;  // kernels/backend.h
+
+// Work recorded once and replayed with one launch (a CUDA graph): the same kernels with the
+// same arguments on the same memory, whatever that memory holds at replay.
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+};
 
 struct DeviceMemory {
   int64_t total_bytes = 0;
@@ -73,6 +82,22 @@ class ExecutionContext {
   virtual absl::Status Synchronize() = 0;
   // The device's memory now. The host reports physical memory and what is available.
   virtual absl::StatusOr<DeviceMemory> Memory() const = 0;
+
+  // Device graphs. CaptureGraph runs `record` with the work it queues recorded instead of run;
+  // inside, only kernels on memory allocated before (no Allocate, transfers or Synchronize —
+  // they fail the capture). Unimplemented where SupportsGraphs() is false (the host: it has no
+  // launches to save).
+  virtual bool SupportsGraphs() const { return false; }
+  // Changes whenever memory the kernels keep for themselves (scratch) moves: graphs captured
+  // before read memory that is gone.
+  virtual uint64_t ScratchGeneration() const { return 0; }
+  virtual absl::StatusOr<std::unique_ptr<DeviceGraph>> CaptureGraph(
+      const std::function<absl::Status()>& record) {
+    return absl::UnimplementedError(absl::StrCat(Description(), " has no device graphs"));
+  }
+  virtual absl::Status ReplayGraph(const DeviceGraph& graph) {
+    return absl::UnimplementedError(absl::StrCat(Description(), " has no device graphs"));
+  }
 
   // The kernels of this device. Call them through kernels.h, which checks their arguments and
   // devices first.

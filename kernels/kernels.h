@@ -80,10 +80,14 @@ class AttentionPlan {
   virtual ~AttentionPlan() = default;
 };
 // Checks `batch` against q [T, Hq, D] and the cache [num_blocks, block_size, Hk, D].
+// fixed_max_keys > 0: the plan's launch shape is fixed for contexts up to that many keys and its
+// device data lands at the same address at every step of T tokens (what a captured device graph
+// replays; contexts beyond it are InvalidArgument). Plans of one T share that memory: use one
+// at a time.
 absl::StatusOr<std::unique_ptr<AttentionPlan>> PlanAttention(ExecutionContext& context,
                                                              const AttentionBatch& batch,
-                                                             const Tensor& q,
-                                                             const Tensor& k_cache);
+                                                             const Tensor& q, const Tensor& k_cache,
+                                                             int64_t fixed_max_keys = 0);
 absl::Status PagedAttention(ExecutionContext& context, const Tensor& q, const Tensor& k_cache,
                             const Tensor& v_cache, const AttentionPlan& plan, float scale,
                             int64_t window, Tensor& out);

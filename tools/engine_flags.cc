@@ -46,6 +46,7 @@ std::vector<FlagSpec> EngineFlagSpecs() {
       {"max-num-batched-tokens", false, "most tokens in one step", "2048"},
       {"max-model-len", false, "longest prompt + output (0 = the model's limit)", "0"},
       {"threads", false, "CPU threads (0 = all cores)", "0"},
+      {"enforce-eager", true, "GPU ranks: run decode steps kernel by kernel, without device graphs", ""},
   };
 }
 
@@ -84,6 +85,7 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags(const Flags& flags) {
   LOOM_ASSIGN_OR_RETURN(c.scheduler.max_model_len, flags.Int("max-model-len", 0));
   LOOM_ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0));
   c.num_threads = static_cast<int>(threads);
+  c.enforce_eager = flags.Bool("enforce-eager");
   LOOM_RETURN_IF_ERROR(c.Validate());
   return c;
 }

@@ -1,5 +1,7 @@
 #include "worker/kv_cache.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -21,6 +23,8 @@ absl::StatusOr<KvCache> KvCache::Create(const KvCacheShape& shape, int64_t memor
   KvCache cache;
   cache.shape_ = shape;
   cache.num_blocks_ = blocks;
+  static std::atomic<uint64_t> next_id{0};
+  cache.id_ = ++next_id;
   for (int64_t l = 0; l < shape.num_layers; ++l) {
     std::vector<int64_t> dims = {blocks, shape.block_size, shape.num_kv_heads, shape.head_dim};
     LOOM_ASSIGN_OR_RETURN(Tensor k, context.Allocate(DType::kF32, dims));

@@ -32,10 +32,14 @@ class KvCache {
   Tensor& k(int64_t layer) { return k_[layer]; }
   Tensor& v(int64_t layer) { return v_[layer]; }
   int64_t nbytes() const { return num_blocks_ * shape_.BytesPerBlock(); }
+  // Unique to each cache Create made (0: none), so a new cache is told from an old one even
+  // where the allocator hands back the same addresses.
+  uint64_t id() const { return id_; }
 
  private:
   KvCacheShape shape_;
   int64_t num_blocks_ = 0;
+  uint64_t id_ = 0;
   std::vector<Tensor> k_, v_;
 };
 

@@ -54,8 +54,17 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(
   const int64_t bytes = options.kv_cache_blocks > 0
                             ? options.kv_cache_blocks * shape.BytesPerBlock()
                             : options.kv_cache_bytes;
-  LOOM_ASSIGN_OR_RETURN(runner->cache_,
-                        KvCache::Create(shape, bytes, runner->decoder_->context()));
+  LOOM_ASSIGN_OR_RETURN(runner->cache_, KvCache::Create(shape, bytes, runner->decoder_->context()));
+  const bool single_rank =
+      options.decoder.comm == nullptr || options.decoder.comm->world_size() == 1;
+  if (options.decode_graphs && runner->decoder_->context().SupportsGraphs() && single_rank) {
+    DecodeGraphOptions graphs;
+    graphs.max_batch = std::max<int64_t>(1, options.graph_max_batch);
+    graphs.max_context =
+        options.graph_max_context > 0 ? options.graph_max_context : config.MaxContextLength();
+    graphs.single_rank = single_rank;
+    runner->graphs_ = std::make_unique<DecodeGraphs>(graphs);
+  }
   return runner;
 }
 
@@ -84,8 +93,8 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
     const int64_t n = static_cast<int64_t>(s.token_ids.size());
     const int64_t context = s.start_position + n;
     if (n == 0 || s.start_position < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id,
-                                                     ": a step needs at least one token"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", s.seq_id, ": a step needs at least one token"));
     }
     if (static_cast<int64_t>(s.block_table.size()) * bs < context) {
       return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": block table of ",
@@ -105,7 +114,9 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
       out.seq_ids.push_back(s.seq_id);
     }
   }
-  LOOM_ASSIGN_OR_RETURN(Tensor logits, decoder_->Forward(step, cache_));
+  LOOM_ASSIGN_OR_RETURN(Tensor logits, graphs_ != nullptr && graphs_->Eligible(step)
+                                           ? graphs_->Run(*decoder_, cache_, step)
+                                           : decoder_->Forward(step, cache_));
   if (params.empty()) return out;
   kernels::ExecutionContext& ctx = decoder_->context();
   LOOM_ASSIGN_OR_RETURN(out.tokens, kernels::Sample(ctx, logits, params, sample_index));

@@ -5,9 +5,10 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "common/step.h"
+#include "worker/decode_graphs.h"
 #include "worker/kv_cache.h"
 #include "worker/model/decoder.h"
-#include "common/step.h"
 
 namespace loom {
 
@@ -16,6 +17,11 @@ struct ModelRunnerOptions {
   int64_t block_size = 16;
   int64_t kv_cache_bytes = int64_t{1} << 30;
   int64_t kv_cache_blocks = 0;  // > 0: exactly this many blocks, whatever kv_cache_bytes says
+  // Decode steps from device graphs where the context has them (decode_graphs.h); off with
+  // --enforce-eager. max_batch and max_context size the buckets and the attention shape.
+  bool decode_graphs = true;
+  int64_t graph_max_batch = 64;
+  int64_t graph_max_context = 0;  // 0: the model's limit
 };
 
 class ModelRunner {
@@ -28,6 +34,8 @@ class ModelRunner {
   int64_t num_kv_blocks() const { return cache_.num_blocks(); }
   int64_t block_size() const { return cache_.shape().block_size; }
   const KvCache& kv_cache() const { return cache_; }
+  // Null where decode steps run eagerly (the host, TP > 1, --enforce-eager).
+  const DecodeGraphs* decode_graphs() const { return graphs_.get(); }
 
   // Replaces the KV cache by one of as many blocks as `bytes` holds (its contents go: only
   // before serving). On error the old cache stays.
@@ -39,6 +47,7 @@ class ModelRunner {
  private:
   std::unique_ptr<Decoder> decoder_;
   KvCache cache_;
+  std::unique_ptr<DecodeGraphs> graphs_;
 };
 
 }  // namespace loom

@@ -273,6 +273,9 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
   runner_options.decoder.max_sampled = config.scheduler.max_num_seqs;
   runner_options.block_size = config.cache.block_size;
   runner_options.kv_cache_bytes = config.cache.kv_cache_bytes;
+  runner_options.decode_graphs = !config.enforce_eager;
+  runner_options.graph_max_batch = config.scheduler.max_num_seqs;
+  runner_options.graph_max_context = config.scheduler.max_model_len;
   // A GPU rank starts with the cache of its profiling step and is sized after the load.
   int64_t profile_tokens = config.scheduler.max_num_batched_tokens;
   if (config.scheduler.max_model_len > 0) {
@@ -331,6 +334,12 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
       {"kv_cache_bytes", runner_->kv_cache().nbytes()},
       {"device_name", context_->Description()},
       {"memory_plan", memory_plan},
+      {"decode_graphs",
+       runner_->decode_graphs() != nullptr
+           ? absl::StrCat("buckets up to ", config.scheduler.max_num_seqs)
+           : (config.enforce_eager ? "off (--enforce-eager)"
+                                   : "off (" + context_->Description() +
+                                         (options_.world_size > 1 ? ", TP > 1" : "") + ")")},
   };
   absl::MutexLock lock(&mu_);
   config_ = config;

@@ -52,7 +52,8 @@ class HostBackend : public Backend {
   }
   absl::StatusOr<std::unique_ptr<AttentionPlan>> PlanAttention(const AttentionBatch& batch,
                                                                const Tensor& q,
-                                                               const Tensor& k_cache) override {
+                                                               const Tensor& k_cache,
+                                                               int64_t) override {
     if (q.dim() != 3 || k_cache.dim() != 4) {
       return absl::InvalidArgumentError(absl::StrCat("PlanAttention: q ", q.DebugString(),
                                                      " and cache ", k_cache.DebugString(),

@@ -59,7 +59,9 @@ absl::StatusOr<AttentionGeometry> CheckTensors(const Tensor& q, const Tensor& k_
 
 absl::StatusOr<PagedAttentionPlan> PlanPagedAttention(DeviceContext& context,
                                                       const AttentionBatch& batch,
-                                                      const AttentionGeometry& geometry) {
+                                                      const AttentionGeometry& geometry,
+                                                      int64_t fixed_max_keys,
+                                                      DeviceBuffer* persistent) {
   int per_sm = 1;
   if (geometry.head_dim > 0 && geometry.head_dim <= internal::kAttentionMaxHeadDim) {
     LOOM_CUDA_CHECK(internal::PagedAttentionBlocksPerSm(internal::ToStorage(geometry.cache_dtype),
@@ -69,8 +71,9 @@ absl::StatusOr<PagedAttentionPlan> PlanPagedAttention(DeviceContext& context,
   LOOM_ASSIGN_OR_RETURN(
       PagedAttentionPlan plan,
       PagedAttentionPlan::Make(batch, geometry,
-                               int64_t{context.multiprocessors()} * std::max(per_sm, 1)));
-  LOOM_RETURN_IF_ERROR(plan.Upload(context));
+                               int64_t{context.multiprocessors()} * std::max(per_sm, 1),
+                               fixed_max_keys));
+  LOOM_RETURN_IF_ERROR(plan.Upload(context, persistent));
   return plan;
 }
 

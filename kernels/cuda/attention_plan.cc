@@ -26,7 +26,8 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 absl::StatusOr<PagedAttentionPlan> PagedAttentionPlan::Make(const AttentionBatch& batch,
                                                             const AttentionGeometry& geometry,
-                                                            int64_t concurrent_blocks) {
+                                                            int64_t concurrent_blocks,
+                                                            int64_t fixed_max_keys) {
   const AttentionGeometry& g = geometry;
   if (g.tokens < 0 || g.q_heads < 0 || g.head_dim < 0 || g.num_blocks < 0) {
     return absl::InvalidArgumentError("PagedAttention: negative dimension");
@@ -73,6 +74,15 @@ absl::StatusOr<PagedAttentionPlan> PagedAttentionPlan::Make(const AttentionBatch
     }
     max_blocks = std::max(max_blocks, CeilDiv(batch.context_len[s], g.block_size));
   }
+  if (fixed_max_keys > 0) {
+    if (max_keys > fixed_max_keys) {
+      return absl::InvalidArgumentError(absl::StrCat("PagedAttention: a context of ", max_keys,
+                                                     " keys is over the plan's fixed ",
+                                                     fixed_max_keys));
+    }
+    max_keys = fixed_max_keys;
+    max_blocks = CeilDiv(fixed_max_keys, g.block_size);
+  }
   plan.num_tiles_ = static_cast<int32_t>(tiles.size() / kTileFields);
   plan.max_blocks_ = static_cast<int32_t>(max_blocks);
   const int64_t heads_blocks = g.kv_heads * plan.head_chunks_;
@@ -109,15 +119,19 @@ absl::StatusOr<PagedAttentionPlan> PagedAttentionPlan::Make(const AttentionBatch
   return plan;
 }
 
-absl::Status PagedAttentionPlan::Upload(DeviceContext& context) {
+absl::Status PagedAttentionPlan::Upload(DeviceContext& context, DeviceBuffer* persistent) {
   if (num_tiles_ == 0) return absl::OkStatus();
-  const size_t bytes = host_.size() * sizeof(int32_t);
-  LOOM_ASSIGN_OR_RETURN(device_, DeviceBuffer::Allocate(context, bytes));
-  return context.Upload(host_.data(), bytes, device_.data());
+  const size_t bytes = device_bytes();
+  DeviceBuffer* target = persistent != nullptr ? persistent : &device_;
+  if (target->data() == nullptr || target->size() < bytes) {
+    LOOM_ASSIGN_OR_RETURN(*target, DeviceBuffer::Allocate(context, bytes));
+  }
+  device_data_ = target->data();
+  return context.Upload(host_.data(), bytes, target->data());
 }
 
 const int32_t* PagedAttentionPlan::device_tiles() const {
-  return static_cast<const int32_t*>(device_.data());
+  return static_cast<const int32_t*>(device_data_);
 }
 
 const int32_t* PagedAttentionPlan::device_block_tables() const {

@@ -45,13 +45,24 @@ class PagedAttentionPlan {
   // Checks `batch` and the geometry (InvalidArgument with the CPU kernel's messages) and lays
   // out the work for a device that runs `concurrent_blocks` attention blocks at once (SMs ×
   // blocks per SM). Host only: needs no device.
+  //
+  // fixed_max_keys > 0 fixes the launch shape for contexts up to that many keys: block tables
+  // as wide as fixed_max_keys needs and the split-K partitions chosen for it, so every batch of
+  // the same token and tile counts launches the same grid with the same arguments, whatever its
+  // contexts (partitions past a tile's context return at once) — what a captured device graph
+  // replays. A context beyond fixed_max_keys is InvalidArgument.
   static absl::StatusOr<PagedAttentionPlan> Make(const AttentionBatch& batch,
                                                  const AttentionGeometry& geometry,
-                                                 int64_t concurrent_blocks);
+                                                 int64_t concurrent_blocks,
+                                                 int64_t fixed_max_keys = 0);
 
-  // Copies the tiles and block tables to the device (queued on the context's stream).
-  absl::Status Upload(DeviceContext& context);
-  bool uploaded() const { return device_.data() != nullptr || num_tiles_ == 0; }
+  // Copies the tiles and block tables to the device (queued on the context's stream): into
+  // memory of the plan's own, or into `persistent` (grown when too small), whose address then
+  // stays the same from step to step (a graph's plan). `persistent` must outlive the plan.
+  absl::Status Upload(DeviceContext& context, DeviceBuffer* persistent = nullptr);
+  bool uploaded() const { return device_data_ != nullptr || num_tiles_ == 0; }
+  // Bytes of device memory the upload takes.
+  size_t device_bytes() const { return host_.size() * sizeof(int32_t); }
 
   const AttentionGeometry& geometry() const { return geometry_; }
   int32_t num_tiles() const { return num_tiles_; }
@@ -83,6 +94,7 @@ class PagedAttentionPlan {
   size_t tables_offset_ = 0;
   std::vector<int32_t> host_;  // tiles, then block tables: one upload
   DeviceBuffer device_;
+  const void* device_data_ = nullptr;  // device_'s, or the persistent buffer's
 };
 
 }  // namespace loom::kernels::cuda

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,7 +68,8 @@ class CudaBackend : public Backend {
 
   absl::StatusOr<std::unique_ptr<AttentionPlan>> PlanAttention(const AttentionBatch& batch,
                                                                const Tensor& q,
-                                                               const Tensor& k_cache) override {
+                                                               const Tensor& k_cache,
+                                                               int64_t fixed_max_keys) override {
     if (q.dim() != 3 || k_cache.dim() != 4) {
       return absl::InvalidArgumentError(absl::StrCat("PlanAttention: q ", q.DebugString(),
                                                      " and cache ", k_cache.DebugString(),
@@ -81,7 +83,11 @@ class CudaBackend : public Backend {
     g.block_size = k_cache.size(1);
     g.kv_heads = k_cache.size(2);
     g.cache_dtype = k_cache.dtype();
-    LOOM_ASSIGN_OR_RETURN(PagedAttentionPlan plan, PlanPagedAttention(context_, batch, g));
+    // A fixed-shape plan goes to the same device memory at every step of its token count, so a
+    // graph captured with it reads the current step's tiles.
+    DeviceBuffer* persistent = fixed_max_keys > 0 ? &fixed_plans_[g.tokens] : nullptr;
+    LOOM_ASSIGN_OR_RETURN(PagedAttentionPlan plan,
+                          PlanPagedAttention(context_, batch, g, fixed_max_keys, persistent));
     return std::make_unique<CudaAttentionPlan>(context_, std::move(plan));
   }
 
@@ -128,6 +134,17 @@ class CudaBackend : public Backend {
 
  private:
   DeviceContext& context_;
+  std::map<int64_t, DeviceBuffer> fixed_plans_;  // by token count
+};
+
+class CudaGraph : public DeviceGraph {
+ public:
+  ~CudaGraph() override {
+    if (exec != nullptr) (void)cudaGraphExecDestroy(exec);
+    if (graph != nullptr) (void)cudaGraphDestroy(graph);
+  }
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
 };
 
 class CudaExecutionContext : public ExecutionContext {
@@ -224,6 +241,35 @@ class CudaExecutionContext : public ExecutionContext {
   }
 
   absl::Status Synchronize() override { return context_->Synchronize(); }
+
+  bool SupportsGraphs() const override { return true; }
+  uint64_t ScratchGeneration() const override { return context_->scratch_generation(); }
+
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> CaptureGraph(
+      const std::function<absl::Status()>& record) override {
+    LOOM_RETURN_IF_ERROR(BindThread());
+    // Thread-local mode: an unsafe call from this thread (a cudaMalloc, a synchronise) fails
+    // the capture instead of running; other threads (a load's uploads) are not caught in it.
+    LOOM_CUDA_CHECK(cudaStreamBeginCapture(context_->stream(), cudaStreamCaptureModeThreadLocal));
+    const absl::Status recorded = record();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(context_->stream(), &graph);
+    auto captured = std::make_unique<CudaGraph>();
+    captured->graph = graph;
+    if (!recorded.ok()) return recorded;
+    LOOM_CUDA_CHECK(ended);
+    LOOM_CUDA_CHECK(cudaGraphInstantiate(&captured->exec, graph, 0));
+    return std::unique_ptr<DeviceGraph>(std::move(captured));
+  }
+
+  absl::Status ReplayGraph(const DeviceGraph& graph) override {
+    const auto* cuda = dynamic_cast<const CudaGraph*>(&graph);
+    if (cuda == nullptr || cuda->exec == nullptr) {
+      return absl::InvalidArgumentError("ReplayGraph: not a graph captured on a CUDA context");
+    }
+    LOOM_CUDA_CHECK(cudaGraphLaunch(cuda->exec, context_->stream()));
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<DeviceMemory> Memory() const override {
     // cudaMemGetInfo reports the calling thread's current device.

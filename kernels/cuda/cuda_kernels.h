@@ -77,10 +77,13 @@ absl::Status PagedAttention(DeviceContext& context, const Tensor& q, const Tenso
                             const Tensor& v_cache, const PagedAttentionPlan& plan, float scale,
                             int64_t window, Tensor& out);
 
-// Checks `batch` against the geometry, plans the work for this device and uploads it.
+// Checks `batch` against the geometry, plans the work for this device and uploads it (with a
+// fixed launch shape and into `persistent` for a graph: see PagedAttentionPlan::Make/Upload).
 absl::StatusOr<PagedAttentionPlan> PlanPagedAttention(DeviceContext& context,
                                                       const AttentionBatch& batch,
-                                                      const AttentionGeometry& geometry);
+                                                      const AttentionGeometry& geometry,
+                                                      int64_t fixed_max_keys = 0,
+                                                      DeviceBuffer* persistent = nullptr);
 
 // One token per row of logits [B, V] (f32, on the device), as kernels::Sample. Waits for the
 // device; errors (NaN logits, all -inf, bad params) name the row like the CPU's.

@@ -90,6 +90,12 @@ absl::StatusOr<std::unique_ptr<DeviceContext>> DeviceContext::Create(const Optio
   LOOM_CUBLAS_CHECK(cublasSetStream(context->cublas_, context->stream_));
   // f32 GEMMs stay f32 (no TF32), as the CPU reference computes them.
   LOOM_CUBLAS_CHECK(cublasSetMathMode(context->cublas_, CUBLAS_DEFAULT_MATH));
+  // A workspace of cuBLAS's own at a fixed address, so GEMMs captured in a device graph never
+  // allocate (cuBLAS's guidance for graph capture); 32 MiB covers Hopper's largest kernels.
+  LOOM_ASSIGN_OR_RETURN(context->cublas_workspace_,
+                        DeviceBuffer::Allocate(*context, size_t{32} << 20));
+  LOOM_CUBLAS_CHECK(cublasSetWorkspace(context->cublas_, context->cublas_workspace_.data(),
+                                       context->cublas_workspace_.size()));
   LOOM_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&context->device_errors_), sizeof(int32_t)));
   LOOM_CUDA_CHECK(cudaMemsetAsync(context->device_errors_, 0, sizeof(int32_t), context->stream_));
   LOOM_CUDA_CHECK(cudaEventCreateWithFlags(&context->staging_free_, cudaEventDisableTiming));
@@ -103,6 +109,7 @@ DeviceContext::~DeviceContext() {
   if (staging_ != nullptr) (void)cudaFreeHost(staging_);
   if (device_errors_ != nullptr) (void)cudaFree(device_errors_);
   if (cublas_ != nullptr) (void)cublasDestroy(cublas_);
+  cublas_workspace_ = DeviceBuffer();  // after the handle that used it
   if (stream_ != nullptr) {
     (void)cudaStreamSynchronize(stream_);
     (void)cudaStreamDestroy(stream_);
@@ -138,6 +145,7 @@ absl::StatusOr<void*> DeviceContext::Scratch(size_t bytes) {
   want = (want + kGranule - 1) / kGranule * kGranule;
   scratch_ = DeviceBuffer();  // released in stream order, after the work that used it
   LOOM_ASSIGN_OR_RETURN(scratch_, DeviceBuffer::Allocate(*this, want));
+  ++scratch_generation_;
   return scratch_.data();
 }
 

@@ -86,6 +86,8 @@ class DeviceContext {
   // reuse safe: the next call may hand out the same memory, and work queued after that call
   // runs after the work queued before it. All work must therefore go to stream().
   absl::StatusOr<void*> Scratch(size_t bytes);
+  // Counts the scratch's reallocations: graphs captured before a change read freed memory.
+  uint64_t scratch_generation() const { return scratch_generation_; }
 
   // Queues a copy of `bytes` from host memory to device memory on the stream, through a pinned
   // staging buffer; `host` may be reused as soon as this returns.
@@ -104,6 +106,8 @@ class DeviceContext {
   cublasHandle_t cublas_ = nullptr;
   int32_t* device_errors_ = nullptr;
   DeviceBuffer scratch_;
+  uint64_t scratch_generation_ = 0;
+  DeviceBuffer cublas_workspace_;
   void* staging_ = nullptr;  // pinned host memory
   size_t staging_size_ = 0;
   cudaEvent_t staging_free_ = nullptr;  // recorded after the last copy out of staging_

@@ -108,7 +108,7 @@ TEST(EngineConfigJsonTest, StrictErrorsNameTheKeyPath) {
       {"{", "not valid JSON"},
       {"[1]", "config: expected an object, got array"},
       {R"({"load": {"model": "m"}})", "unknown key \"load\""},
-      {R"({"cache": {}})", "(known: cache_config, load_config, num_threads, scheduler_config)"},
+      {R"({"cache": {}})", "(known: cache_config, enforce_eager, load_config, num_threads, scheduler_config)"},
       {R"({"load_config": {"modle": "m"}})",
        "unknown key \"load_config.modle\" (known: dummy_range, dummy_seed, load_format, model, "
        "strategy, weight_dtype)"},

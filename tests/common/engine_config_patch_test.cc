@@ -121,8 +121,8 @@ TEST(EngineConfigPatchTest, UnknownKeyIsRejectedListingTheKnownOnes) {
               HasSubstr("unknown key \"load_config.modl\" (known: dummy_range, dummy_seed, "
                         "load_format, model, strategy, weight_dtype)"));
   EXPECT_THAT(Error(R"({"load": {"model": "/models/b"}})"),
-              HasSubstr("unknown key \"load\" (known: cache_config, load_config, num_threads, "
-                        "scheduler_config)"));
+              HasSubstr("unknown key \"load\" (known: cache_config, enforce_eager, load_config, "
+                        "num_threads, scheduler_config)"));
 }
 
 TEST(EngineConfigPatchTest, WrongTypeIsRejectedNamingTheKeyPath) {

@@ -103,6 +103,42 @@ TEST(PagedAttentionPlanTest, SplitsKeysOnlyWhenTheBatchLeavesTheDeviceIdle) {
   EXPECT_EQ(split->partition_keys(), kAttentionChunk);
 }
 
+// A graph's plan: the same launch shape (tiles, table width, partitions) for any contexts up
+// to the fixed bound, the tables still right, and a context beyond the bound refused.
+TEST(PagedAttentionPlanTest, AFixedShapeIsTheSameForEveryContextUpToTheBound) {
+  int64_t tokens, blocks;
+  const AttentionBatch short_batch =
+      Batch({{3, 1}, {40, 1}, {17, 1}, {1, 1}}, 16, &tokens, &blocks);
+  const AttentionGeometry g = Geometry(tokens, 8, 2, 256, 16);
+  const AttentionBatch long_batch =
+      Batch({{900, 1}, {2, 1}, {1000, 1}, {64, 1}}, 16, &tokens, &blocks);
+  auto a = PagedAttentionPlan::Make(short_batch, g, 528, 1024);
+  auto b = PagedAttentionPlan::Make(long_batch, Geometry(tokens, 8, 2, 256, 16), 528, 1024);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->num_tiles(), 4);
+  EXPECT_EQ(a->num_tiles(), b->num_tiles());
+  EXPECT_EQ(a->max_blocks(), 1024 / 16);
+  EXPECT_EQ(a->max_blocks(), b->max_blocks());
+  EXPECT_EQ(a->num_partitions(), b->num_partitions());
+  EXPECT_EQ(a->partition_keys(), b->partition_keys());
+  EXPECT_EQ(a->partial_floats(), b->partial_floats());
+  EXPECT_EQ(a->device_bytes(), b->device_bytes());
+  EXPECT_GE(int64_t{a->num_partitions()} * a->partition_keys(), 1024);
+  ExpectTilesCoverRows(*a, short_batch);
+  // The second sequence's table (blocks 1..3 of the short batch) is in place, then zeros.
+  const int32_t* row = a->block_tables() + 1 * a->max_blocks();
+  EXPECT_EQ(row[0], 1);
+  EXPECT_EQ(row[2], 3);
+  EXPECT_EQ(row[3], 0);
+  // Without the bound the short batch's plan is narrower: the bound is what fixes it.
+  auto free_shape = PagedAttentionPlan::Make(short_batch, g, 528);
+  ASSERT_TRUE(free_shape.ok());
+  EXPECT_LT(free_shape->max_blocks(), a->max_blocks());
+  auto over = PagedAttentionPlan::Make(long_batch, Geometry(tokens, 8, 2, 256, 16), 528, 512);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(PagedAttentionPlanTest, BlockTablesArePaddedToTheLongest) {
   int64_t tokens, blocks;
   const AttentionBatch batch = Batch({{5, 1}, {40, 2}}, 8, &tokens, &blocks);

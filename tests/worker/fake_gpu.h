@@ -3,11 +3,14 @@
 // the host's implementation, and asynchronous uploads are really deferred — the copy reads the
 // staging memory only when a later fence, transfer, kernel or Synchronize reaches it, so code
 // that reuses staging memory too early loads wrong weights here. Memory() reports figures the
-// test chooses, less what its live tensors hold.
+// test chooses, less what its live tensors hold. With graphs on, a "captured graph" is its
+// recording function, run again at replay; memory operations during a capture fail, as a real
+// capture's would.
 #ifndef LOOM_TESTS_WORKER_FAKE_GPU_H_
 #define LOOM_TESTS_WORKER_FAKE_GPU_H_
 
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,13 +26,15 @@ namespace loom::testing {
 
 class FakeGpu : public kernels::ExecutionContext {
  public:
-  explicit FakeGpu(kernels::DeviceMemory memory = {int64_t{1} << 40, int64_t{1} << 40})
-      : host_(kernels::cpu::NewHostContext()), memory_(memory), backend_(*this) {}
+  explicit FakeGpu(kernels::DeviceMemory memory = {int64_t{1} << 40, int64_t{1} << 40},
+                   bool graphs = false)
+      : host_(kernels::cpu::NewHostContext()), memory_(memory), graphs_(graphs), backend_(*this) {}
 
   Device device() const override { return Device::Cuda(0); }
   std::string Description() const override { return "fake GPU (host memory)"; }
 
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape) override {
+    LOOM_RETURN_IF_ERROR(NotCapturing("Allocate"));
     Tensor t = Tensor::Empty(dtype, shape);
     const int64_t bytes = static_cast<int64_t>(t.nbytes());
     *live_ += bytes;
@@ -39,18 +44,21 @@ class FakeGpu : public kernels::ExecutionContext {
     return Tensor::Borrow(t.raw_data(), dtype, std::move(shape), std::move(owner), device());
   }
   absl::Status Upload(const Tensor& host, const Tensor& dst) override {
+    LOOM_RETURN_IF_ERROR(NotCapturing("Upload"));
     LOOM_RETURN_IF_ERROR(Check("Upload", host, dst));
     Flush(pending_.size());
     std::memcpy(dst.raw_data(), host.raw_data(), host.nbytes());
     return absl::OkStatus();
   }
   absl::Status Download(const Tensor& src, const Tensor& host) override {
+    LOOM_RETURN_IF_ERROR(NotCapturing("Download"));
     LOOM_RETURN_IF_ERROR(Check("Download", host, src));
     Flush(pending_.size());
     std::memcpy(host.raw_data(), src.raw_data(), host.nbytes());
     return absl::OkStatus();
   }
   absl::Status UploadAsync(const Tensor& host, const Tensor& dst) override {
+    LOOM_RETURN_IF_ERROR(NotCapturing("UploadAsync"));
     LOOM_RETURN_IF_ERROR(Check("UploadAsync", host, dst));
     pending_.push_back({host, dst});
     log.push_back(absl::StrCat("copy ", reinterpret_cast<uintptr_t>(host.raw_data())));
@@ -70,8 +78,26 @@ class FakeGpu : public kernels::ExecutionContext {
     return absl::OkStatus();
   }
   absl::Status Synchronize() override {
+    LOOM_RETURN_IF_ERROR(NotCapturing("Synchronize"));
     Flush(pending_.size());
     return absl::OkStatus();
+  }
+  bool SupportsGraphs() const override { return graphs_; }
+  uint64_t ScratchGeneration() const override { return scratch_generation; }
+  absl::StatusOr<std::unique_ptr<kernels::DeviceGraph>> CaptureGraph(
+      const std::function<absl::Status()>& record) override {
+    if (!graphs_) return absl::UnimplementedError("no graphs on this fake GPU");
+    capturing_ = true;
+    const absl::Status recorded = record();
+    capturing_ = false;
+    LOOM_RETURN_IF_ERROR(recorded);
+    if (fail_captures) return absl::InternalError("capture failed (as the test asked)");
+    return std::unique_ptr<kernels::DeviceGraph>(new Graph(record));
+  }
+  absl::Status ReplayGraph(const kernels::DeviceGraph& graph) override {
+    const auto* fake = dynamic_cast<const Graph*>(&graph);
+    if (fake == nullptr) return absl::InvalidArgumentError("not this fake's graph");
+    return fake->record();
   }
   absl::StatusOr<kernels::DeviceMemory> Memory() const override {
     kernels::DeviceMemory m = memory_;
@@ -83,11 +109,21 @@ class FakeGpu : public kernels::ExecutionContext {
   // What the staging did: "copy <host address>" and "wait <fence>", in order.
   std::vector<std::string> log;
   int64_t max_pending = 0;
+  uint64_t scratch_generation = 0;  // a test bumps it as a scratch reallocation would
+  bool fail_captures = false;
 
  private:
   struct Copy {
     Tensor host, dst;
   };
+  struct Graph : kernels::DeviceGraph {
+    explicit Graph(std::function<absl::Status()> r) : record(std::move(r)) {}
+    std::function<absl::Status()> record;
+  };
+  absl::Status NotCapturing(const char* what) const {
+    if (!capturing_) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(what, " inside a graph capture"));
+  }
   // The host's kernels, after the copies queued before them (stream order).
   class OrderedBackend : public kernels::Backend {
    public:
@@ -117,8 +153,9 @@ class FakeGpu : public kernels::ExecutionContext {
       return host().WriteKvCache(k, v, s, kc, vc);
     }
     absl::StatusOr<std::unique_ptr<kernels::AttentionPlan>> PlanAttention(
-        const kernels::AttentionBatch& b, const Tensor& q, const Tensor& kc) override {
-      return host().PlanAttention(b, q, kc);
+        const kernels::AttentionBatch& b, const Tensor& q, const Tensor& kc,
+        int64_t fixed_max_keys) override {
+      return host().PlanAttention(b, q, kc, fixed_max_keys);
     }
     absl::Status PagedAttention(const Tensor& q, const Tensor& kc, const Tensor& vc,
                                 const kernels::AttentionPlan& p, float s, int64_t w,
@@ -173,6 +210,8 @@ class FakeGpu : public kernels::ExecutionContext {
 
   std::unique_ptr<kernels::ExecutionContext> host_;
   kernels::DeviceMemory memory_;
+  bool graphs_ = false;
+  bool capturing_ = false;
   std::shared_ptr<int64_t> live_ = std::make_shared<int64_t>(0);
   std::vector<Copy> pending_;
   size_t applied_ = 0;

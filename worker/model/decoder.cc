@@ -42,13 +42,12 @@ absl::Status Decoder::Build() {
         "too, or the ranks evenly over the KV heads"));
   }
   if (c.intermediate_size % tp != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor-parallel size ", tp,
-                                                   " does not divide intermediate_size ",
-                                                   c.intermediate_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor-parallel size ", tp, " does not divide intermediate_size ", c.intermediate_size));
   }
   if (c.vocab_size < tp) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor-parallel size ", tp,
-                                                   " exceeds vocab_size ", c.vocab_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor-parallel size ", tp, " exceeds vocab_size ", c.vocab_size));
   }
   local_q_heads_ = c.num_attention_heads / tp;
   local_kv_heads_ = c.num_key_value_heads / kv_shards;
@@ -99,22 +98,19 @@ absl::Status Decoder::Build() {
     LOOM_ASSIGN_OR_RETURN(L.input_norm, ctx.Allocate(DType::kF32, {H}));
     LOOM_ASSIGN_OR_RETURN(L.post_attention_norm, ctx.Allocate(DType::kF32, {H}));
     LOOM_ASSIGN_OR_RETURN(
-        L.qkv, ParallelLinear::Create({{p + "self_attn.q_proj", c.num_attention_heads * D},
-                                       {p + "self_attn.k_proj", c.num_key_value_heads * D,
-                                        kv_shards},
-                                       {p + "self_attn.v_proj", c.num_key_value_heads * D,
-                                        kv_shards}},
-                                      H, c.qkv_bias, ShardKind::kColumn, rank, tp, wd, ctx));
-    LOOM_ASSIGN_OR_RETURN(L.o, ParallelLinear::Create({{p + "self_attn.o_proj", H}},
-                                                      c.num_attention_heads * D, c.o_bias,
-                                                      ShardKind::kRow, rank, tp, wd, ctx));
-    LOOM_ASSIGN_OR_RETURN(L.gate_up, ParallelLinear::Create({{p + "mlp.gate_proj", I},
-                                                             {p + "mlp.up_proj", I}},
-                                                            H, c.mlp_bias, ShardKind::kColumn,
-                                                            rank, tp, wd, ctx));
-    LOOM_ASSIGN_OR_RETURN(L.down, ParallelLinear::Create({{p + "mlp.down_proj", H}}, I,
-                                                         c.mlp_bias, ShardKind::kRow, rank, tp,
-                                                         wd, ctx));
+        L.qkv,
+        ParallelLinear::Create({{p + "self_attn.q_proj", c.num_attention_heads * D},
+                                {p + "self_attn.k_proj", c.num_key_value_heads * D, kv_shards},
+                                {p + "self_attn.v_proj", c.num_key_value_heads * D, kv_shards}},
+                               H, c.qkv_bias, ShardKind::kColumn, rank, tp, wd, ctx));
+    LOOM_ASSIGN_OR_RETURN(
+        L.o, ParallelLinear::Create({{p + "self_attn.o_proj", H}}, c.num_attention_heads * D,
+                                    c.o_bias, ShardKind::kRow, rank, tp, wd, ctx));
+    LOOM_ASSIGN_OR_RETURN(
+        L.gate_up, ParallelLinear::Create({{p + "mlp.gate_proj", I}, {p + "mlp.up_proj", I}}, H,
+                                          c.mlp_bias, ShardKind::kColumn, rank, tp, wd, ctx));
+    LOOM_ASSIGN_OR_RETURN(L.down, ParallelLinear::Create({{p + "mlp.down_proj", H}}, I, c.mlp_bias,
+                                                         ShardKind::kRow, rank, tp, wd, ctx));
     add_norm(p + "input_layernorm.weight", L.input_norm);
     LOOM_RETURN_IF_ERROR(add_linear(L.qkv));
     if (c.qk_norm) {
@@ -140,8 +136,8 @@ absl::Status Decoder::Build() {
   LOOM_RETURN_IF_ERROR(Reserve(options_.max_tokens, options_.max_sampled));
   max_positions_ = c.MaxContextLength();
   if (c.rope_scaling.type != "dynamic") {
-    LOOM_ASSIGN_OR_RETURN(Tensor table, kernels::MakeRopeCosSin(D, c.rope_theta, c.rope_scaling,
-                                                                max_positions_));
+    LOOM_ASSIGN_OR_RETURN(Tensor table,
+                          kernels::MakeRopeCosSin(D, c.rope_theta, c.rope_scaling, max_positions_));
     LOOM_ASSIGN_OR_RETURN(rope_cos_sin_, ctx.Allocate(DType::kF32, table.shape()));
     LOOM_RETURN_IF_ERROR(ctx.Upload(table, rope_cos_sin_));
   }
@@ -151,8 +147,8 @@ absl::Status Decoder::Build() {
 absl::Status Decoder::LoadWeight(const std::string& name, const Tensor& t) {
   auto it = index_.find(name);
   if (it == index_.end()) {
-    return absl::NotFoundError(absl::StrCat("unexpected parameter ", name, " for ",
-                                            config_.architecture));
+    return absl::NotFoundError(
+        absl::StrCat("unexpected parameter ", name, " for ", config_.architecture));
   }
   const ParameterInfo& info = parameters_[it->second];
   if (!IsFloat(t.dtype())) {
@@ -163,9 +159,8 @@ absl::Status Decoder::LoadWeight(const std::string& name, const Tensor& t) {
   if (t.shape() == info.shape && !info.is_whole()) {
     LOOM_ASSIGN_OR_RETURN(part, t.Slice(info.split_dim, info.start, info.length));
   } else if (t.shape() != info.local_shape()) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": expected shape ",
-                                                   ShapeString(info.shape), ", got ",
-                                                   ShapeString(t.shape())));
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ": expected shape ", ShapeString(info.shape), ", got ", ShapeString(t.shape())));
   }
   return WritePart(name, [&part](Tensor& host) { return host.CopyFrom(part); });
 }
@@ -215,8 +210,8 @@ absl::Status Decoder::CopyWeightsFrom(const Decoder& other) {
     if (other.parameters_[i].name != parameters_[i].name ||
         other.parts_[i].shape() != parts_[i].shape() ||
         other.parts_[i].dtype() != parts_[i].dtype()) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot copy ", other.parameters_[i].name,
-                                                     " into ", parameters_[i].name));
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot copy ", other.parameters_[i].name, " into ", parameters_[i].name));
     }
   }
   for (size_t i = 0; i < parts_.size(); ++i) {
@@ -236,6 +231,7 @@ KvCacheShape Decoder::CacheShape(int64_t block_size) const {
 
 absl::Status Decoder::Reserve(int64_t tokens, int64_t sampled) {
   if (tokens <= ws_.tokens && sampled <= ws_.sampled) return absl::OkStatus();
+  ++workspace_generation_;  // the activations move: graphs captured on them are stale
   const ModelConfig& c = config_;
   const int64_t T = std::max(tokens, ws_.tokens), R = std::max(sampled, ws_.sampled);
   const int64_t H = c.hidden_size, D = c.head_dim, Hq = local_q_heads_, Hk = local_kv_heads_;
@@ -315,7 +311,8 @@ Decoder::Flat Decoder::Flatten(const StepInput& step, int64_t bs) {
       const int64_t pos = s.start_position + i;
       batch.token_ids.push_back(s.token_ids[i]);
       batch.positions.push_back(static_cast<int32_t>(pos));
-      batch.slots.push_back(int64_t{s.block_table[pos / bs]} * bs + pos % bs);
+      // A graph's padding sequence computes but writes no K/V (a negative slot is skipped).
+      batch.slots.push_back(s.padding ? -1 : int64_t{s.block_table[pos / bs]} * bs + pos % bs);
     }
     batch.attention.query_start.push_back(static_cast<int32_t>(batch.token_ids.size()));
     batch.attention.context_len.push_back(static_cast<int32_t>(s.start_position + n));
@@ -328,6 +325,12 @@ Decoder::Flat Decoder::Flatten(const StepInput& step, int64_t bs) {
 }
 
 absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
+  LOOM_RETURN_IF_ERROR(Prepare(step, cache, 0));
+  return Run(cache);
+}
+
+absl::Status Decoder::Prepare(const StepInput& step, KvCache& cache, int64_t fixed_max_keys) {
+  prepared_ = Prepared();
   const int64_t bs = cache.shape().block_size;
   for (const SequenceStep& s : step.sequences) {
     const int64_t end = int64_t{s.start_position} + static_cast<int64_t>(s.token_ids.size());
@@ -337,7 +340,8 @@ absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
           ") are not covered by its block table of ", s.block_table.size(), " blocks"));
     }
   }
-  const Flat batch = Flatten(step, bs);
+  flat_ = Flatten(step, bs);
+  const Flat& batch = flat_;
   const int64_t T = static_cast<int64_t>(batch.token_ids.size());
   if (T == 0 || batch.positions.size() != batch.token_ids.size() ||
       batch.slots.size() != batch.token_ids.size()) {
@@ -351,8 +355,8 @@ absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
   }
   for (int32_t id : batch.token_ids) {
     if (id < 0 || id >= config_.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat("token id ", id, " outside [0, ",
-                                                     config_.vocab_size, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", id, " outside [0, ", config_.vocab_size, ")"));
     }
   }
   for (int32_t r : batch.logits_rows) {
@@ -362,34 +366,49 @@ absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
   LOOM_RETURN_IF_ERROR(Reserve(T, R));
   kernels::ExecutionContext& ctx = *ctx_;
   auto rows = [](const Tensor& t, int64_t n) { return *t.Slice(0, 0, n); };
-  LOOM_ASSIGN_OR_RETURN(Tensor ids, Stage(batch.token_ids, ws_.ids));
-  LOOM_ASSIGN_OR_RETURN(Tensor slots, Stage(batch.slots, ws_.slots));
+  Prepared p;
+  p.tokens = T;
+  p.sampled = R;
+  LOOM_ASSIGN_OR_RETURN(p.ids, Stage(batch.token_ids, ws_.ids));
+  LOOM_ASSIGN_OR_RETURN(p.slots, Stage(batch.slots, ws_.slots));
   // Dynamic rope rotates each token with its sequence's frequencies for this step (rope.h):
   // a table of one row per token, indexed by row.
-  Tensor rope_cos_sin = rope_cos_sin_;
-  Tensor positions;
-  if (rope_cos_sin.defined()) {
-    LOOM_ASSIGN_OR_RETURN(positions, Stage(batch.positions, ws_.positions));
+  p.rope_cos_sin = rope_cos_sin_;
+  if (p.rope_cos_sin.defined()) {
+    LOOM_ASSIGN_OR_RETURN(p.positions, Stage(batch.positions, ws_.positions));
   } else {
     std::vector<int32_t> rope_rows;
     Tensor host_table = rows(ws_.rope_host, T);
     LOOM_RETURN_IF_ERROR(DynamicRopeRows(batch, host_table, rope_rows));
-    rope_cos_sin = rows(ws_.rope, T);
-    LOOM_RETURN_IF_ERROR(ctx.Upload(host_table, rope_cos_sin));
-    LOOM_ASSIGN_OR_RETURN(positions, Stage(rope_rows, ws_.positions));
+    p.rope_cos_sin = rows(ws_.rope, T);
+    LOOM_RETURN_IF_ERROR(ctx.Upload(host_table, p.rope_cos_sin));
+    LOOM_ASSIGN_OR_RETURN(p.positions, Stage(rope_rows, ws_.positions));
   }
-  Tensor q_all = rows(ws_.q, T);
-  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<kernels::AttentionPlan> attention,
-                        kernels::PlanAttention(ctx, batch.attention, q_all, cache.k(0)));
+  if (R > 0) {
+    LOOM_ASSIGN_OR_RETURN(p.logits_rows, Stage(batch.logits_rows, ws_.rows));
+  }
+  LOOM_ASSIGN_OR_RETURN(p.attention, kernels::PlanAttention(ctx, batch.attention, rows(ws_.q, T),
+                                                            cache.k(0), fixed_max_keys));
+  prepared_ = std::move(p);
+  return absl::OkStatus();
+}
 
+absl::StatusOr<Tensor> Decoder::Run(KvCache& cache) {
+  const Prepared& p = prepared_;
+  if (p.tokens == 0 || p.attention == nullptr) {
+    return absl::FailedPreconditionError("Decoder::Run without a prepared step");
+  }
+  const int64_t T = p.tokens, R = p.sampled;
+  kernels::ExecutionContext& ctx = *ctx_;
+  auto rows = [](const Tensor& t, int64_t n) { return *t.Slice(0, 0, n); };
   Tensor hidden = rows(ws_.hidden, T);
   LOOM_RETURN_IF_ERROR(
-      kernels::Embedding(ctx, ids, embed_, comm_->rank() * embed_.size(0), hidden));
+      kernels::Embedding(ctx, p.ids, embed_, comm_->rank() * embed_.size(0), hidden));
   LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
   Tensor residual = rows(ws_.residual, T);
   for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
-    LOOM_RETURN_IF_ERROR(RunLayer(i, layers_[i], *attention, hidden, residual, positions,
-                                  rope_cos_sin, slots, cache));
+    LOOM_RETURN_IF_ERROR(RunLayer(i, layers_[i], *p.attention, hidden, residual, p.positions,
+                                  p.rope_cos_sin, p.slots, cache));
   }
   LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(ctx, hidden, residual, final_norm_,
                                                 static_cast<float>(config_.rms_norm_eps)));
@@ -397,9 +416,8 @@ absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
   // A step of mid-prompt chunks only: the K/V is written, nothing is sampled (every rank sees
   // the same step, so all skip the LM head's collective together).
   if (R == 0) return ctx.Allocate(DType::kF32, {0, config_.vocab_size});
-  LOOM_ASSIGN_OR_RETURN(Tensor logits_rows, Stage(batch.logits_rows, ws_.rows));
   Tensor selected = rows(ws_.selected, R);
-  LOOM_RETURN_IF_ERROR(kernels::GatherRows(ctx, hidden, logits_rows, selected));
+  LOOM_RETURN_IF_ERROR(kernels::GatherRows(ctx, hidden, p.logits_rows, selected));
   Tensor local_logits = rows(ws_.local_logits, R);
   LOOM_RETURN_IF_ERROR(lm_head_.Forward(ctx, selected, local_logits));
   Tensor logits = local_logits;
@@ -428,8 +446,8 @@ absl::Status Decoder::DynamicRopeRows(const Flat& batch, Tensor& cos_sin,
     // The sequence's length after this step: HF's max(position_ids) + 1.
     LOOM_ASSIGN_OR_RETURN(
         const kernels::RopeFrequencies f,
-        kernels::ComputeRopeFrequencies(D, c.rope_theta, c.rope_scaling,
-                                        c.max_position_embeddings, a.context_len[s]));
+        kernels::ComputeRopeFrequencies(D, c.rope_theta, c.rope_scaling, c.max_position_embeddings,
+                                        a.context_len[s]));
     for (int32_t r = a.query_start[s]; r < a.query_start[s + 1]; ++r) {
       kernels::RopeCosSinRow(f, batch.positions[r], cos_sin.data<float>() + r * D);
       rows[r] = r;
@@ -483,8 +501,7 @@ absl::Status Decoder::RunLayer(int64_t index, Layer& L, const kernels::Attention
   LOOM_RETURN_IF_ERROR(L.o.Forward(ctx, *attn.View({T, Hq * D}), hidden));
   LOOM_RETURN_IF_ERROR(comm_->AllReduceSum(hidden));
 
-  LOOM_RETURN_IF_ERROR(
-      kernels::FusedAddRmsNorm(ctx, hidden, residual, L.post_attention_norm, eps));
+  LOOM_RETURN_IF_ERROR(kernels::FusedAddRmsNorm(ctx, hidden, residual, L.post_attention_norm, eps));
   Tensor gate_up = rows(ws_.gate_up);
   LOOM_RETURN_IF_ERROR(L.gate_up.Forward(ctx, hidden, gate_up));
   Tensor act = rows(ws_.act);

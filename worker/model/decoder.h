@@ -1,7 +1,8 @@
 // The one decoder for the whole Llama family (Llama 2/3, Mistral, Qwen2, Qwen3), driven by
 // ModelConfig flags: q/k/v, o and MLP biases, per-head q/k RMSNorm, tied embeddings, rope scaling
-// (static or dynamic), per-layer sliding windows, head_dim, GQA. It holds this rank's shard of every weight and runs the forward pass over a flat batch of
-// tokens from many sequences against the paged KV cache.
+// (static or dynamic), per-layer sliding windows, head_dim, GQA. It holds this rank's shard of
+// every weight and runs the forward pass over a flat batch of tokens from many sequences against
+// the paged KV cache.
 //
 // Weights are loaded by name (HF names, full tensors) through LoadWeight, or part by part through
 // WritePart, whatever their source; each layer copies its own slice into buffers allocated once
@@ -40,7 +41,7 @@ struct DecoderOptions {
   // Where weights, activations and kernels live; null = the host (kernels::HostContext()).
   // Borrowed: it must outlive the decoder. The communicator must work on the same device.
   kernels::ExecutionContext* context = nullptr;
-  Communicator* comm = nullptr;       // null = single rank
+  Communicator* comm = nullptr;  // null = single rank
   // The largest step the workspace is planned for at Create: tokens per step and sampled
   // sequences per step (0: planned by the first steps, growing when a larger one comes).
   int64_t max_tokens = 0;
@@ -88,6 +89,15 @@ class Decoder {
   // live in the workspace, which the next step overwrites. The step's block tables
   // must cover its positions (ModelRunner checks them against the cache).
   absl::StatusOr<Tensor> Forward(const StepInput& step, KvCache& cache);
+  // Forward in two halves, for device graphs (worker/decode_graphs.h): Prepare checks the step
+  // and uploads everything it varies in — token ids, positions, KV slots, the attention plan
+  // (fixed_max_keys > 0: a fixed launch shape, kernels.h) — into the workspace; Run queues only
+  // kernels on memory that stays put, so a captured Run replays any step Prepare wrote of the
+  // same token and sampled counts. Run uses the last Prepare's step.
+  absl::Status Prepare(const StepInput& step, KvCache& cache, int64_t fixed_max_keys);
+  absl::StatusOr<Tensor> Run(KvCache& cache);
+  // Changes whenever the activation workspace is reallocated (its addresses move).
+  uint64_t WorkspaceGeneration() const { return workspace_generation_; }
 
   // A digest of where every weight buffer lives: equal before and after a reload or commit
   // proves the pointers stayed put (what captured CUDA graphs rely on).
@@ -126,6 +136,12 @@ class Decoder {
   };
   Decoder() = default;
   absl::Status Build();
+  // What Prepare staged for Run.
+  struct Prepared {
+    int64_t tokens = 0, sampled = 0;
+    Tensor ids, positions, slots, logits_rows, rope_cos_sin;
+    std::unique_ptr<kernels::AttentionPlan> attention;
+  };
   absl::Status RunLayer(int64_t index, Layer& layer, const kernels::AttentionPlan& attention,
                         Tensor& hidden, Tensor& residual, const Tensor& positions,
                         const Tensor& rope_cos_sin, const Tensor& slots, KvCache& cache);
@@ -149,7 +165,10 @@ class Decoder {
   ParallelLinear lm_head_;
   int64_t max_positions_ = 0;  // ModelConfig::MaxContextLength()
   Workspace ws_;
-  Tensor rope_cos_sin_;        // [max_positions_, D]; undefined for dynamic rope (per step)
+  uint64_t workspace_generation_ = 0;
+  Flat flat_;  // the prepared step (its attention batch backs the plan)
+  Prepared prepared_;
+  Tensor rope_cos_sin_;  // [max_positions_, D]; undefined for dynamic rope (per step)
   // HF name -> index into parameters_ and parts_.
   std::map<std::string, size_t> index_;
   // Each parameter's part in this rank's buffers (views that share the storage).
