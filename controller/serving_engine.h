@@ -227,6 +227,8 @@ class ServingEngine {
   // The shape the ranks were built with (a directory switch never changes it).
   const ModelConfig& model_config() const { return model_config_; }
   bool has_tokenizer() const;
+  // What serves now: model directory, tokenizer, eos ids, generation defaults.
+  std::shared_ptr<const ServedModel> served_model() const { return CurrentModel(); }
 
   // Ends every request (UNAVAILABLE), stops the engine thread and the workers. Idempotent.
   void Stop();

@@ -333,7 +333,7 @@ serve_and_compare() {
     fail "$name: loom generate --device cpu failed: $(tail -1 "$work/cpu_$name.err")"
     return 1
   fi
-  "$bin/loom" serve --model "$model" --device "$device" --tp 1 --port 0 >"$log" 2>&1 &
+  "$bin/loom" serve --model "$model" --device "$device" --tp 1 --port 0 --http-port 0 >"$log" 2>&1 &
   server_pid=$!
   for ((i = 0; i < 1200; i++)); do
     grep -q '^loom serve: ready' "$log" && break

@@ -86,7 +86,7 @@ printf '"loom" below is %s.\n' "${bin#"$root"/}/loom"
 step "1. Start a cluster: 2 tensor-parallel worker processes on dummy (random) weights"
 show serve --model $models/v1 --tp 2 --load-format dummy --port 0 '&'
 : >"$work/serve.log"
-"$bin/loom" serve --model $models/v1 --tp 2 --load-format dummy --port 0 >>"$work/serve.log" 2>&1 &
+"$bin/loom" serve --model $models/v1 --tp 2 --load-format dummy --port 0 --http-port 0 >>"$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 600); do
   grep -q '^loom serve: ready' "$work/serve.log" && break

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "controller/loom_service.h"
+#include "controller/openai/openai_server.h"
 #include "controller/serving_engine.h"
 #include "tools/commands.h"
 #include "tools/load_progress.h"
@@ -42,6 +43,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"tp", false, "tensor-parallel size: worker processes, one per rank", "1"},
       {"host", false, "address the Loom service binds to", "127.0.0.1"},
       {"port", false, "port of the Loom service (0 = any free port)", std::to_string(kDefaultPort)},
+      {"http-port", false,
+       "port of the OpenAI-compatible HTTP API on --host (0 = off, any = any free port)", "8000"},
+      {"served-model-name", false, "the model name HTTP clients pass", "the --model directory's name"},
       {"launcher", false, "local (spawn the workers) or external (wait for them)", "local"},
       {"controller-address", false,
        "external launcher: where workers reach the controller (HOST:PORT)", "127.0.0.1:0"},
@@ -63,6 +67,14 @@ absl::Status Run(const Flags& flags) {
   if (tp < 1 || tp > 1024) return absl::InvalidArgumentError("--tp must be in [1, 1024]");
   LOOM_ASSIGN_OR_RETURN(int64_t port, flags.Int("port", kDefaultPort));
   if (port < 0 || port > 65535) return absl::InvalidArgumentError("--port must be in [0, 65535]");
+  // -1: any free port.
+  int64_t http_port = -1;
+  if (flags.String("http-port", "8000") != "any") {
+    LOOM_ASSIGN_OR_RETURN(http_port, flags.Int("http-port", 8000));
+    if (http_port < 0 || http_port > 65535) {
+      return absl::InvalidArgumentError("--http-port must be in [0, 65535] or any");
+    }
+  }
   LOOM_ASSIGN_OR_RETURN(int64_t register_s, flags.Int("register-timeout", 60));
   LOOM_ASSIGN_OR_RETURN(int64_t rpc_s, flags.Int("rpc-timeout", 30));
   if (register_s <= 0 || rpc_s <= 0) {
@@ -125,6 +137,18 @@ absl::Status Run(const Flags& flags) {
   for (const RankState& r : status.ranks) {
     absl::StrAppend(&ranks, " rank ", r.rank, "=", r.state, "(pid ", r.pid, ", ", r.device, ")");
   }
+  std::unique_ptr<openai::OpenAiServer> http;
+  if (http_port != 0) {
+    openai::OpenAiServerOptions http_options;
+    http_options.host = flags.String("host", "127.0.0.1");
+    http_options.port = http_port < 0 ? 0 : static_cast<int>(http_port);
+    http_options.model_name = flags.String(
+        "served-model-name", std::filesystem::path(options.config.load.model).filename().string());
+    if (http_options.model_name.empty()) http_options.model_name = options.config.load.model;
+    LOOM_ASSIGN_OR_RETURN(http, openai::OpenAiServer::Start(engine.get(), http_options));
+    std::printf("loom serve: OpenAI API on http://%s:%d/v1 (model \"%s\")\n",
+                http_options.host.c_str(), http->port(), http_options.model_name.c_str());
+  }
   std::printf("loom serve: listening on %s\n", address.c_str());
   std::printf("loom serve: ready: %s, tp=%d, %lld KV blocks, tokenizer %s;%s\n",
               status.model.c_str(), status.world_size, static_cast<long long>(status.num_kv_blocks),
@@ -133,6 +157,7 @@ absl::Status Run(const Flags& flags) {
 
   while (!stop_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::fprintf(stderr, "loom serve: stopping\n");
+  if (http != nullptr) http->Stop();
   engine->Stop();  // ends the in-flight streams, so the server's handlers return
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();

@@ -8,6 +8,7 @@ packages=(
   libabsl-dev nlohmann-json3-dev libopenblas-dev libpcre2-dev libicu-dev
   libgtest-dev libgmock-dev libgloo-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libcpp-httplib-dev  # the OpenAI-compatible HTTP API
   python3 python3-venv  # the example Python client and its test (tools/test.sh makes the venv)
 )
 

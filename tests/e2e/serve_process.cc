@@ -48,7 +48,8 @@ Server::Server(const std::string& args,
   log_ = MakeTempDir("loom-serve") + "/serve.log";
   // Through its main thread, the server's own workers die with it.
   pid_ = SpawnTiedChild({"/bin/sh", "-c",
-                         absl::StrCat("exec ", BinaryDir(), "/tools/loom serve --port 0 ", args,
+                         absl::StrCat("exec ", BinaryDir(), "/tools/loom serve --port 0 --http-port any ",
+                                      args,
                                       " >", log_, " 2>&1")});
   if (pid_ < 0) return;
   const auto deadline = Clock::now() + std::chrono::seconds(60);
@@ -57,6 +58,10 @@ Server::Server(const std::string& args,
     const size_t at = out.find("listening on ");
     if (at != std::string::npos && out.find("ready:") != std::string::npos) {
       address_ = out.substr(at + 13, out.find('\n', at) - at - 13);
+      const std::string api = "OpenAI API on http://";
+      if (const size_t h = out.find(api); h != std::string::npos) {
+        http_address_ = out.substr(h + api.size(), out.find("/v1", h) - h - api.size());
+      }
       break;
     }
     if (while_starting) while_starting(out);

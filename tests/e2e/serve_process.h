@@ -25,7 +25,7 @@ pid_t SpawnTiedChild(const std::vector<std::string>& argv);
 
 class Server {
  public:
-  // Starts `loom serve --port 0 <args>` and waits up to a minute for its ready line (or exit),
+  // Starts `loom serve --port 0 --http-port any <args>` and waits up to a minute for its ready line (or exit),
   // calling `while_starting` with the log so far at every poll (an outside launcher's cue).
   explicit Server(const std::string& args,
                   const std::function<void(const std::string& log)>& while_starting = {});
@@ -37,6 +37,8 @@ class Server {
 
   bool ready() const { return stub_ != nullptr; }
   const std::string& address() const { return address_; }
+  // The OpenAI API's "host:port" ("" when the args turned it off).
+  const std::string& http_address() const { return http_address_; }
   loom::v1::Loom::Stub& stub() { return *stub_; }
   pid_t pid() const { return pid_; }
   std::string Log() const;
@@ -50,7 +52,7 @@ class Server {
 
  private:
   pid_t pid_ = -1;
-  std::string log_, address_;
+  std::string log_, address_, http_address_;
   bool exited_ = false;
   int exit_code_ = -1;
   std::unique_ptr<loom::v1::Loom::Stub> stub_;

@@ -1,0 +1,413 @@
+#include "controller/openai/openai_server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status.h"
+#include "controller/openai/api_error.h"
+#include "controller/openai/completion_request.h"
+
+namespace loom::openai {
+namespace {
+
+using nlohmann::json;
+
+constexpr auto kPoll = std::chrono::milliseconds(50);
+
+void Reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void ReplyError(httplib::Response& res, const absl::Status& status) {
+  Reply(res, HttpStatusOf(status), ErrorBody(status));
+}
+
+absl::StatusOr<json> ParseBody(const httplib::Request& req) {
+  json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return BadParam("", "the request body is not valid JSON");
+  return body;
+}
+
+std::string Fingerprint(uint64_t version) { return absl::StrCat("loom-wv", version); }
+
+// The choices of one completion request: n per prompt, each its own engine request.
+struct Choices {
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<bool> done;
+  std::vector<std::string> text;
+  std::vector<std::string> finish;
+  std::vector<json> logprobs;  // completions' {tokens, token_logprobs, top_logprobs, ...}
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  uint64_t weight_version = 0;
+  absl::Status error;
+  // Woken by every stream's listener.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ready = false;
+
+  void CancelAll() {
+    for (auto& s : streams) s->Cancel();
+  }
+  ~Choices() {
+    for (auto& s : streams) s->SetListener(nullptr);
+    CancelAll();
+  }
+};
+
+// Adds one delta of choice `i` to the completion's logprobs (tokens as text).
+void AddLogprobs(const GenerateDelta& delta, const tokenizer::Tokenizer* tok, json& out) {
+  if (delta.logprobs.empty()) return;
+  if (!out.is_object()) {
+    out = {{"tokens", json::array()}, {"token_logprobs", json::array()},
+           {"top_logprobs", json::array()}, {"text_offset", json::array()}};
+  }
+  auto text = [tok](int32_t id) -> std::string {
+    if (tok == nullptr) return absl::StrCat(id);
+    absl::StatusOr<std::string> s = tok->Decode(std::vector<int32_t>{id}, false);
+    return s.ok() ? *s : absl::StrCat(id);
+  };
+  for (size_t t = 0; t < delta.token_ids.size() && t < delta.logprobs.size(); ++t) {
+    const TokenLogprobs& lp = delta.logprobs[t];
+    out["tokens"].push_back(text(delta.token_ids[t]));
+    out["token_logprobs"].push_back(lp.logprob);
+    json top = json::object();
+    for (size_t k = 0; k < lp.top_ids.size(); ++k) top[text(lp.top_ids[k])] = lp.top_logprobs[k];
+    out["top_logprobs"].push_back(std::move(top));
+  }
+}
+
+// Takes what each stream has; true once every choice is done (or the first error).
+bool Drain(Choices& c, const tokenizer::Tokenizer* tok,
+           const std::function<void(size_t, const GenerateDelta&)>& on_delta) {
+  bool all = true;
+  for (size_t i = 0; i < c.streams.size(); ++i) {
+    if (c.done[i]) continue;
+    GenerateDelta delta;
+    while (!c.done[i] && c.streams[i]->Next(&delta, std::chrono::milliseconds(0))) {
+      if (!delta.error.ok()) {
+        c.error = delta.error;
+        return true;
+      }
+      c.text[i] += delta.text;
+      if (delta.weight_version != 0) c.weight_version = delta.weight_version;
+      AddLogprobs(delta, tok, c.logprobs[i]);
+      if (delta.done) {
+        c.done[i] = true;
+        c.finish[i] = delta.finish_reason == FinishReason::kLength ? "length" : "stop";
+        c.prompt_tokens += delta.prompt_tokens;
+        c.completion_tokens += delta.completion_tokens;
+      }
+      if (on_delta) on_delta(i, delta);
+      delta = GenerateDelta();
+    }
+    all = all && c.done[i];
+  }
+  return all;
+}
+
+void WaitForOutput(Choices& c) {
+  std::unique_lock<std::mutex> lock(c.mu);
+  c.cv.wait_for(lock, kPoll, [&c] { return c.ready; });
+  c.ready = false;
+}
+
+}  // namespace
+
+OpenAiServer::OpenAiServer(ServingEngine* engine, const OpenAiServerOptions& options)
+    : engine_(engine), options_(options), http_(std::make_unique<httplib::Server>()) {}
+
+OpenAiServer::~OpenAiServer() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<OpenAiServer>> OpenAiServer::Start(
+    ServingEngine* engine, const OpenAiServerOptions& options) {
+  std::unique_ptr<OpenAiServer> server(new OpenAiServer(engine, options));
+  httplib::Server& http = *server->http_;
+  const int threads = std::max(1, options.threads);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(options.max_body_bytes);
+  http.set_read_timeout(30, 0);
+  http.set_write_timeout(30, 0);
+  server->Routes();
+  int port = options.port;
+  if (port == 0) {
+    port = http.bind_to_any_port(options.host);
+  } else if (!http.bind_to_port(options.host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ", options.host, ":",
+                                               options.port, " (in use? --http-port 0 turns the "
+                                               "OpenAI API off)"));
+  }
+  server->port_ = port;
+  server->thread_ = std::thread([s = server.get()] { s->http_->listen_after_bind(); });
+  return server;
+}
+
+void OpenAiServer::Stop() {
+  if (stopping_.exchange(true)) return;
+  http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void OpenAiServer::Routes() {
+  httplib::Server& http = *http_;
+  const std::string name = options_.model_name;
+
+  // Errors httplib raises itself (unknown path, body too large) in OpenAI's shape.
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string message = res.status == 404 ? absl::StrCat("no route ", req.method, " ", req.path)
+                          : res.status == 413 ? "the request body is over the server's limit"
+                                              : absl::StrCat("HTTP ", res.status);
+    res.set_content(ErrorBody(res.status, message).dump(), "application/json");
+  });
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr e) {
+        std::string what = "internal error";
+        try {
+          if (e) std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          what = ex.what();
+        } catch (...) {
+        }
+        Reply(res, 500, ErrorBody(500, what));
+      });
+
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    const EngineStatus s = engine_->Status();
+    bool dummy = false;
+    for (const RankState& r : s.ranks) {
+      if (r.weights.is_object()) {
+        dummy = dummy || r.weights.value("serving", json::object()).value("dummy", false);
+      }
+    }
+    json body = {{"status", s.broken.ok() ? "ok" : "failed"},
+                 {"weight_version", s.serving_weight_version},
+                 {"dummy_weights", dummy}};
+    if (!s.broken.ok()) body["error"] = std::string(s.broken.message());
+    Reply(res, s.broken.ok() ? 200 : 503, body);
+  });
+
+  http.Get("/version", [](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, {{"version", "loom"}, {"api", "openai-compatible"}});
+  });
+
+  http.Get("/v1/models", [this, name](const httplib::Request&, httplib::Response& res) {
+    const EngineStatus s = engine_->Status();
+    Reply(res, 200,
+          {{"object", "list"},
+           {"data",
+            {{{"id", name},
+              {"object", "model"},
+              {"created", static_cast<int64_t>(std::time(nullptr))},
+              {"owned_by", "loom"},
+              {"max_model_len", s.max_model_len},
+              {"weight_version", s.serving_weight_version}}}}});
+  });
+
+  http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<json> body = ParseBody(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    const auto model = engine_->served_model();
+    if (model == nullptr || model->tokenizer() == nullptr) {
+      return ReplyError(res, absl::FailedPreconditionError("the model has no tokenizer"));
+    }
+    const json* prompt = body->is_object() && body->contains("prompt") ? &(*body)["prompt"] : nullptr;
+    if (prompt == nullptr || !prompt->is_string()) {
+      return ReplyError(res, BadParam("prompt", "prompt: required, a string"));
+    }
+    const bool special = body->value("add_special_tokens", true);
+    absl::StatusOr<std::vector<int32_t>> ids =
+        model->tokenizer()->Encode(prompt->get<std::string>(), special);
+    if (!ids.ok()) return ReplyError(res, BadParam("prompt", std::string(ids.status().message())));
+    Reply(res, 200, {{"tokens", *ids}, {"count", ids->size()},
+                     {"max_model_len", engine_->Status().max_model_len}});
+  });
+
+  http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<json> body = ParseBody(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    const auto model = engine_->served_model();
+    if (model == nullptr || model->tokenizer() == nullptr) {
+      return ReplyError(res, absl::FailedPreconditionError("the model has no tokenizer"));
+    }
+    std::vector<int32_t> ids;
+    const json* tokens = body->is_object() && body->contains("tokens") ? &(*body)["tokens"] : nullptr;
+    if (tokens == nullptr || !tokens->is_array()) {
+      return ReplyError(res, BadParam("tokens", "tokens: required, a list of token ids"));
+    }
+    for (const json& t : *tokens) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
+          t.get<int64_t>() >= engine_->model_config().vocab_size) {
+        return ReplyError(res, BadParam("tokens", "tokens: ids must be within the vocabulary"));
+      }
+      ids.push_back(t.get<int32_t>());
+    }
+    absl::StatusOr<std::string> text = model->tokenizer()->Decode(ids, false);
+    if (!text.ok()) return ReplyError(res, BadParam("tokens", std::string(text.status().message())));
+    Reply(res, 200, {{"prompt", *text}});
+  });
+
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    const EngineStatus s = engine_->Status();
+    std::string m;
+    auto gauge = [&m](const char* metric, const char* help, double value) {
+      absl::StrAppendFormat(&m, "# HELP loom:%s %s\n# TYPE loom:%s gauge\nloom:%s %.17g\n", metric,
+                            help, metric, metric, value);
+    };
+    gauge("num_requests_running", "Requests admitted to the scheduler.", s.running_requests);
+    gauge("num_requests_waiting", "Requests submitted, not yet admitted.", s.waiting_requests);
+    gauge("kv_cache_usage_perc", "Share of KV blocks in use (0..1).",
+          s.num_kv_blocks > 0 ? 1.0 - static_cast<double>(s.num_free_kv_blocks) / s.num_kv_blocks
+                              : 0.0);
+    gauge("serving_weight_version", "The weight version serving.", s.serving_weight_version);
+    gauge("staged_weight_version", "The staged weight version (0: none).",
+          s.staged_weight_version);
+    absl::StrAppend(&m, "# HELP loom:request_success_total Requests finished, by reason.\n",
+                    "# TYPE loom:request_success_total counter\n");
+    absl::StrAppendFormat(&m, "loom:request_success_total{finished_reason=\"stop\"} %d\n",
+                          s.finished.stop);
+    absl::StrAppendFormat(&m, "loom:request_success_total{finished_reason=\"length\"} %d\n",
+                          s.finished.length);
+    absl::StrAppendFormat(&m, "loom:request_success_total{finished_reason=\"abort\"} %d\n",
+                          s.finished.abort);
+    gauge("num_preemptions", "Sequences preempted and recomputed.", s.preemptions);
+    absl::StrAppend(&m, "# HELP loom:rank_ready 1 when the rank serves.\n",
+                    "# TYPE loom:rank_ready gauge\n");
+    for (const RankState& r : s.ranks) {
+      absl::StrAppendFormat(&m, "loom:rank_ready{rank=\"%d\"} %d\n", r.rank,
+                            r.state == "ready" ? 1 : 0);
+    }
+    res.set_content(m, "text/plain; version=0.0.4");
+  });
+
+  http.Post("/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 501,
+          ErrorBody(501, "chat completions need chat templates, which this server does not "
+                         "render yet; use /v1/completions with the formatted prompt"));
+  });
+
+  http.Post("/v1/completions", [this, name](const httplib::Request& req,
+                                            httplib::Response& res) {
+    absl::StatusOr<json> body = ParseBody(req);
+    if (!body.ok()) return ReplyError(res, body.status());
+    absl::StatusOr<CompletionRequest> request = ParseCompletionRequest(*body, name);
+    if (!request.ok()) return ReplyError(res, request.status());
+    auto choices = std::make_shared<Choices>();
+    for (const ServingRequest& prompt : request->prompts) {
+      for (int k = 0; k < request->n; ++k) {
+        ServingRequest r = prompt;
+        r.generation.sampling.seed += static_cast<uint64_t>(k);
+        absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
+        if (!stream.ok()) return ReplyError(res, stream.status());  // ~Choices cancels the rest
+        (*stream)->SetListener([c = choices.get()] {
+          std::lock_guard<std::mutex> lock(c->mu);
+          c->ready = true;
+          c->cv.notify_one();
+        });
+        choices->streams.push_back(*stream);
+      }
+    }
+    const size_t count = choices->streams.size();
+    choices->done.assign(count, false);
+    choices->text.assign(count, "");
+    choices->finish.assign(count, "");
+    choices->logprobs.assign(count, json());
+    const auto model = engine_->served_model();
+    const tokenizer::Tokenizer* tok = model ? model->tokenizer().get() : nullptr;
+    const std::string id = absl::StrCat("cmpl-", next_id_.fetch_add(1));
+    const int64_t created = static_cast<int64_t>(std::time(nullptr));
+    auto usage = [choices] {
+      return json{{"prompt_tokens", choices->prompt_tokens},
+                  {"completion_tokens", choices->completion_tokens},
+                  {"total_tokens", choices->prompt_tokens + choices->completion_tokens}};
+    };
+
+    if (!request->stream) {
+      while (!Drain(*choices, tok, nullptr)) {
+        if (stopping_) return;  // ~Choices cancels
+        WaitForOutput(*choices);
+      }
+      if (!choices->error.ok()) return ReplyError(res, choices->error);
+      json list = json::array();
+      for (size_t i = 0; i < count; ++i) {
+        list.push_back({{"index", i},
+                        {"text", choices->text[i]},
+                        {"logprobs", choices->logprobs[i]},
+                        {"finish_reason", choices->finish[i]}});
+      }
+      return Reply(res, 200,
+                   {{"id", id},
+                    {"object", "text_completion"},
+                    {"created", created},
+                    {"model", name},
+                    {"system_fingerprint", Fingerprint(choices->weight_version)},
+                    {"weight_version", choices->weight_version},
+                    {"choices", std::move(list)},
+                    {"usage", usage()}});
+    }
+
+    const bool include_usage = request->include_usage;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, choices, tok, id, created, name, include_usage, usage](
+            size_t, httplib::DataSink& sink) {
+          auto send = [&sink](const json& chunk) {
+            const std::string event = absl::StrCat("data: ", chunk.dump(), "\n\n");
+            return sink.write(event.data(), event.size());
+          };
+          bool ok = true;
+          const bool finished = Drain(*choices, tok, [&](size_t i, const GenerateDelta& d) {
+            json lp = nullptr;
+            if (!d.logprobs.empty()) AddLogprobs(d, tok, lp);
+            ok = ok && send({{"id", id},
+                             {"object", "text_completion"},
+                             {"created", created},
+                             {"model", name},
+                             {"system_fingerprint", Fingerprint(d.weight_version)},
+                             {"weight_version", d.weight_version},
+                             {"choices",
+                              {{{"index", i},
+                                {"text", d.text},
+                                {"logprobs", lp},
+                                {"finish_reason", d.done ? json(choices->finish[i]) : json()}}}}});
+          });
+          if (!ok || !sink.is_writable() || stopping_) {
+            choices->CancelAll();  // the client went away: its sequences stop
+            return false;
+          }
+          if (!finished) {
+            WaitForOutput(*choices);
+            return true;
+          }
+          if (!choices->error.ok()) {
+            send(ErrorBody(choices->error));
+          } else if (include_usage) {
+            send({{"id", id},
+                  {"object", "text_completion"},
+                  {"created", created},
+                  {"model", name},
+                  {"system_fingerprint", Fingerprint(choices->weight_version)},
+                  {"weight_version", choices->weight_version},
+                  {"choices", json::array()},
+                  {"usage", usage()}});
+          }
+          const std::string done = "data: [DONE]\n\n";
+          sink.write(done.data(), done.size());
+          sink.done();
+          return true;
+        });
+  });
+}
+
+}  // namespace loom::openai

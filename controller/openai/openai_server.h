@@ -1,0 +1,64 @@
+// The OpenAI-compatible HTTP API of `loom serve` (`--http-port`), on the same ServingEngine as the
+// gRPC API: one scheduler, one tokenizer, the same weight versions.
+//
+// Endpoints: POST /v1/completions (JSON, or SSE with `stream`: `data: {chunk}` events ending
+// with `data: [DONE]`), GET /v1/models, GET /health (200 serving, 503 broken; says whether the
+// weights are dummy), GET /metrics (Prometheus text), POST /tokenize, POST /detokenize,
+// GET /version. Every response and chunk carries `weight_version` (and `system_fingerprint`
+// "loom-wv<version>"). POST /v1/chat/completions answers 501 until chat templates exist.
+// Errors have OpenAI's shape (api_error.h); a body over max_body_bytes is 413; a client that
+// disconnects cancels its requests. cpp-httplib (Debian's libcpp-httplib) serves HTTP/1.1 with a
+// thread per connection from a pool, so `threads` bounds the connections served at once.
+#ifndef LOOM_CONTROLLER_OPENAI_OPENAI_SERVER_H_
+#define LOOM_CONTROLLER_OPENAI_OPENAI_SERVER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "controller/serving_engine.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace loom::openai {
+
+struct OpenAiServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8000;  // 0: any free port (port() says which)
+  std::string model_name;  // what clients pass as `model`; GET /v1/models lists it
+  size_t max_body_bytes = size_t{8} << 20;
+  int threads = 160;  // connections served at once
+};
+
+class OpenAiServer {
+ public:
+  // Binds and starts serving on a thread of its own. Unavailable when the port is taken.
+  static absl::StatusOr<std::unique_ptr<OpenAiServer>> Start(ServingEngine* engine,
+                                                             const OpenAiServerOptions& options);
+  ~OpenAiServer();  // Stop()
+
+  int port() const { return port_; }
+  // Stops accepting and ends the open streams (their requests are cancelled). Idempotent.
+  void Stop();
+
+ private:
+  OpenAiServer(ServingEngine* engine, const OpenAiServerOptions& options);
+  void Routes();
+
+  ServingEngine* const engine_;
+  const OpenAiServerOptions options_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> next_id_{0};
+};
+
+}  // namespace loom::openai
+
+#endif  // LOOM_CONTROLLER_OPENAI_OPENAI_SERVER_H_
