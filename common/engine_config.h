@@ -53,6 +53,10 @@ struct SchedulerConfig {
   int64_t max_num_seqs = 64;              // sequences in one step
   int64_t max_num_batched_tokens = 2048;  // tokens in one step (prompt chunks + decodes)
   int64_t max_model_len = 0;              // prompt + output; 0 = the model's max positions
+  // Full KV blocks of earlier requests are reused by later ones with the same leading tokens
+  // and weights (controller/block_manager.h); off for dynamic-RoPE models, whose KV depends on
+  // the sequence's length.
+  bool enable_prefix_caching = true;
 };
 
 struct EngineConfig {

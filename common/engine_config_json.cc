@@ -82,7 +82,8 @@ std::string EngineConfigToJson(const EngineConfig& config) {
       {"scheduler_config",
        {{"max_num_seqs", config.scheduler.max_num_seqs},
         {"max_num_batched_tokens", config.scheduler.max_num_batched_tokens},
-        {"max_model_len", config.scheduler.max_model_len}}},
+        {"max_model_len", config.scheduler.max_model_len},
+        {"enable_prefix_caching", config.scheduler.enable_prefix_caching}}},
       {"num_threads", config.num_threads},
       {"enforce_eager", config.enforce_eager},
   };
@@ -119,7 +120,8 @@ absl::StatusOr<EngineConfig> EngineConfigFromJson(const std::string& json_text) 
     const std::string p = "scheduler_config.";
     const JsonPlace place = Strict("scheduler_config");
     LOOM_RETURN_IF_ERROR(
-        CheckKeys(*it, p, {"max_num_seqs", "max_num_batched_tokens", "max_model_len"}));
+        CheckKeys(*it, p, {"max_num_seqs", "max_num_batched_tokens", "max_model_len",
+                           "enable_prefix_caching"}));
     LOOM_ASSIGN_OR_RETURN(config.scheduler.max_num_seqs,
                           JsonInt(*it, "max_num_seqs", place, config.scheduler.max_num_seqs));
     LOOM_ASSIGN_OR_RETURN(
@@ -127,6 +129,9 @@ absl::StatusOr<EngineConfig> EngineConfigFromJson(const std::string& json_text) 
         JsonInt(*it, "max_num_batched_tokens", place, config.scheduler.max_num_batched_tokens));
     LOOM_ASSIGN_OR_RETURN(config.scheduler.max_model_len,
                           JsonInt(*it, "max_model_len", place, config.scheduler.max_model_len));
+    LOOM_ASSIGN_OR_RETURN(config.scheduler.enable_prefix_caching,
+                          JsonBool(*it, "enable_prefix_caching", place,
+                                   config.scheduler.enable_prefix_caching));
   }
   LOOM_ASSIGN_OR_RETURN(const int64_t threads,
                         JsonInt(j, "num_threads", Strict(""), config.num_threads));

@@ -21,7 +21,7 @@ Scheduler::Scheduler(const SchedulerConfig& config, int64_t max_model_len, int64
                      int64_t block_size, std::vector<int32_t> eos_token_ids)
     : config_(config),
       max_model_len_(max_model_len),
-      blocks_(num_blocks, block_size),
+      blocks_(num_blocks, block_size, config.enable_prefix_caching),
       eos_token_ids_(std::move(eos_token_ids)) {}
 
 absl::StatusOr<int64_t> Scheduler::Add(GenerationRequest request) {
@@ -63,10 +63,17 @@ SequenceStep Scheduler::MakeStep(const Sequence& seq, int64_t num_new) const {
   return s;
 }
 
+std::vector<int32_t> Scheduler::AllTokens(const Sequence& seq) {
+  std::vector<int32_t> tokens = seq.request.prompt_ids;
+  tokens.insert(tokens.end(), seq.output_ids.begin(), seq.output_ids.end());
+  return tokens;
+}
+
 void Scheduler::Preempt(int64_t seq_id) {
   Sequence& seq = *sequences_[seq_id];
   blocks_.Free(seq_id);
   seq.num_computed = 0;
+  seq.published_blocks = 0;
   ++seq.num_preemptions;
   running_.erase(std::find(running_.begin(), running_.end(), seq_id));
   waiting_.push_front(seq_id);
@@ -160,8 +167,23 @@ StepInput Scheduler::Schedule() {
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int64_t>(running_.size()) < config_.max_num_seqs) {
     Sequence& seq = *sequences_[waiting_.front()];
+    int64_t matched = 0;
+    if (seq.num_computed == 0 && blocks_.prefix_caching()) {
+      // Leading blocks another request computed with these weights: reused, not computed. The
+      // last token is always computed, for its logits.
+      matched = blocks_.MatchPrefix(seq.id, AllTokens(seq), seq.num_tokens() - 1);
+      seq.num_computed = matched;
+      seq.published_blocks = matched / blocks_.block_size();
+    }
     const int64_t chunk = std::min(seq.num_tokens() - seq.num_computed, budget);
-    if (!blocks_.CanGrow(seq.id, seq.num_computed + chunk)) break;
+    if (!blocks_.CanGrow(seq.id, seq.num_computed + chunk)) {
+      if (matched > 0) {  // give the shared blocks back; the next try matches again
+        blocks_.Free(seq.id);
+        seq.num_computed = 0;
+        seq.published_blocks = 0;
+      }
+      break;
+    }
     (void)blocks_.Grow(seq.id, seq.num_computed + chunk);
     waiting_.pop_front();
     running_.push_back(seq.id);
@@ -188,6 +210,11 @@ std::vector<GenerationResult> Scheduler::Update(const StepInput& step, const Ste
   for (const SequenceStep& s : step.sequences) {
     Sequence& seq = *sequences_[s.seq_id];
     seq.num_computed += static_cast<int64_t>(s.token_ids.size());
+    // Blocks this step filled become findable by later requests.
+    if (blocks_.prefix_caching() && seq.num_computed / blocks_.block_size() > seq.published_blocks) {
+      blocks_.Publish(seq.id, AllTokens(seq), seq.num_computed);
+      seq.published_blocks = seq.num_computed / blocks_.block_size();
+    }
     if (!s.sample) continue;
     seq.output_ids.push_back(output.tokens[sampled++]);
     if (Finished(seq)) {

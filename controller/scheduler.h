@@ -29,6 +29,7 @@ struct Sequence {
   std::vector<int32_t> output_ids;
   int64_t num_computed = 0;  // tokens whose KV is in the cache
   int64_t num_preemptions = 0;
+  int64_t published_blocks = 0;  // full blocks offered to the prefix cache
   FinishReason finish_reason = FinishReason::kNone;
 
   int64_t num_tokens() const {
@@ -42,8 +43,12 @@ struct Sequence {
 
 class Scheduler {
  public:
+  // Prefix caching as config.enable_prefix_caching says (block_manager.h).
   Scheduler(const SchedulerConfig& config, int64_t max_model_len, int64_t num_blocks,
             int64_t block_size, std::vector<int32_t> eos_token_ids);
+  // The weight version the KV computed from now on belongs to: cached blocks of other versions
+  // are never found again (they are evicted as blocks are needed).
+  void SetWeightVersion(uint64_t version) { blocks_.SetSalt(version); }
 
   // Queues a request; InvalidArgument when it can never run (empty prompt, longer than
   // max_model_len, more KV than the whole cache).
@@ -76,6 +81,8 @@ class Scheduler {
   bool Finished(const Sequence& seq) const;
   void Preempt(int64_t seq_id);
   SequenceStep MakeStep(const Sequence& seq, int64_t num_new) const;
+  // Every token of the sequence: prompt then output.
+  static std::vector<int32_t> AllTokens(const Sequence& seq);
 
   SchedulerConfig config_;
   int64_t max_model_len_;

@@ -170,9 +170,17 @@ bool ServingEngine::has_tokenizer() const { return CurrentModel()->tokenizer() !
 
 void ServingEngine::NewScheduler() {
   const std::shared_ptr<const ServedModel> model = CurrentModel();
-  scheduler_ = std::make_unique<Scheduler>(options_.config.scheduler, model->max_model_len(),
-                                           num_kv_blocks_, options_.config.cache.block_size,
+  if (scheduler_ != nullptr) {  // its counts carry over; its cache does not (the KV is suspect)
+    prefix_base_queries_ += scheduler_->block_manager().prefix_queries();
+    prefix_base_hits_ += scheduler_->block_manager().prefix_hits();
+  }
+  SchedulerConfig config = options_.config.scheduler;
+  // Dynamic RoPE rotates a token by its sequence's length: its KV is not a prefix's to share.
+  if (model_config_.rope_scaling.type == "dynamic") config.enable_prefix_caching = false;
+  scheduler_ = std::make_unique<Scheduler>(config, model->max_model_len(), num_kv_blocks_,
+                                           options_.config.cache.block_size,
                                            model->eos_token_ids());
+  scheduler_->SetWeightVersion(serving_version_);
   Publish();
 }
 
@@ -256,6 +264,8 @@ EngineStatus ServingEngine::Status() const {
     status.running_requests = num_running_;
     status.waiting_requests = static_cast<int>(queue_.size());
     status.num_free_kv_blocks = num_free_blocks_;
+    status.prefix_cache_queries = prefix_queries_;
+    status.prefix_cache_hits = prefix_hits_;
     status.steps = steps_;
     status.preemptions = preemptions_;
     status.finished = finished_;
@@ -376,6 +386,7 @@ absl::Status ServingEngine::BetweenSteps(std::function<absl::Status()> fn) {
 void ServingEngine::Switched(uint64_t version, SwitchPolicy policy,
                              std::shared_ptr<const ServedModel> model) {
   serving_version_ = version;
+  scheduler_->SetWeightVersion(version);  // no later prefix match finds the old weights' KV
   const std::shared_ptr<const ServedModel> old = CurrentModel();
   if (model->tokenizer() != old->tokenizer()) {
     // Every sequence's ids belong to the old vocabulary: no recompute makes sense of them.
@@ -452,6 +463,8 @@ void ServingEngine::Publish() {
   absl::MutexLock lock(&mu_);
   num_running_ = running;
   num_free_blocks_ = free_blocks;
+  prefix_queries_ = prefix_base_queries_ + scheduler_->block_manager().prefix_queries();
+  prefix_hits_ = prefix_base_hits_ + scheduler_->block_manager().prefix_hits();
 }
 
 void ServingEngine::Break(const absl::Status& error) {

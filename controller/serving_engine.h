@@ -182,6 +182,9 @@ struct EngineStatus {
   int world_size = 0;
   int64_t num_kv_blocks = 0;
   int64_t num_free_kv_blocks = 0;  // as of the end of the last step or abort
+  // Prefix caching: prompt tokens looked up in the cache, and found there, since the start.
+  int64_t prefix_cache_queries = 0;
+  int64_t prefix_cache_hits = 0;
   int running_requests = 0;  // admitted to the scheduler
   int waiting_requests = 0;  // submitted, not yet admitted
   uint64_t steps = 0;        // steps run since start
@@ -300,6 +303,9 @@ class ServingEngine {
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t num_free_blocks_ ABSL_GUARDED_BY(mu_) = 0;
+  // Prefix cache: prompt tokens looked up and found, over every scheduler of this engine.
+  int64_t prefix_queries_ ABSL_GUARDED_BY(mu_) = 0, prefix_hits_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t prefix_base_queries_ = 0, prefix_base_hits_ = 0;  // of schedulers replaced
   uint64_t steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t preemptions_ ABSL_GUARDED_BY(mu_) = 0;
   FinishCounts finished_ ABSL_GUARDED_BY(mu_);

@@ -46,6 +46,7 @@ std::vector<FlagSpec> EngineFlagSpecs() {
       {"max-num-batched-tokens", false, "most tokens in one step", "2048"},
       {"max-model-len", false, "longest prompt + output (0 = the model's limit)", "0"},
       {"threads", false, "CPU threads (0 = all cores)", "0"},
+      {"no-prefix-caching", true, "compute every prompt in full (no KV blocks shared between requests)", ""},
       {"enforce-eager", true, "GPU ranks: run decode steps kernel by kernel, without device graphs", ""},
   };
 }
@@ -86,6 +87,7 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags(const Flags& flags) {
   LOOM_ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0));
   c.num_threads = static_cast<int>(threads);
   c.enforce_eager = flags.Bool("enforce-eager");
+  c.scheduler.enable_prefix_caching = !flags.Bool("no-prefix-caching");
   LOOM_RETURN_IF_ERROR(c.Validate());
   return c;
 }

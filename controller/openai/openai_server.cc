@@ -281,6 +281,12 @@ void OpenAiServer::Routes() {
     absl::StrAppendFormat(&m, "loom:request_success_total{finished_reason=\"abort\"} %d\n",
                           s.finished.abort);
     gauge("num_preemptions", "Sequences preempted and recomputed.", s.preemptions);
+    absl::StrAppend(&m, "# HELP loom:prefix_cache_queries_total Prompt tokens looked up in the prefix cache.\n",
+                    "# TYPE loom:prefix_cache_queries_total counter\n");
+    absl::StrAppendFormat(&m, "loom:prefix_cache_queries_total %d\n", s.prefix_cache_queries);
+    absl::StrAppend(&m, "# HELP loom:prefix_cache_hits_total Prompt tokens found there.\n",
+                    "# TYPE loom:prefix_cache_hits_total counter\n");
+    absl::StrAppendFormat(&m, "loom:prefix_cache_hits_total %d\n", s.prefix_cache_hits);
     absl::StrAppend(&m, "# HELP loom:rank_ready 1 when the rank serves.\n",
                     "# TYPE loom:rank_ready gauge\n");
     for (const RankState& r : s.ranks) {
@@ -382,7 +388,9 @@ void OpenAiServer::Routes() {
                                 {"logprobs", lp},
                                 {"finish_reason", d.done ? json(choices->finish[i]) : json()}}}}});
           });
-          if (!ok || !sink.is_writable() || stopping_) {
+          // A failed write is a client gone (is_writable() is not: it also says false while
+          // a slow reader's socket buffer is full).
+          if (!ok || stopping_) {
             choices->CancelAll();  // the client went away: its sequences stop
             return false;
           }

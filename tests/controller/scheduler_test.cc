@@ -5,10 +5,11 @@
 namespace loom {
 namespace {
 
-SchedulerConfig Limits(int64_t seqs, int64_t tokens) {
+SchedulerConfig Limits(int64_t seqs, int64_t tokens, bool prefix_caching = false) {
   SchedulerConfig c;
   c.max_num_seqs = seqs;
   c.max_num_batched_tokens = tokens;
+  c.enable_prefix_caching = prefix_caching;
   return c;
 }
 
@@ -195,6 +196,86 @@ TEST(BlockManagerTest, GrowIsAllOrNothingAndFreeReturnsEveryBlock) {
   EXPECT_EQ(m.num_free_blocks(), 1);
   m.Free(1);
   EXPECT_EQ(m.num_free_blocks(), 3);
+}
+
+// Prefix caching: a second request with the same leading blocks computes only the rest, and
+// the shared blocks are counted once.
+TEST(SchedulerTest, ARepeatedPrefixIsReusedAndOnlyTheRestIsComputed) {
+  Scheduler s(Limits(4, 64, /*prefix_caching=*/true), 100, 16, 4, {});
+  ASSERT_TRUE(s.Add(Request(10, 1)).ok());
+  StepInput first = s.Schedule();
+  ASSERT_EQ(first.sequences.size(), 1u);
+  EXPECT_EQ(first.sequences[0].start_position, 0);
+  EXPECT_EQ(first.sequences[0].token_ids.size(), 10u);
+  const std::vector<int32_t> first_table = first.sequences[0].block_table;
+  ASSERT_EQ(s.Update(first, Sampled(first, 7)).size(), 1u);  // finished: blocks kept cached
+  EXPECT_EQ(s.block_manager().num_free_blocks(), 16);        // cached but free to evict
+
+  GenerationRequest longer = Request(10, 2);
+  longer.prompt_ids.push_back(99);  // 11 tokens: the same first 8 (two full blocks)
+  ASSERT_TRUE(s.Add(longer).ok());
+  StepInput second = s.Schedule();
+  ASSERT_EQ(second.sequences.size(), 1u);
+  EXPECT_EQ(second.sequences[0].start_position, 8);
+  EXPECT_EQ(second.sequences[0].token_ids, (std::vector<int32_t>{18, 19, 99}));
+  EXPECT_EQ(second.sequences[0].block_table[0], first_table[0]);
+  EXPECT_EQ(second.sequences[0].block_table[1], first_table[1]);
+  EXPECT_EQ(s.block_manager().prefix_hits(), 8);
+
+  // A prompt that is exactly its cached blocks still computes its last token.
+  ASSERT_TRUE(s.Add(Request(8, 1)).ok());
+  StepInput third = s.Schedule();
+  bool found = false;
+  for (const SequenceStep& q : third.sequences) {
+    if (q.start_position == 4 && q.token_ids == std::vector<int32_t>{14, 15, 16, 17}) found = true;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(SchedulerTest, ANewWeightVersionNeverFindsTheOldWeightsBlocks) {
+  Scheduler s(Limits(4, 64, true), 100, 16, 4, {});
+  ASSERT_TRUE(s.Add(Request(9, 1)).ok());
+  StepInput first = s.Schedule();
+  s.Update(first, Sampled(first, 7));
+  s.SetWeightVersion(2);
+  ASSERT_TRUE(s.Add(Request(9, 1)).ok());
+  StepInput second = s.Schedule();
+  ASSERT_EQ(second.sequences.size(), 1u);
+  EXPECT_EQ(second.sequences[0].start_position, 0);  // recomputed in full
+  EXPECT_EQ(s.block_manager().prefix_hits(), 0);
+  s.Update(second, Sampled(second, 7));
+  // The new version's blocks are found again.
+  ASSERT_TRUE(s.Add(Request(9, 1)).ok());
+  EXPECT_EQ(s.Schedule().sequences[0].start_position, 8);
+}
+
+TEST(SchedulerTest, CachedBlocksAreEvictedOnlyWhenNeededAndCountsStayRight) {
+  // 6 blocks of 2: two 4-token prompts growing to 8 tokens need 8 blocks, so sequences are
+  // preempted; a preempted one finds its own blocks again if they were not evicted.
+  Scheduler s(Limits(4, 64, true), 100, 6, 2, {});
+  GenerationRequest a = Request(4, 4), b = Request(4, 4);
+  b.prompt_ids[0] = 77;  // different prompts
+  ASSERT_TRUE(s.Add(a).ok());
+  ASSERT_TRUE(s.Add(b).ok());
+  std::vector<GenerationResult> done;
+  for (int steps = 0; s.HasWork() && steps < 100; ++steps) {
+    StepInput step = s.Schedule();
+    ASSERT_FALSE(step.sequences.empty());
+    EXPECT_LE(s.block_manager().num_free_blocks(), 6);
+    for (auto& r : s.Update(step, Sampled(step, 9))) done.push_back(r);
+  }
+  ASSERT_EQ(done.size(), 2u);
+  for (const auto& r : done) EXPECT_EQ(r.output_ids.size(), 4u);
+  EXPECT_EQ(s.block_manager().num_free_blocks(), 6);
+  // An abort of a sequence holding shared blocks gives back only its own references.
+  ASSERT_TRUE(s.Add(a).ok());
+  ASSERT_TRUE(s.Add(a).ok());
+  StepInput both = s.Schedule();
+  ASSERT_EQ(both.sequences.size(), 2u);
+  ASSERT_TRUE(s.Abort(both.sequences[0].seq_id).ok());
+  EXPECT_LT(s.block_manager().num_free_blocks(), 6);  // the other still holds the prefix
+  ASSERT_TRUE(s.Abort(both.sequences[1].seq_id).ok());
+  EXPECT_EQ(s.block_manager().num_free_blocks(), 6);
 }
 
 }  // namespace
