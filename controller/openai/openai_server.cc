@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status.h"
 #include "controller/openai/api_error.h"
+#include "controller/openai/chat_request.h"
 #include "controller/openai/completion_request.h"
 
 namespace loom::openai {
@@ -84,8 +85,29 @@ void AddLogprobs(const GenerateDelta& delta, const tokenizer::Tokenizer* tok, js
   }
 }
 
+// The chat API's logprobs: {"content": [{"token", "logprob", "top_logprobs": [...]}]}.
+void AddChatLogprobs(const GenerateDelta& delta, const tokenizer::Tokenizer* tok, json& out) {
+  if (delta.logprobs.empty()) return;
+  if (!out.is_object()) out = {{"content", json::array()}};
+  auto text = [tok](int32_t id) -> std::string {
+    if (tok == nullptr) return absl::StrCat(id);
+    absl::StatusOr<std::string> s = tok->Decode(std::vector<int32_t>{id}, false);
+    return s.ok() ? *s : absl::StrCat(id);
+  };
+  for (size_t t = 0; t < delta.token_ids.size() && t < delta.logprobs.size(); ++t) {
+    const TokenLogprobs& lp = delta.logprobs[t];
+    json top = json::array();
+    for (size_t k = 0; k < lp.top_ids.size(); ++k) {
+      top.push_back({{"token", text(lp.top_ids[k])}, {"logprob", lp.top_logprobs[k]}});
+    }
+    out["content"].push_back({{"token", text(delta.token_ids[t])},
+                              {"logprob", lp.logprob},
+                              {"top_logprobs", std::move(top)}});
+  }
+}
+
 // Takes what each stream has; true once every choice is done (or the first error).
-bool Drain(Choices& c, const tokenizer::Tokenizer* tok,
+bool Drain(Choices& c, const tokenizer::Tokenizer* tok, bool chat,
            const std::function<void(size_t, const GenerateDelta&)>& on_delta) {
   bool all = true;
   for (size_t i = 0; i < c.streams.size(); ++i) {
@@ -98,7 +120,11 @@ bool Drain(Choices& c, const tokenizer::Tokenizer* tok,
       }
       c.text[i] += delta.text;
       if (delta.weight_version != 0) c.weight_version = delta.weight_version;
-      AddLogprobs(delta, tok, c.logprobs[i]);
+      if (chat) {
+        AddChatLogprobs(delta, tok, c.logprobs[i]);
+      } else {
+        AddLogprobs(delta, tok, c.logprobs[i]);
+      }
       if (delta.done) {
         c.done[i] = true;
         c.finish[i] = delta.finish_reason == FinishReason::kLength ? "length" : "stop";
@@ -296,10 +322,25 @@ void OpenAiServer::Routes() {
     res.set_content(m, "text/plain; version=0.0.4");
   });
 
-  http.Post("/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
-    Reply(res, 501,
-          ErrorBody(501, "chat completions need chat templates, which this server does not "
-                         "render yet; use /v1/completions with the formatted prompt"));
+  http.Post("/v1/chat/completions", [this, name](const httplib::Request& req,
+                                                 httplib::Response& res) {
+    nlohmann::ordered_json body = nlohmann::ordered_json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return ReplyError(res, BadParam("", "the request body is not valid JSON"));
+    const auto model = engine_->served_model();
+    if (model == nullptr || model->tokenizer() == nullptr) {
+      return ReplyError(res, absl::FailedPreconditionError("the model has no tokenizer"));
+    }
+    absl::StatusOr<std::shared_ptr<const ModelChatTemplate>> chat = ChatTemplateOf(model->dir());
+    if (!chat.ok()) {
+      // No template, or one this server cannot render: the client's request is not at fault.
+      const bool missing = chat.status().code() == absl::StatusCode::kFailedPrecondition;
+      return Reply(res, missing ? 400 : 500, ErrorBody(missing ? 400 : 500,
+                                                       std::string(chat.status().message())));
+    }
+    absl::StatusOr<CompletionRequest> request =
+        ParseChatRequest(body, name, **chat, *model->tokenizer());
+    if (!request.ok()) return ReplyError(res, request.status());
+    Generate(*request, /*chat=*/true, res);
   });
 
   http.Post("/v1/completions", [this, name](const httplib::Request& req,
@@ -308,114 +349,142 @@ void OpenAiServer::Routes() {
     if (!body.ok()) return ReplyError(res, body.status());
     absl::StatusOr<CompletionRequest> request = ParseCompletionRequest(*body, name);
     if (!request.ok()) return ReplyError(res, request.status());
-    auto choices = std::make_shared<Choices>();
-    for (const ServingRequest& prompt : request->prompts) {
-      for (int k = 0; k < request->n; ++k) {
-        ServingRequest r = prompt;
-        r.generation.sampling.seed += static_cast<uint64_t>(k);
-        absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
-        if (!stream.ok()) return ReplyError(res, stream.status());  // ~Choices cancels the rest
-        (*stream)->SetListener([c = choices.get()] {
-          std::lock_guard<std::mutex> lock(c->mu);
-          c->ready = true;
-          c->cv.notify_one();
-        });
-        choices->streams.push_back(*stream);
-      }
-    }
-    const size_t count = choices->streams.size();
-    choices->done.assign(count, false);
-    choices->text.assign(count, "");
-    choices->finish.assign(count, "");
-    choices->logprobs.assign(count, json());
-    const auto model = engine_->served_model();
-    const tokenizer::Tokenizer* tok = model ? model->tokenizer().get() : nullptr;
-    const std::string id = absl::StrCat("cmpl-", next_id_.fetch_add(1));
-    const int64_t created = static_cast<int64_t>(std::time(nullptr));
-    auto usage = [choices] {
-      return json{{"prompt_tokens", choices->prompt_tokens},
-                  {"completion_tokens", choices->completion_tokens},
-                  {"total_tokens", choices->prompt_tokens + choices->completion_tokens}};
-    };
-
-    if (!request->stream) {
-      while (!Drain(*choices, tok, nullptr)) {
-        if (stopping_) return;  // ~Choices cancels
-        WaitForOutput(*choices);
-      }
-      if (!choices->error.ok()) return ReplyError(res, choices->error);
-      json list = json::array();
-      for (size_t i = 0; i < count; ++i) {
-        list.push_back({{"index", i},
-                        {"text", choices->text[i]},
-                        {"logprobs", choices->logprobs[i]},
-                        {"finish_reason", choices->finish[i]}});
-      }
-      return Reply(res, 200,
-                   {{"id", id},
-                    {"object", "text_completion"},
-                    {"created", created},
-                    {"model", name},
-                    {"system_fingerprint", Fingerprint(choices->weight_version)},
-                    {"weight_version", choices->weight_version},
-                    {"choices", std::move(list)},
-                    {"usage", usage()}});
-    }
-
-    const bool include_usage = request->include_usage;
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [this, choices, tok, id, created, name, include_usage, usage](
-            size_t, httplib::DataSink& sink) {
-          auto send = [&sink](const json& chunk) {
-            const std::string event = absl::StrCat("data: ", chunk.dump(), "\n\n");
-            return sink.write(event.data(), event.size());
-          };
-          bool ok = true;
-          const bool finished = Drain(*choices, tok, [&](size_t i, const GenerateDelta& d) {
-            json lp = nullptr;
-            if (!d.logprobs.empty()) AddLogprobs(d, tok, lp);
-            ok = ok && send({{"id", id},
-                             {"object", "text_completion"},
-                             {"created", created},
-                             {"model", name},
-                             {"system_fingerprint", Fingerprint(d.weight_version)},
-                             {"weight_version", d.weight_version},
-                             {"choices",
-                              {{{"index", i},
-                                {"text", d.text},
-                                {"logprobs", lp},
-                                {"finish_reason", d.done ? json(choices->finish[i]) : json()}}}}});
-          });
-          // A failed write is a client gone (is_writable() is not: it also says false while
-          // a slow reader's socket buffer is full).
-          if (!ok || stopping_) {
-            choices->CancelAll();  // the client went away: its sequences stop
-            return false;
-          }
-          if (!finished) {
-            WaitForOutput(*choices);
-            return true;
-          }
-          if (!choices->error.ok()) {
-            send(ErrorBody(choices->error));
-          } else if (include_usage) {
-            send({{"id", id},
-                  {"object", "text_completion"},
-                  {"created", created},
-                  {"model", name},
-                  {"system_fingerprint", Fingerprint(choices->weight_version)},
-                  {"weight_version", choices->weight_version},
-                  {"choices", json::array()},
-                  {"usage", usage()}});
-          }
-          const std::string done = "data: [DONE]\n\n";
-          sink.write(done.data(), done.size());
-          sink.done();
-          return true;
-        });
+    Generate(*request, /*chat=*/false, res);
   });
+}
+
+absl::StatusOr<std::shared_ptr<const ModelChatTemplate>> OpenAiServer::ChatTemplateOf(
+    const std::string& dir) {
+  std::lock_guard<std::mutex> lock(chat_mu_);
+  auto it = chat_templates_.find(dir);
+  if (it == chat_templates_.end()) it = chat_templates_.emplace(dir, LoadChatTemplate(dir)).first;
+  return it->second;
+}
+
+void OpenAiServer::Generate(const CompletionRequest& request, bool chat,
+                            httplib::Response& res) {
+  const std::string name = options_.model_name;
+  auto choices = std::make_shared<Choices>();
+  for (const ServingRequest& prompt : request.prompts) {
+    for (int k = 0; k < request.n; ++k) {
+      ServingRequest r = prompt;
+      r.generation.sampling.seed += static_cast<uint64_t>(k);
+      absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
+      if (!stream.ok()) return ReplyError(res, stream.status());  // ~Choices cancels the rest
+      (*stream)->SetListener([c = choices.get()] {
+        std::lock_guard<std::mutex> lock(c->mu);
+        c->ready = true;
+        c->cv.notify_one();
+      });
+      choices->streams.push_back(*stream);
+    }
+  }
+  const size_t count = choices->streams.size();
+  choices->done.assign(count, false);
+  choices->text.assign(count, "");
+  choices->finish.assign(count, "");
+  choices->logprobs.assign(count, json());
+  const auto model = engine_->served_model();
+  const tokenizer::Tokenizer* tok = model ? model->tokenizer().get() : nullptr;
+  const std::string id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", next_id_.fetch_add(1));
+  const int64_t created = static_cast<int64_t>(std::time(nullptr));
+  const std::string object = chat ? "chat.completion" : "text_completion";
+  const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
+  auto usage = [choices] {
+    return json{{"prompt_tokens", choices->prompt_tokens},
+                {"completion_tokens", choices->completion_tokens},
+                {"total_tokens", choices->prompt_tokens + choices->completion_tokens}};
+  };
+  // One response or chunk: the fields every one carries, then its choices.
+  auto envelope = [=](const std::string& kind, uint64_t version, json list) {
+    return json{{"id", id},
+                {"object", kind},
+                {"created", created},
+                {"model", name},
+                {"system_fingerprint", Fingerprint(version)},
+                {"weight_version", version},
+                {"choices", std::move(list)}};
+  };
+
+  if (!request.stream) {
+    while (!Drain(*choices, tok, chat, nullptr)) {
+      if (stopping_) return;  // ~Choices cancels
+      WaitForOutput(*choices);
+    }
+    if (!choices->error.ok()) return ReplyError(res, choices->error);
+    json list = json::array();
+    for (size_t i = 0; i < count; ++i) {
+      json choice = {{"index", i}};
+      if (chat) {
+        choice["message"] = {{"role", "assistant"}, {"content", choices->text[i]}};
+      } else {
+        choice["text"] = choices->text[i];
+      }
+      choice["logprobs"] = choices->logprobs[i];
+      choice["finish_reason"] = choices->finish[i];
+      list.push_back(std::move(choice));
+    }
+    json body = envelope(object, choices->weight_version, std::move(list));
+    body["usage"] = usage();
+    return Reply(res, 200, body);
+  }
+
+  const bool include_usage = request.include_usage;
+  auto started = std::make_shared<std::vector<bool>>(count, false);  // chat: role sent
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, choices, tok, chat, chunk_object, include_usage, usage, envelope, started](
+          size_t, httplib::DataSink& sink) {
+        auto send = [&sink](const json& chunk) {
+          const std::string event = absl::StrCat("data: ", chunk.dump(), "\n\n");
+          return sink.write(event.data(), event.size());
+        };
+        bool ok = true;
+        const bool finished = Drain(*choices, tok, chat, [&](size_t i, const GenerateDelta& d) {
+          json lp = nullptr;
+          if (!d.logprobs.empty()) {
+            if (chat) {
+              AddChatLogprobs(d, tok, lp);
+            } else {
+              AddLogprobs(d, tok, lp);
+            }
+          }
+          json choice = {{"index", i}};
+          if (chat) {
+            json delta = {{"content", d.text}};
+            if (!(*started)[i]) delta["role"] = "assistant";
+            (*started)[i] = true;
+            choice["delta"] = std::move(delta);
+          } else {
+            choice["text"] = d.text;
+          }
+          choice["logprobs"] = lp;
+          choice["finish_reason"] = d.done ? json(choices->finish[i]) : json();
+          ok = ok && send(envelope(chunk_object, d.weight_version, json::array({choice})));
+        });
+        // A failed write is a client gone (is_writable() is not: it also says false while
+        // a slow reader's socket buffer is full).
+        if (!ok || stopping_) {
+          choices->CancelAll();  // the client went away: its sequences stop
+          return false;
+        }
+        if (!finished) {
+          WaitForOutput(*choices);
+          return true;
+        }
+        if (!choices->error.ok()) {
+          send(ErrorBody(choices->error));
+        } else if (include_usage) {
+          json last = envelope(chunk_object, choices->weight_version, json::array());
+          last["usage"] = usage();
+          send(last);
+        }
+        const std::string done = "data: [DONE]\n\n";
+        sink.write(done.data(), done.size());
+        sink.done();
+        return true;
+      });
 }
 
 }  // namespace loom::openai

@@ -5,7 +5,8 @@
 // with `data: [DONE]`), GET /v1/models, GET /health (200 serving, 503 broken; says whether the
 // weights are dummy), GET /metrics (Prometheus text), POST /tokenize, POST /detokenize,
 // GET /version. Every response and chunk carries `weight_version` (and `system_fingerprint`
-// "loom-wv<version>"). POST /v1/chat/completions answers 501 until chat templates exist.
+// "loom-wv<version>"). POST /v1/chat/completions renders the model's chat template
+// (chat_request.h) and answers in the chat API's shape.
 // Errors have OpenAI's shape (api_error.h); a body over max_body_bytes is 413; a client that
 // disconnects cancels its requests. cpp-httplib (Debian's libcpp-httplib) serves HTTP/1.1 with a
 // thread per connection from a pool, so `threads` bounds the connections served at once.
@@ -14,15 +15,20 @@
 
 #include <atomic>
 #include <cstddef>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "controller/openai/chat_request.h"
+#include "controller/openai/completion_request.h"
 #include "controller/serving_engine.h"
 
 namespace httplib {
 class Server;
+struct Response;
 }
 
 namespace loom::openai {
@@ -49,6 +55,11 @@ class OpenAiServer {
  private:
   OpenAiServer(ServingEngine* engine, const OpenAiServerOptions& options);
   void Routes();
+  // Submits the request's choices and answers with them, whole or streamed, in the completions
+  // or the chat API's shape.
+  void Generate(const CompletionRequest& request, bool chat, httplib::Response& res);
+  // The model directory's chat template, loaded once (its error too).
+  absl::StatusOr<std::shared_ptr<const ModelChatTemplate>> ChatTemplateOf(const std::string& dir);
 
   ServingEngine* const engine_;
   const OpenAiServerOptions options_;
@@ -57,6 +68,8 @@ class OpenAiServer {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> next_id_{0};
+  std::mutex chat_mu_;
+  std::map<std::string, absl::StatusOr<std::shared_ptr<const ModelChatTemplate>>> chat_templates_;
 };
 
 }  // namespace loom::openai

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "controller/openai/chat_request.h"
 #include "tests/e2e/serve_process.h"
 #include "tests/test_paths.h"
 
@@ -216,7 +218,7 @@ TEST_F(OpenAiHttpTest, BadRequestsGetOpenAiErrorsAndTheServerServesOn) {
   EXPECT_EQ(unknown->status, 404);
   EXPECT_TRUE(json::parse(unknown->body).contains("error"));
   auto chat = Post("/v1/chat/completions", R"({"model": "wp", "messages": []})");
-  EXPECT_EQ(chat.first, 501);
+  EXPECT_EQ(chat.first, 400);
   // Still serving.
   const json ok = Completion({{"prompt", "The"}, {"max_tokens", 2}});
   EXPECT_EQ(ok["choices"].size(), 1u);
@@ -292,6 +294,146 @@ TEST_F(OpenAiHttpTest, AClientThatGoesAwayAbortsItsSequence) {
     aborted = server_->Status().finished().abort() > aborted_before;
   }
   EXPECT_TRUE(aborted);
+}
+
+// Chat completions on a copy of the model with a chat template of its own (ChatML-like, with a
+// raise_exception for a role it refuses).
+constexpr char kTemplate[] =
+    "{%- for message in messages %}"
+    "{%- if message.role == 'tool' %}{{ raise_exception('tool messages are not supported') }}"
+    "{%- endif %}"
+    "{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{%- endif %}";
+
+class OpenAiChatTest : public OpenAiHttpTest {
+ protected:
+  static void SetUpTestSuite() {
+    if (!std::filesystem::exists(Model() + "/config.json")) return;
+    const std::string dir = testing::MakeTempDir("loom-chat-model");
+    for (const auto& entry : std::filesystem::directory_iterator(Model())) {
+      std::filesystem::create_symlink(entry.path(), dir + "/" + entry.path().filename().string());
+    }
+    std::ofstream(dir + "/chat_template.jinja") << kTemplate;
+    server_ = new Server("--model " + dir + " --served-model-name wp");
+  }
+  static json Chat(json request) {
+    request["model"] = "wp";
+    auto [status, body] = Post("/v1/chat/completions", request.dump());
+    EXPECT_EQ(status, 200) << body.dump();
+    return body;
+  }
+};
+
+const json kMessages = {{{"role", "system"}, {"content", "You are terse."}},
+                        {{"role", "user"}, {"content", "Who is Natasha?"}}};
+constexpr char kRendered[] =
+    "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nWho is Natasha?"
+    "<|im_end|>\n<|im_start|>assistant\n";
+
+TEST_F(OpenAiChatTest, AChatIsTheCompletionOfItsRenderedTemplate) {
+  auto [status, tokens] = Post("/tokenize", json({{"prompt", kRendered},
+                                                  {"add_special_tokens", false}}).dump());
+  ASSERT_EQ(status, 200) << tokens.dump();
+  const json completion = Completion({{"prompt", tokens["tokens"]}, {"max_tokens", 20},
+                                      {"temperature", 0}, {"ignore_eos", true}});
+  const json chat = Chat({{"messages", kMessages}, {"max_completion_tokens", 20},
+                          {"temperature", 0}, {"ignore_eos", true}});
+  EXPECT_EQ(chat["object"], "chat.completion");
+  ASSERT_EQ(chat["choices"].size(), 1u);
+  EXPECT_EQ(chat["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(chat["choices"][0]["message"]["content"], completion["choices"][0]["text"]);
+  EXPECT_EQ(chat["usage"]["prompt_tokens"], tokens["count"]);
+  EXPECT_EQ(chat["usage"]["completion_tokens"], 20);
+  EXPECT_EQ(chat["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(chat["weight_version"].is_number());
+
+  // Content as a list of text parts renders the same.
+  json parts = kMessages;
+  parts[1]["content"] = {{{"type", "text"}, {"text", "Who is "}}, {{"type", "text"}, {"text", "Natasha?"}}};
+  const json chat_parts = Chat({{"messages", parts}, {"max_tokens", 20}, {"temperature", 0},
+                                {"ignore_eos", true}});
+  EXPECT_EQ(chat_parts["choices"][0]["message"]["content"], completion["choices"][0]["text"]);
+}
+
+TEST_F(OpenAiChatTest, AStreamedChatSendsTheRoleThenTheContent) {
+  const json whole = Chat({{"messages", kMessages}, {"max_tokens", 12}, {"temperature", 0},
+                           {"ignore_eos", true}});
+  httplib::Client c = Client();
+  json request = {{"model", "wp"}, {"messages", kMessages}, {"max_tokens", 12},
+                  {"temperature", 0}, {"ignore_eos", true}, {"stream", true},
+                  {"logprobs", true}, {"top_logprobs", 2},
+                  {"stream_options", {{"include_usage", true}}}};
+  auto r = c.Post("/v1/chat/completions", request.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::string content;
+  int role_chunks = 0, logprob_tokens = 0;
+  bool done = false, finished = false;
+  for (absl::string_view line : absl::StrSplit(r->body, "\n\n", absl::SkipEmpty())) {
+    const std::string data(line.substr(6));
+    if (data == "[DONE]") {
+      done = true;
+      continue;
+    }
+    const json chunk = json::parse(data);
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+    if (chunk["choices"].empty()) {
+      EXPECT_EQ(chunk["usage"]["completion_tokens"], 12);
+      continue;
+    }
+    const json& delta = chunk["choices"][0]["delta"];
+    if (delta.contains("role")) ++role_chunks;
+    content += delta.value("content", "");
+    if (chunk["choices"][0]["logprobs"].is_object()) {
+      logprob_tokens += static_cast<int>(chunk["choices"][0]["logprobs"]["content"].size());
+    }
+    if (!chunk["choices"][0]["finish_reason"].is_null()) finished = true;
+  }
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(role_chunks, 1);
+  EXPECT_EQ(logprob_tokens, 12);
+  EXPECT_EQ(content, whole["choices"][0]["message"]["content"]);
+}
+
+TEST_F(OpenAiChatTest, BadConversationsAreClearErrors) {
+  auto missing = Post("/v1/chat/completions", R"({"model": "wp"})");
+  EXPECT_EQ(missing.first, 400);
+  EXPECT_EQ(missing.second["error"]["param"], "messages");
+  auto refused = Post("/v1/chat/completions",
+                      R"({"model": "wp", "messages": [{"role": "tool", "content": "x"}]})");
+  EXPECT_EQ(refused.first, 400);
+  EXPECT_EQ(refused.second["error"]["message"], "tool messages are not supported");
+  auto bad_part = Post("/v1/chat/completions",
+                       R"({"model": "wp", "messages": [{"role": "user", "content": [{"type": "image"}]}]})");
+  EXPECT_EQ(bad_part.first, 400);
+  auto both = Post("/v1/chat/completions",
+                   R"({"model": "wp", "messages": [{"role": "user", "content": "a"}],
+                       "continue_final_message": true, "add_generation_prompt": true})");
+  EXPECT_EQ(both.first, 400);
+  // A final assistant message continued: the prompt ends with its content.
+  const json continued = Chat({{"messages", {{{"role", "user"}, {"content", "Say it"}},
+                                             {{"role", "assistant"}, {"content", "Prince"}}}},
+                               {"continue_final_message", true}, {"max_tokens", 3}});
+  EXPECT_EQ(continued["choices"].size(), 1u);
+}
+
+TEST(ChatTemplateLoadTest, AMissingOrBrokenTemplateIsAClearError) {
+  const std::string none = testing::MakeTempDir("loom-no-template");
+  std::ofstream(none + "/tokenizer_config.json") << R"({"eos_token": "</s>"})";
+  auto missing = openai::LoadChatTemplate(none);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(missing.status().message(), "no chat template")) << missing.status();
+  const std::string broken = testing::MakeTempDir("loom-bad-template");
+  std::ofstream(broken + "/chat_template.jinja") << "{% for m in messages %}\n{{ m | nosuchfilter }}";
+  auto bad = openai::LoadChatTemplate(broken);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "chat_template.jinja")) << bad.status();
+  // The trained model's own template (tokenizer_config.json) loads, with its special tokens.
+  auto own = openai::LoadChatTemplate(Model());
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_FALSE((*own)->eos_token.empty());
 }
 
 }  // namespace
