@@ -81,6 +81,8 @@ struct BatchResult {
   double prefill_tokens_per_s = 0;
   double decode_tokens_per_s = 0;
   double decode_step_ms = 0;
+  int64_t prefill_computed = 0;  // prompt tokens the steps computed (the rest came cached)
+  double prefill_s = 0;          // steps with prompt tokens: when the last request's first token came
 };
 
 // The steps the engine reports (ServingEngineOptions::on_step), gathered for one batch.
@@ -103,14 +105,18 @@ class StepLog {
 // One batch through the serving engine: every request submitted at once, so they prefill and
 // decode together; step times are the engine's own (the loop `loom serve` runs).
 absl::StatusOr<BatchResult> RunBatch(ServingEngine& engine, StepLog& log, int64_t batch,
-                                     int64_t prompt_len, int64_t new_tokens, uint64_t seed) {
+                                     int64_t prompt_len, int64_t new_tokens, uint64_t seed,
+                                     const std::vector<int32_t>& shared_prefix) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int32_t> token(0, engine.model_config().vocab_size - 1);
   std::vector<std::shared_ptr<RequestStream>> streams;
   log.Take();
   for (int64_t b = 0; b < batch; ++b) {
     ServingRequest r;
-    for (int64_t i = 0; i < prompt_len; ++i) r.generation.prompt_ids.push_back(token(rng));
+    r.generation.prompt_ids = shared_prefix;
+    while (static_cast<int64_t>(r.generation.prompt_ids.size()) < prompt_len) {
+      r.generation.prompt_ids.push_back(token(rng));
+    }
     r.generation.max_tokens = new_tokens;
     r.generation.ignore_eos = true;
     LOOM_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine.Submit(std::move(r)));
@@ -131,6 +137,8 @@ absl::StatusOr<BatchResult> RunBatch(ServingEngine& engine, StepLog& log, int64_
   BatchResult r;
   r.batch = batch;
   r.prefill_tokens_per_s = prefill_s > 0 ? prefill_tokens / prefill_s : 0;
+  r.prefill_s = prefill_s;
+  r.prefill_computed = prefill_tokens;
   r.decode_step_ms = Median(decode_steps) * 1e3;
   r.decode_tokens_per_s = r.decode_step_ms > 0 ? batch / (r.decode_step_ms / 1e3) : 0;
   return r;
@@ -142,6 +150,9 @@ std::vector<FlagSpec> BenchFlagSpecs() {
       {"batch", false, "comma-separated batch sizes", "1,8,32"},
       {"prompt-len", false, "prompt tokens per sequence", "128"},
       {"new-tokens", false, "generated tokens per sequence", "128"},
+      {"shared-prefix", false,
+       "leading prompt tokens every request shares (a system prompt: what prefix caching saves)",
+       "0"},
       {"device", false, "where the model runs: cpu, cuda or cuda:K", "cpu"},
       {"help", true, "show this help", ""},
   };
@@ -155,6 +166,10 @@ absl::Status Run(const Flags& flags) {
                         ParseIntList(flags.String("batch", "1,8,32"), "--batch"));
   LOOM_ASSIGN_OR_RETURN(int64_t prompt_len, flags.Int("prompt-len", 128));
   LOOM_ASSIGN_OR_RETURN(int64_t new_tokens, flags.Int("new-tokens", 128));
+  LOOM_ASSIGN_OR_RETURN(int64_t shared, flags.Int("shared-prefix", 0));
+  if (shared < 0 || shared >= prompt_len) {
+    return absl::InvalidArgumentError("--shared-prefix must be in [0, --prompt-len)");
+  }
   int64_t max_batch = 1;
   for (int64_t b : batches) {
     if (b < 1) return absl::InvalidArgumentError("--batch sizes must be >= 1");
@@ -189,16 +204,24 @@ absl::Status Run(const Flags& flags) {
   kernels::RunOnShortLivedThread([&bw] { bw = MeasureBandwidth(); });
   std::printf("machine: memcpy %.2f GB/s copied (%.2f GB/s read+write), streaming read %.2f GB/s\n\n",
               bw.memcpy_gbs, 2 * bw.memcpy_gbs, bw.read_gbs);
-  std::printf("| batch | prompt | new | prefill tok/s | decode tok/s | decode step ms | "
-              "weight GB/s | vs memcpy | vs read |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<int32_t> prefix;
+  {
+    std::mt19937_64 rng(99);
+    std::uniform_int_distribution<int32_t> token(0, engine->model_config().vocab_size - 1);
+    for (int64_t i = 0; i < shared; ++i) prefix.push_back(token(rng));
+  }
+  std::printf("| batch | prompt | new | prefill tok/s | prompt tokens computed | prefill s | "
+              "decode tok/s | decode step ms | weight GB/s | vs memcpy | vs read |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < batches.size(); ++i) {
     LOOM_ASSIGN_OR_RETURN(BatchResult r,
-                          RunBatch(*engine, log, batches[i], prompt_len, new_tokens, 1234 + i));
+                          RunBatch(*engine, log, batches[i], prompt_len, new_tokens, 1234 + i,
+                                   prefix));
     const double gbs = r.decode_step_ms > 0 ? weight_gb / (r.decode_step_ms / 1e3) : 0;
-    std::printf("| %lld | %lld | %lld | %.1f | %.2f | %.1f | %.2f | %.2f | %.2f |\n",
+    std::printf("| %lld | %lld | %lld | %.1f | %lld | %.3f | %.2f | %.1f | %.2f | %.2f | %.2f |\n",
                 static_cast<long long>(r.batch), static_cast<long long>(prompt_len),
                 static_cast<long long>(new_tokens), r.prefill_tokens_per_s,
+                static_cast<long long>(r.prefill_computed), r.prefill_s,
                 r.decode_tokens_per_s, r.decode_step_ms, gbs, gbs / bw.memcpy_gbs,
                 gbs / bw.read_gbs);
     std::fflush(stdout);
