@@ -16,6 +16,7 @@
 #include "kernels/threading.h"
 #include "worker/comm/device_ordered_communicator.h"
 #include "worker/comm/gloo_communicator.h"
+#include "worker/comm/host_staged_communicator.h"
 #include "worker/comm/nccl_communicator.h"
 #include "worker/comm/nccl_id_exchange.h"
 #include "worker/kv_cache_sizing.h"
@@ -254,12 +255,26 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
       LOOM_ASSIGN_OR_RETURN(comm, JoinNcclGroup(*store, gloo.prefix, device, context.get(), options_.rank,
                                                 options_.world_size, options_.collective_timeout));
     }
-    // Weight traffic stays on Gloo on every device: it moves host tensors (the loaders' reads
-    // and the staging of a GPU rank's parts). Loads run for minutes on big models; their group waits longer than a step's.
+    // Weight traffic runs on a group of its own, beside the steps'; it moves host tensors (the
+    // loaders' reads), over Gloo on the host and over NCCL between GPUs (staged through the
+    // device). Loads run for minutes on big models: their group waits longer than a step's.
     gloo.prefix += "/weights";
     gloo.timeout = std::max<std::chrono::milliseconds>(options_.collective_timeout,
                                                        std::chrono::minutes(10));
-    LOOM_ASSIGN_OR_RETURN(weight_comm, GlooCommunicator::Create(gloo));
+    if (device.is_cpu()) {
+      LOOM_ASSIGN_OR_RETURN(weight_comm, GlooCommunicator::Create(gloo));
+    } else {
+      NcclOptions nccl;
+      nccl.rank = options_.rank;
+      nccl.world_size = options_.world_size;
+      nccl.device = device.index;
+      nccl.timeout = gloo.timeout;
+      LOOM_ASSIGN_OR_RETURN(nccl.unique_id, ShareNcclId(*store, gloo.prefix + "/nccl_id",
+                                                        options_.rank, NewNcclUniqueId,
+                                                        options_.collective_timeout));
+      LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> inner, CreateNcclCommunicator(nccl));
+      weight_comm = std::make_unique<HostStagedCommunicator>(std::move(inner), context.get());
+    }
   } else {
     weight_comm = std::make_unique<SingleRankCommunicator>();
   }
