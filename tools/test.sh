@@ -15,7 +15,7 @@ jobs=$(nproc)
 # environment inside the build directory, installed from PyPI on first use. When that fails the
 # suite still runs, and the client's test fails with the cause.
 venv=$build/python-client
-if ! "$venv/bin/python" -c "import grpc, grpc_tools" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import grpc, grpc_tools, openai" 2>/dev/null; then
   echo "test.sh: installing the Python client's packages into $venv" >&2
   if ! { python3 -m venv --clear "$venv" &&
          "$venv/bin/pip" install -q -r "$root/tools/requirements-client.txt"; }; then
