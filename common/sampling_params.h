@@ -18,12 +18,23 @@ struct SamplingParams {
   // logits, before temperature, top-k and top-p): -1 none, 0 the chosen token's, k > 0 also the
   // k most likely tokens' (at most kMaxTopLogprobs).
   int32_t logprobs = -1;
+  // OpenAI's penalties on the output so far (vLLM's semantics): each logit drops by
+  // frequency × its token's count in the output plus presence when that count is > 0.
+  float presence_penalty = 0.0f;   // in [-2, 2]
+  float frequency_penalty = 0.0f;  // in [-2, 2]
+  // HF's repetition penalty over prompt and output: a positive logit of a token seen so far is
+  // divided by it, a negative one multiplied. 1 = none; > 0.
+  float repetition_penalty = 1.0f;
+
+  bool has_penalties() const {
+    return presence_penalty != 0.0f || frequency_penalty != 0.0f || repetition_penalty != 1.0f;
+  }
 };
 
 inline constexpr int32_t kMaxTopLogprobs = 20;
 
 // Validates ranges (temperature >= 0 and finite, top_p in (0, 1], logprobs in
-// [-1, kMaxTopLogprobs]); InvalidArgument otherwise.
+// [-1, kMaxTopLogprobs], penalties as above); InvalidArgument otherwise.
 absl::Status ValidateSamplingParams(const SamplingParams& params);
 
 }  // namespace loom

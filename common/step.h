@@ -23,6 +23,10 @@ struct SequenceStep {
   // Fills a device graph's batch to its size: computed, never written to the KV cache, its
   // logits dropped (worker/decode_graphs.h). Never sent by the controller.
   bool padding = false;
+  // With penalties (SamplingParams::has_penalties) on a sampled step: the distinct tokens of
+  // the prompt and output so far, and how often each appears in the output (0: prompt only).
+  std::vector<int32_t> penalty_ids;
+  std::vector<int32_t> penalty_output_counts;
 };
 
 struct StepInput {

@@ -18,6 +18,10 @@ grpc::ServerWriteReactor<loom::v1::GenerateResponse>* LoomService::Generate(
   g.sampling.temperature = request->temperature();
   g.sampling.top_k = request->top_k();
   g.sampling.top_p = request->top_p() > 0 ? request->top_p() : 1.0f;
+  g.sampling.presence_penalty = request->presence_penalty();
+  g.sampling.frequency_penalty = request->frequency_penalty();
+  g.sampling.repetition_penalty =
+      request->repetition_penalty() == 0 ? 1.0f : request->repetition_penalty();
   g.sampling.seed = request->seed();
   g.stop_token_ids.assign(request->stop_token_ids().begin(), request->stop_token_ids().end());
   g.stop_strings.assign(request->stop().begin(), request->stop().end());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -60,6 +61,19 @@ SequenceStep Scheduler::MakeStep(const Sequence& seq, int64_t num_new) const {
   s.sample = seq.num_computed + num_new == seq.num_tokens();
   s.sampling = seq.request.sampling;
   s.sample_index = seq.output_ids.size();
+  if (s.sample && s.sampling.has_penalties()) {
+    // Distinct tokens in first-seen order, with their output counts.
+    absl::flat_hash_map<int32_t, int32_t> index;
+    for (int64_t i = 0; i < seq.num_tokens(); ++i) {
+      const int32_t t = seq.token_at(i);
+      auto [it, added] = index.try_emplace(t, static_cast<int32_t>(s.penalty_ids.size()));
+      if (added) {
+        s.penalty_ids.push_back(t);
+        s.penalty_output_counts.push_back(0);
+      }
+      if (i >= static_cast<int64_t>(seq.request.prompt_ids.size())) ++s.penalty_output_counts[it->second];
+    }
+  }
   return s;
 }
 

@@ -29,7 +29,13 @@ loom::v1::StepRequest ToProto(const StepInput& input, uint64_t step_id) {
     p->mutable_sampling()->set_top_p(s.sampling.top_p);
     p->mutable_sampling()->set_seed(s.sampling.seed);
     p->mutable_sampling()->set_logprobs(s.sampling.logprobs + 1);
+    p->mutable_sampling()->set_presence_penalty(s.sampling.presence_penalty);
+    p->mutable_sampling()->set_frequency_penalty(s.sampling.frequency_penalty);
+    p->mutable_sampling()->set_repetition_penalty(s.sampling.repetition_penalty);
     p->set_sample_index(s.sample_index);
+    p->mutable_penalty_ids()->Add(s.penalty_ids.begin(), s.penalty_ids.end());
+    p->mutable_penalty_output_counts()->Add(s.penalty_output_counts.begin(),
+                                            s.penalty_output_counts.end());
   }
   return request;
 }

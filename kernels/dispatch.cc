@@ -1,5 +1,6 @@
 // kernels.h's entry points: the devices of the tensors, then the checks every device shares
 // (kernels/checks.h), then the context's Backend.
+#include <cmath>
 #include <initializer_list>
 #include <utility>
 
@@ -149,6 +150,36 @@ absl::Status GatherRows(ExecutionContext& context, const Tensor& x, const Tensor
     return absl::InvalidArgumentError("GatherRows: x needs contiguous rows");
   }
   return context.backend().GatherRows(x, rows, out);
+}
+
+absl::Status ApplyPenalties(ExecutionContext& context, Tensor& logits,
+                            const std::vector<PenaltyRow>& rows) {
+  constexpr const char* kName = "ApplyPenalties";
+  LOOM_RETURN_IF_ERROR(CheckOnDevice(context, kName, {{"logits", &logits}}));
+  LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "logits", logits, DType::kF32, 2, true));
+  if (static_cast<int64_t>(rows.size()) != logits.size(0)) {
+    return absl::InvalidArgumentError(absl::StrCat(kName, ": ", rows.size(), " rows for ",
+                                                   logits.DebugString()));
+  }
+  const int64_t vocab = logits.size(1);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const PenaltyRow& p = rows[r];
+    if (p.ids.size() != p.output_counts.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(kName, ": row ", r, " has ", p.ids.size(),
+                                                     " ids and ", p.output_counts.size(),
+                                                     " counts"));
+    }
+    if (!(p.repetition > 0.0f) || !std::isfinite(p.presence) || !std::isfinite(p.frequency)) {
+      return absl::InvalidArgumentError(absl::StrCat(kName, ": row ", r, ": bad penalties"));
+    }
+    for (size_t i = 0; i < p.ids.size(); ++i) {
+      if (p.ids[i] < 0 || p.ids[i] >= vocab || p.output_counts[i] < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(kName, ": row ", r, ": token ", p.ids[i],
+                                                       " outside [0, ", vocab, ")"));
+      }
+    }
+  }
+  return context.backend().ApplyPenalties(logits, rows);
 }
 
 absl::StatusOr<std::vector<int32_t>> Sample(ExecutionContext& context, const Tensor& logits,

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -99,6 +100,19 @@ absl::Status PagedAttention(ExecutionContext& context, const Tensor& q, const Te
 // dst = src, same device, dtype and shape: dst contiguous, src contiguous or a 2-D view with a
 // contiguous last dimension (a column slice of a fused row).
 absl::Status Copy(ExecutionContext& context, const Tensor& src, Tensor& dst);
+
+// One row's penalties (common/sampling_params.h): the distinct tokens seen so far and their
+// counts in the output, both host data.
+struct PenaltyRow {
+  std::span<const int32_t> ids;
+  std::span<const int32_t> output_counts;  // as long as ids
+  float presence = 0.0f, frequency = 0.0f, repetition = 1.0f;
+};
+// In place on logits [R, V] (f32, on the device), per row r and each of rows[r].ids: first the
+// repetition penalty (a positive logit divided by it, a negative one multiplied), then
+// logit -= frequency × count + presence × (count > 0). rows.size() == R; ids in [0, V).
+absl::Status ApplyPenalties(ExecutionContext& context, Tensor& logits,
+                            const std::vector<PenaltyRow>& rows);
 
 // out[r, :] = x[rows[r], :]. x f32 [T, H], rows i32 [R] on the device with values in [0, T)
 // (the host checks them when it has them; a device checks its own), out f32 [R, H] contiguous.

@@ -119,18 +119,36 @@ absl::StatusOr<StepOutput> ModelRunner::Execute(const StepInput& step) {
                                            : decoder_->Forward(step, cache_));
   if (params.empty()) return out;
   kernels::ExecutionContext& ctx = decoder_->context();
-  LOOM_ASSIGN_OR_RETURN(out.tokens, kernels::Sample(ctx, logits, params, sample_index));
-  bool any_logprobs = false;
-  for (const SamplingParams& p : params) any_logprobs |= p.logprobs >= 0;
-  // Only what a request or a test asks for crosses to the host: tokens always, logits when
-  // logprobs or the logits themselves are wanted.
-  if (!any_logprobs && !step.return_logits) return out;
-  LOOM_ASSIGN_OR_RETURN(Tensor host_logits, kernels::OnHost(ctx, logits));
-  if (any_logprobs) out.logprobs = Logprobs(host_logits, params, out.tokens);
-  // The logits live in the decoder's workspace, which the next step overwrites.
-  if (step.return_logits) {
-    out.logits = host_logits.raw_data() == logits.raw_data() ? host_logits.Clone() : host_logits;
+  bool any_logprobs = false, any_penalties = false;
+  for (const SamplingParams& p : params) {
+    any_logprobs |= p.logprobs >= 0;
+    any_penalties |= p.has_penalties();
   }
+  // Only what a request or a test asks for crosses to the host: tokens always, logits when
+  // logprobs or the logits themselves are wanted — the model's own, before any penalty.
+  Tensor host_logits;
+  if (any_logprobs || step.return_logits) {
+    LOOM_ASSIGN_OR_RETURN(host_logits, kernels::OnHost(ctx, logits));
+    // They live in the decoder's workspace, which penalties and the next step overwrite.
+    if (host_logits.raw_data() == logits.raw_data()) host_logits = host_logits.Clone();
+  }
+  if (any_penalties) {
+    std::vector<kernels::PenaltyRow> rows;
+    for (const SequenceStep& s : step.sequences) {
+      if (!s.sample) continue;
+      kernels::PenaltyRow& row = rows.emplace_back();
+      if (!s.sampling.has_penalties()) continue;
+      row.ids = s.penalty_ids;
+      row.output_counts = s.penalty_output_counts;
+      row.presence = s.sampling.presence_penalty;
+      row.frequency = s.sampling.frequency_penalty;
+      row.repetition = s.sampling.repetition_penalty;
+    }
+    LOOM_RETURN_IF_ERROR(kernels::ApplyPenalties(ctx, logits, rows));
+  }
+  LOOM_ASSIGN_OR_RETURN(out.tokens, kernels::Sample(ctx, logits, params, sample_index));
+  if (any_logprobs) out.logprobs = Logprobs(host_logits, params, out.tokens);
+  if (step.return_logits) out.logits = host_logits;
   return out;
 }
 

@@ -26,7 +26,14 @@ StepInput ToStepInput(const loom::v1::StepRequest& request) {
     out.sampling.top_p = s.sampling().top_p() == 0 ? 1.0f : s.sampling().top_p();
     out.sampling.seed = s.sampling().seed();
     out.sampling.logprobs = s.sampling().logprobs() - 1;
+    out.sampling.presence_penalty = s.sampling().presence_penalty();
+    out.sampling.frequency_penalty = s.sampling().frequency_penalty();
+    out.sampling.repetition_penalty =
+        s.sampling().repetition_penalty() == 0 ? 1.0f : s.sampling().repetition_penalty();
     out.sample_index = s.sample_index();
+    out.penalty_ids.assign(s.penalty_ids().begin(), s.penalty_ids().end());
+    out.penalty_output_counts.assign(s.penalty_output_counts().begin(),
+                                     s.penalty_output_counts().end());
   }
   return input;
 }

@@ -151,14 +151,21 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(const json& body,
   }
   LOOM_ASSIGN_OR_RETURN(const bool echo, Boolean(body, "echo", false));
   if (echo) return BadParam("echo", "echo: not supported yet");
-  for (const char* penalty : {"presence_penalty", "frequency_penalty"}) {
-    LOOM_ASSIGN_OR_RETURN(const double p, Number(body, penalty, 0.0));
-    if (p != 0.0) return BadParam(penalty, absl::StrCat(penalty, ": not supported yet (use 0)"));
+  LOOM_ASSIGN_OR_RETURN(const double presence, Number(body, "presence_penalty", 0.0));
+  LOOM_ASSIGN_OR_RETURN(const double frequency, Number(body, "frequency_penalty", 0.0));
+  if (!(presence >= -2 && presence <= 2)) {
+    return BadParam("presence_penalty", "presence_penalty: must be in [-2, 2]");
+  }
+  if (!(frequency >= -2 && frequency <= 2)) {
+    return BadParam("frequency_penalty", "frequency_penalty: must be in [-2, 2]");
   }
   LOOM_ASSIGN_OR_RETURN(const double repetition, Number(body, "repetition_penalty", 1.0));
-  if (repetition != 1.0) {
-    return BadParam("repetition_penalty", "repetition_penalty: not supported yet (use 1)");
+  if (!(repetition > 0) || !std::isfinite(repetition)) {
+    return BadParam("repetition_penalty", "repetition_penalty: must be > 0 (1 = none)");
   }
+  g.sampling.presence_penalty = static_cast<float>(presence);
+  g.sampling.frequency_penalty = static_cast<float>(frequency);
+  g.sampling.repetition_penalty = static_cast<float>(repetition);
   LOOM_ASSIGN_OR_RETURN(request.stream, Boolean(body, "stream", false));
   if (const json* options = Field(body, "stream_options")) {
     if (!options->is_object()) return BadParam("stream_options", "stream_options: expected an object");

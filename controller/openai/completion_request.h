@@ -3,8 +3,8 @@
 // Fields (OpenAI's, plus vLLM's extensions): model, prompt (a string, a list of strings, a list
 // of token ids, or a list of such lists), max_tokens (default 16), temperature (default 1),
 // top_p, top_k (extension), seed, stop (a string or a list), n (1..kMaxN), logprobs (0..20),
-// stream, stream_options.include_usage, ignore_eos (extension). Penalties and echo are refused
-// with a clear error until the engine has them; unknown fields are ignored, as OpenAI's SDK
+// stream, stream_options.include_usage, ignore_eos (extension), presence_penalty and
+// frequency_penalty ([-2, 2]), repetition_penalty (extension, > 0). echo is refused; unknown fields are ignored, as OpenAI's SDK
 // sends fields a server may not know. Every error names its field (`param`).
 #ifndef LOOM_CONTROLLER_OPENAI_COMPLETION_REQUEST_H_
 #define LOOM_CONTROLLER_OPENAI_COMPLETION_REQUEST_H_

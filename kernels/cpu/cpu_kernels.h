@@ -31,6 +31,7 @@ absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const Tensor& slot_m
 absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                             const AttentionBatch& batch, float scale, int64_t window,
                             Tensor& out);
+absl::Status ApplyPenalties(Tensor& logits, const std::vector<PenaltyRow>& rows);
 absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& logits,
                                             const std::vector<SamplingParams>& params,
                                             const std::vector<uint64_t>& step);

@@ -88,6 +88,9 @@ class HostBackend : public Backend {
     }
     return absl::OkStatus();
   }
+  absl::Status ApplyPenalties(Tensor& logits, const std::vector<PenaltyRow>& rows) override {
+    return cpu::ApplyPenalties(logits, rows);
+  }
   absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& logits,
                                               const std::vector<SamplingParams>& params,
                                               const std::vector<uint64_t>& step) override {

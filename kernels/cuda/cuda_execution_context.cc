@@ -132,6 +132,25 @@ class CudaBackend : public Backend {
     return cuda::Sample(context_, logits, params, step);
   }
 
+  absl::Status ApplyPenalties(Tensor& logits, const std::vector<PenaltyRow>& rows) override {
+    std::vector<internal::PenaltyEntry> entries;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const PenaltyRow& p = rows[r];
+      for (size_t i = 0; i < p.ids.size(); ++i) {
+        entries.push_back({static_cast<int32_t>(r), p.ids[i], p.output_counts[i], p.presence,
+                           p.frequency, p.repetition});
+      }
+    }
+    if (entries.empty()) return absl::OkStatus();
+    const size_t bytes = entries.size() * sizeof(internal::PenaltyEntry);
+    LOOM_ASSIGN_OR_RETURN(void* device, context_.Scratch(bytes));
+    LOOM_RETURN_IF_ERROR(context_.Upload(entries.data(), bytes, device));
+    LOOM_CUDA_CHECK(internal::LaunchApplyPenalties(
+        logits.data<float>(), logits.size(1), static_cast<const internal::PenaltyEntry*>(device),
+        static_cast<int64_t>(entries.size()), context_.stream()));
+    return absl::OkStatus();
+  }
+
  private:
   DeviceContext& context_;
   std::map<int64_t, DeviceBuffer> fixed_plans_;  // by token count

@@ -215,6 +215,26 @@ cudaError_t LaunchGatherRows(const float* x, int64_t x_rows, int64_t x_row_strid
   return cudaGetLastError();
 }
 
+__global__ void ApplyPenaltiesKernel(float* logits, int64_t vocab, const PenaltyEntry* entries,
+                                     int64_t n) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= n) return;
+  const PenaltyEntry p = entries[e];
+  float* logit = logits + static_cast<int64_t>(p.row) * vocab + p.id;
+  float v = *logit;
+  if (p.repetition != 1.0f) v = v > 0.0f ? v / p.repetition : v * p.repetition;
+  v -= p.frequency * static_cast<float>(p.count) + (p.count > 0 ? p.presence : 0.0f);
+  *logit = v;
+}
+
+cudaError_t LaunchApplyPenalties(float* logits, int64_t vocab, const PenaltyEntry* entries,
+                                 int64_t num_entries, cudaStream_t stream) {
+  if (num_entries <= 0) return cudaSuccess;
+  ApplyPenaltiesKernel<<<GridFor(num_entries, kThreads), kThreads, 0, stream>>>(
+      logits, vocab, entries, num_entries);
+  return cudaGetLastError();
+}
+
 cudaError_t LaunchApplyRope(HeadsView q, HeadsView k, int64_t tokens, int64_t head_dim,
                             const int32_t* positions, const float* cos_sin, int64_t max_positions,
                             int32_t* error_flags, cudaStream_t stream) {

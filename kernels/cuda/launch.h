@@ -44,6 +44,15 @@ cudaError_t LaunchGatherRows(const float* x, int64_t x_rows, int64_t x_row_strid
                              const int32_t* rows, int64_t num_rows, float* out,
                              int32_t* error_flags, cudaStream_t stream);
 
+// Penalties on logits [rows, vocab]: entry e touches logits[row[e], id[e]] once (ids distinct
+// per row), repetition first, then frequency × count[e] + presence × (count[e] > 0).
+struct PenaltyEntry {
+  int32_t row, id, count;
+  float presence, frequency, repetition;
+};
+cudaError_t LaunchApplyPenalties(float* logits, int64_t vocab, const PenaltyEntry* entries,
+                                 int64_t num_entries, cudaStream_t stream);
+
 // A [tokens, heads, head_dim] f32 view: rows and heads strided, head_dim contiguous.
 struct HeadsView {
   float* data;

@@ -208,6 +208,20 @@ TEST_F(CudaExecutionContextTest, GatherRowsAndCopyMatchTheHost) {
   ExpectClose(ToHost(dgathered).data<float>(), AsDoubles(*x.Slice(0, 1, 1)), 0, 0, "good row");
 }
 
+TEST_F(CudaExecutionContextTest, PenaltiesMatchTheHost) {
+  std::mt19937 rng(9);
+  Tensor logits = RandomF32({3, 40}, rng);
+  const std::vector<int32_t> ids0 = {0, 5, 39}, counts0 = {0, 2, 1}, ids2 = {7}, counts2 = {3};
+  std::vector<PenaltyRow> rows(3);
+  rows[0] = {ids0, counts0, 0.5f, 0.25f, 1.3f};
+  rows[2] = {ids2, counts2, -0.5f, 0.0f, 0.8f};
+  Tensor device = ToDevice(logits);
+  Tensor want = logits.Clone();
+  ASSERT_TRUE(ApplyPenalties(HostContext(), want, rows).ok());
+  ASSERT_TRUE(ApplyPenalties(gpu(), device, rows).ok());
+  ExpectClose(ToHost(device).data<float>(), AsDoubles(want), 0, 0, "ApplyPenalties");
+}
+
 TEST_F(CudaExecutionContextTest, TensorsOnAnotherDeviceAreRefused) {
   std::mt19937 rng(5);
   Tensor x = RandomF32({2, 8}, rng), weight = RandomF32({8}, rng);

@@ -181,6 +181,9 @@ class FakeGpu : public kernels::ExecutionContext {
     absl::Status GatherRows(const Tensor& x, const Tensor& r, Tensor& o) override {
       return host().GatherRows(x, r, o);
     }
+    absl::Status ApplyPenalties(Tensor& l, const std::vector<kernels::PenaltyRow>& r) override {
+      return host().ApplyPenalties(l, r);
+    }
     absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& l,
                                                 const std::vector<SamplingParams>& p,
                                                 const std::vector<uint64_t>& s) override {
