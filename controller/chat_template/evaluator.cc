@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "controller/chat_template/builtins.h"
-#include "controller/chat_template/status_macros.h"
+#include "common/status.h"
 
 namespace loom::chat_template {
 namespace {
@@ -92,7 +92,7 @@ absl::StatusOr<bool> Contains(const Value& container, const Value& item) {
     return container.AsString().find(item.AsString()) != std::string::npos;
   }
   if (container.IsDict()) return item.IsString() && container.AsDict().Find(item.AsString()) != nullptr;
-  CT_ASSIGN_OR_RETURN(List items, Iterate(container));
+  LOOM_ASSIGN_OR_RETURN(List items, Iterate(container));
   for (const Value& x : items)
     if (Equal(x, item)) return true;
   return false;
@@ -110,7 +110,7 @@ class Renderer {
   absl::Status Exec(const Body& body, std::string& out, Flow& flow) {
     for (const NodePtr& n : body) {
       line_ = n->line;
-      CT_RETURN_IF_ERROR(ExecNode(*n, out, flow));
+      LOOM_RETURN_IF_ERROR(ExecNode(*n, out, flow));
       if (flow != Flow::kNormal) return absl::OkStatus();
     }
     return absl::OkStatus();
@@ -170,12 +170,12 @@ class Renderer {
     };
     def("namespace", [make_dict](const CallArgs& a) -> absl::StatusOr<Value> {
       auto ns = std::make_shared<Namespace>();
-      CT_RETURN_IF_ERROR(make_dict(a, ns->attrs));
+      LOOM_RETURN_IF_ERROR(make_dict(a, ns->attrs));
       return Value(ns);
     });
     def("dict", [make_dict](const CallArgs& a) -> absl::StatusOr<Value> {
       Dict d;
-      CT_RETURN_IF_ERROR(make_dict(a, d));
+      LOOM_RETURN_IF_ERROR(make_dict(a, d));
       return MakeDict(std::move(d));
     });
   }
@@ -192,7 +192,7 @@ class Renderer {
       frame.Set(targets[0], v);
       return absl::OkStatus();
     }
-    CT_ASSIGN_OR_RETURN(List items, Iterate(v));
+    LOOM_ASSIGN_OR_RETURN(List items, Iterate(v));
     if (items.size() != targets.size())
       return TypeErr(absl::StrCat("cannot unpack ", items.size(), " values into ", targets.size(), " names"));
     for (size_t i = 0; i < targets.size(); ++i) frame.Set(targets[i], items[i]);
@@ -203,7 +203,7 @@ class Renderer {
     switch (n.kind) {
       case Node::Kind::kText: out += n.text; return absl::OkStatus();
       case Node::Kind::kOutput: {
-        CT_ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
+        LOOM_ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
         out += v.Str();
         return absl::OkStatus();
       }
@@ -211,7 +211,7 @@ class Renderer {
         for (const auto& [cond, body] : n.branches) {
           bool take = true;
           if (cond) {
-            CT_ASSIGN_OR_RETURN(Value c, Eval(*cond));
+            LOOM_ASSIGN_OR_RETURN(Value c, Eval(*cond));
             take = c.Truthy();
           }
           if (take) return Exec(body, out, flow);
@@ -219,7 +219,7 @@ class Renderer {
         return absl::OkStatus();
       case Node::Kind::kFor: return ExecFor(n, out, flow);
       case Node::Kind::kSet: {
-        CT_ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
+        LOOM_ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
         if (!n.attr.empty()) {
           Value ns = Lookup(n.targets[0]);
           if (!ns.IsNamespace()) return TypeErr("can only assign attributes on a namespace() object");
@@ -231,7 +231,7 @@ class Renderer {
       case Node::Kind::kSetBlock: {
         std::string captured;
         Flow f = Flow::kNormal;
-        CT_RETURN_IF_ERROR(Exec(n.body, captured, f));
+        LOOM_RETURN_IF_ERROR(Exec(n.body, captured, f));
         frames_.back()->Set(n.targets[0], Value(std::move(captured)));
         return absl::OkStatus();
       }
@@ -281,9 +281,9 @@ class Renderer {
   }
 
   absl::Status ExecFor(const Node& n, std::string& out, Flow& outer_flow) {
-    CT_ASSIGN_OR_RETURN(Value iterable, Eval(*n.expr));
+    LOOM_ASSIGN_OR_RETURN(Value iterable, Eval(*n.expr));
     if (iterable.IsNone()) return TypeErr("'NoneType' object is not iterable");
-    CT_ASSIGN_OR_RETURN(List items, Iterate(iterable));
+    LOOM_ASSIGN_OR_RETURN(List items, Iterate(iterable));
     if (n.filter) {
       List kept;
       for (const Value& item : items) {
@@ -316,12 +316,12 @@ class Renderer {
                  return a.positional[i % a.positional.size()];
                }));
       frame->Set("loop", MakeDict(std::move(loop)));
-      CT_RETURN_IF_ERROR(Assign(n.targets, items[i], *frame));
+      LOOM_RETURN_IF_ERROR(Assign(n.targets, items[i], *frame));
       frames_.push_back(frame);
       Flow flow = Flow::kNormal;
       absl::Status st = Exec(n.body, out, flow);
       frames_.pop_back();
-      CT_RETURN_IF_ERROR(st);
+      LOOM_RETURN_IF_ERROR(st);
       if (flow == Flow::kBreak) break;
     }
     (void)outer_flow;
@@ -332,11 +332,11 @@ class Renderer {
   absl::StatusOr<CallArgs> EvalArgs(const Expr& e) {
     CallArgs a;
     for (size_t i = 1; i < e.args.size(); ++i) {
-      CT_ASSIGN_OR_RETURN(Value v, Eval(*e.args[i]));
+      LOOM_ASSIGN_OR_RETURN(Value v, Eval(*e.args[i]));
       a.positional.push_back(std::move(v));
     }
     for (const auto& [k, x] : e.kwargs) {
-      CT_ASSIGN_OR_RETURN(Value v, Eval(*x));
+      LOOM_ASSIGN_OR_RETURN(Value v, Eval(*x));
       a.keyword.emplace_back(k, std::move(v));
     }
     return a;
@@ -366,7 +366,7 @@ class Renderer {
       return GetAttr(obj, key.AsString());
     }
     if ((obj.IsList() || obj.IsString()) && (key.IsInt() || key.IsBool())) {
-      CT_ASSIGN_OR_RETURN(int64_t len, Length(obj));
+      LOOM_ASSIGN_OR_RETURN(int64_t len, Length(obj));
       int64_t i = key.AsInt() < 0 ? key.AsInt() + len : key.AsInt();
       if (i < 0 || i >= len) return Value::MakeUndefined(absl::StrCat(obj.TypeName(), " index ", key.AsInt()));
       if (obj.IsList()) return obj.AsList()[i];
@@ -383,7 +383,7 @@ class Renderer {
       case Expr::Kind::kList: {
         List l;
         for (const ExprPtr& x : e.args) {
-          CT_ASSIGN_OR_RETURN(Value v, Eval(*x));
+          LOOM_ASSIGN_OR_RETURN(Value v, Eval(*x));
           l.push_back(std::move(v));
         }
         return Value(std::move(l));
@@ -391,87 +391,87 @@ class Renderer {
       case Expr::Kind::kDict: {
         Dict d;
         for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
-          CT_ASSIGN_OR_RETURN(Value k, Eval(*e.args[i]));
-          CT_ASSIGN_OR_RETURN(Value v, Eval(*e.args[i + 1]));
+          LOOM_ASSIGN_OR_RETURN(Value k, Eval(*e.args[i]));
+          LOOM_ASSIGN_OR_RETURN(Value v, Eval(*e.args[i + 1]));
           if (!k.IsString()) return TypeErr("only string dict keys are supported");
           d.Set(k.AsString(), std::move(v));
         }
         return MakeDict(std::move(d));
       }
       case Expr::Kind::kGetAttr: {
-        CT_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
         return GetAttr(obj, e.name);
       }
       case Expr::Kind::kGetItem: {
-        CT_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
-        CT_ASSIGN_OR_RETURN(Value key, Eval(*e.args[1]));
+        LOOM_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(Value key, Eval(*e.args[1]));
         return GetItem(obj, key);
       }
       case Expr::Kind::kSlice: {
-        CT_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
         Value parts[3];
         for (int k = 0; k < 3; ++k) {
           if (e.args[k + 1]) {
-            CT_ASSIGN_OR_RETURN(parts[k], Eval(*e.args[k + 1]));
+            LOOM_ASSIGN_OR_RETURN(parts[k], Eval(*e.args[k + 1]));
           }
         }
         return SliceValue(obj, parts[0], parts[1], parts[2]);
       }
       case Expr::Kind::kCall: {
-        CT_ASSIGN_OR_RETURN(Value callee, Eval(*e.args[0]));
-        CT_ASSIGN_OR_RETURN(CallArgs a, EvalArgs(e));
+        LOOM_ASSIGN_OR_RETURN(Value callee, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(CallArgs a, EvalArgs(e));
         if (callee.IsUndefined()) return UndefinedErr(callee);
         if (!callee.IsCallable()) return TypeErr(absl::StrCat("'", callee.TypeName(), "' object is not callable"));
         return callee.AsCallable().fn(a);
       }
       case Expr::Kind::kFilter: {
-        CT_ASSIGN_OR_RETURN(Value operand, Eval(*e.args[0]));
-        CT_ASSIGN_OR_RETURN(CallArgs a, EvalArgs(e));
+        LOOM_ASSIGN_OR_RETURN(Value operand, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(CallArgs a, EvalArgs(e));
         return Filters().at(e.name)(operand, a);
       }
       case Expr::Kind::kTest: {
-        CT_ASSIGN_OR_RETURN(Value operand, Eval(*e.args[0]));
-        CT_ASSIGN_OR_RETURN(CallArgs a, EvalArgs(e));
-        CT_ASSIGN_OR_RETURN(bool r, Tests().at(e.name)(operand, a));
+        LOOM_ASSIGN_OR_RETURN(Value operand, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(CallArgs a, EvalArgs(e));
+        LOOM_ASSIGN_OR_RETURN(bool r, Tests().at(e.name)(operand, a));
         return Value(r != e.negated);
       }
       case Expr::Kind::kUnary: {
-        CT_ASSIGN_OR_RETURN(Value v, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(Value v, Eval(*e.args[0]));
         if (e.name == "not") return Value(!v.Truthy());
         if (!v.IsNumber()) return TypeErr(absl::StrCat("bad operand type for unary ", e.name, ": '", v.TypeName(), "'"));
         if (e.name == "+") return v.IsFloat() ? v : Value(v.AsInt());
         return v.IsFloat() ? Value(-v.AsDouble()) : Value(-v.AsInt());
       }
       case Expr::Kind::kAnd: {
-        CT_ASSIGN_OR_RETURN(Value l, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(Value l, Eval(*e.args[0]));
         if (!l.Truthy()) return l;
         return Eval(*e.args[1]);
       }
       case Expr::Kind::kOr: {
-        CT_ASSIGN_OR_RETURN(Value l, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(Value l, Eval(*e.args[0]));
         if (l.Truthy()) return l;
         return Eval(*e.args[1]);
       }
       case Expr::Kind::kCondition: {
-        CT_ASSIGN_OR_RETURN(Value c, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(Value c, Eval(*e.args[0]));
         if (c.Truthy()) return Eval(*e.args[1]);
         if (e.args[2]) return Eval(*e.args[2]);
         return Value::MakeUndefined("conditional expression");
       }
       case Expr::Kind::kBinary: {
-        CT_ASSIGN_OR_RETURN(Value l, Eval(*e.args[0]));
-        CT_ASSIGN_OR_RETURN(Value r, Eval(*e.args[1]));
+        LOOM_ASSIGN_OR_RETURN(Value l, Eval(*e.args[0]));
+        LOOM_ASSIGN_OR_RETURN(Value r, Eval(*e.args[1]));
         const std::string& op = e.name;
         if (op == "~") return Value(l.Str() + r.Str());
         if (op == "==") return Value(Equal(l, r));
         if (op == "!=") return Value(!Equal(l, r));
         if (op == "<" || op == ">" || op == "<=" || op == ">=") {
           bool swap = op == ">" || op == "<=";
-          CT_ASSIGN_OR_RETURN(bool lt, swap ? Less(r, l) : Less(l, r));
+          LOOM_ASSIGN_OR_RETURN(bool lt, swap ? Less(r, l) : Less(l, r));
           return Value(op.size() == 1 ? lt : !lt);
         }
         if (op == "in" || op == "notin") {
-          CT_ASSIGN_OR_RETURN(bool in, Contains(r, l));
+          LOOM_ASSIGN_OR_RETURN(bool in, Contains(r, l));
           return Value(in == (op == "in"));
         }
         return Arith(op, l, r);

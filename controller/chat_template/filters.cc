@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "controller/chat_template/json_dump.h"
-#include "controller/chat_template/status_macros.h"
+#include "common/status.h"
 #include "controller/chat_template/builtins.h"
 #include "controller/chat_template/str_util.h"
 
@@ -54,7 +54,7 @@ absl::StatusOr<Value> ToJson(const Value& v, const CallArgs& a) {
     o.key_separator = x->AsList()[1].Str();
   }
   if (const Value* x = a.Get(3, "sort_keys")) o.sort_keys = x->Truthy();
-  CT_ASSIGN_OR_RETURN(std::string s, PyJsonDumps(v, o));
+  LOOM_ASSIGN_OR_RETURN(std::string s, PyJsonDumps(v, o));
   return Value(std::move(s));
 }
 
@@ -76,7 +76,7 @@ absl::StatusOr<Value> Indent(const Value& v, const CallArgs& a) {
 
 // select / reject / selectattr / rejectattr.
 absl::StatusOr<Value> Select(const Value& v, const CallArgs& a, bool attr, bool keep) {
-  CT_ASSIGN_OR_RETURN(List items, Iterate(v));
+  LOOM_ASSIGN_OR_RETURN(List items, Iterate(v));
   size_t at = 0;
   std::string attribute;
   if (attr) {
@@ -97,7 +97,7 @@ absl::StatusOr<Value> Select(const Value& v, const CallArgs& a, bool attr, bool 
     Value x = attr ? GetAttrPath(item, attribute) : item;
     bool pass = x.Truthy();
     if (test) {
-      CT_ASSIGN_OR_RETURN(pass, (*test)(x, targs));
+      LOOM_ASSIGN_OR_RETURN(pass, (*test)(x, targs));
     }
     if (pass == keep) out.push_back(item);
   }
@@ -168,7 +168,7 @@ const absl::flat_hash_map<std::string, FilterFn>& Filters() {
     auto* f = new absl::flat_hash_map<std::string, FilterFn>();
     auto& F = *f;
     F["length"] = [](const Value& v, const CallArgs&) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(int64_t n, Length(v));
+      LOOM_ASSIGN_OR_RETURN(int64_t n, Length(v));
       return Value(n);
     };
     F["count"] = F["length"];
@@ -201,20 +201,20 @@ const absl::flat_hash_map<std::string, FilterFn>& Filters() {
     };
     F["d"] = F["default"];
     F["first"] = [](const Value& v, const CallArgs&) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       return l.empty() ? Value::MakeUndefined("first") : l.front();
     };
     F["last"] = [](const Value& v, const CallArgs&) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       return l.empty() ? Value::MakeUndefined("last") : l.back();
     };
     F["list"] = [](const Value& v, const CallArgs&) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       return Value(std::move(l));
     };
     F["reverse"] = [](const Value& v, const CallArgs&) -> absl::StatusOr<Value> {
       if (v.IsString()) return SliceValue(v, Value(), Value(), Value(-1));
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       std::reverse(l.begin(), l.end());
       return Value(std::move(l));
     };
@@ -226,7 +226,7 @@ const absl::flat_hash_map<std::string, FilterFn>& Filters() {
       return Value(std::move(out));
     };
     F["join"] = [](const Value& v, const CallArgs& a) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       std::string sep = a.Get(0, "d") ? a.Get(0, "d")->Str() : "";
       const Value* attr = a.Get(1, "attribute");
       std::string out;
@@ -249,7 +249,7 @@ const absl::flat_hash_map<std::string, FilterFn>& Filters() {
     F["selectattr"] = [](const Value& v, const CallArgs& a) { return Select(v, a, true, true); };
     F["rejectattr"] = [](const Value& v, const CallArgs& a) { return Select(v, a, true, false); };
     F["map"] = [](const Value& v, const CallArgs& a) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       List out;
       if (const Value* attr = a.Get(99, "attribute")) {
         const Value* dflt = a.Get(99, "default");
@@ -266,13 +266,13 @@ const absl::flat_hash_map<std::string, FilterFn>& Filters() {
       fargs.positional.assign(a.positional.begin() + 1, a.positional.end());
       fargs.keyword = a.keyword;
       for (const Value& x : l) {
-        CT_ASSIGN_OR_RETURN(Value r, it->second(x, fargs));
+        LOOM_ASSIGN_OR_RETURN(Value r, it->second(x, fargs));
         out.push_back(std::move(r));
       }
       return Value(std::move(out));
     };
     F["unique"] = [](const Value& v, const CallArgs& a) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       List out, keys;
       for (const Value& x : l) {
         Value k = SortKey(x, a, 0);
@@ -284,7 +284,7 @@ const absl::flat_hash_map<std::string, FilterFn>& Filters() {
       return Value(std::move(out));
     };
     F["sort"] = [](const Value& v, const CallArgs& a) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       bool reverse = a.Get(0, "reverse") && a.Get(0, "reverse")->Truthy();
       absl::Status err;
       std::stable_sort(l.begin(), l.end(), [&](const Value& x, const Value& y) {
@@ -295,11 +295,11 @@ const absl::flat_hash_map<std::string, FilterFn>& Filters() {
         }
         return *lt;
       });
-      CT_RETURN_IF_ERROR(err);
+      LOOM_RETURN_IF_ERROR(err);
       return Value(std::move(l));
     };
     F["sum"] = [](const Value& v, const CallArgs& a) -> absl::StatusOr<Value> {
-      CT_ASSIGN_OR_RETURN(List l, Iterate(v));
+      LOOM_ASSIGN_OR_RETURN(List l, Iterate(v));
       const Value* attr = a.Get(0, "attribute");
       Value total = a.Get(1, "start") ? *a.Get(1, "start") : Value(0);
       for (const Value& x0 : l) {

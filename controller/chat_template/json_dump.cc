@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "absl/status/status.h"
-#include "controller/chat_template/status_macros.h"
+#include "common/status.h"
 #include "controller/chat_template/utf8.h"
 
 namespace loom::chat_template {
@@ -83,7 +83,7 @@ class Dumper {
         for (size_t i = 0; i < l.size(); ++i) {
           if (i) out += item_sep_;
           Newline(depth + 1, out);
-          CT_RETURN_IF_ERROR(Dump(l[i], depth + 1, out));
+          LOOM_RETURN_IF_ERROR(Dump(l[i], depth + 1, out));
         }
         Newline(depth, out);
         out.push_back(']');
@@ -104,7 +104,7 @@ class Dumper {
           Newline(depth + 1, out);
           AppendJsonString(items[i]->first, o_.ensure_ascii, out);
           out += key_sep_;
-          CT_RETURN_IF_ERROR(Dump(items[i]->second, depth + 1, out));
+          LOOM_RETURN_IF_ERROR(Dump(items[i]->second, depth + 1, out));
         }
         Newline(depth, out);
         out.push_back('}');
@@ -132,7 +132,7 @@ class Dumper {
 absl::StatusOr<std::string> PyJsonDumps(const Value& v, const JsonDumpOptions& options) {
   std::string out;
   Dumper d(options);
-  CT_RETURN_IF_ERROR(d.Dump(v, 0, out));
+  LOOM_RETURN_IF_ERROR(d.Dump(v, 0, out));
   return out;
 }
 

@@ -5,7 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "controller/chat_template/builtins.h"
-#include "controller/chat_template/status_macros.h"
+#include "common/status.h"
 
 namespace loom::chat_template {
 namespace {
@@ -17,7 +17,7 @@ class Parser {
   absl::StatusOr<Body> Template() {
     Body body;
     std::string end;
-    CT_RETURN_IF_ERROR(Statements({}, body, end));
+    LOOM_RETURN_IF_ERROR(Statements({}, body, end));
     return body;
   }
 
@@ -78,7 +78,7 @@ class Parser {
         auto n = std::make_unique<Node>();
         n->kind = Node::Kind::kOutput;
         n->line = tok.line;
-        CT_ASSIGN_OR_RETURN(n->expr, Tuple(true));
+        LOOM_ASSIGN_OR_RETURN(n->expr, Tuple(true));
         if (Cur().type != TokenType::kVarEnd) return Err(absl::StrCat("expected '}}', got ", Describe()));
         ++i_;
         body.push_back(std::move(n));
@@ -93,7 +93,7 @@ class Parser {
             return absl::OkStatus();
           }
         }
-        CT_RETURN_IF_ERROR(Statement(body));
+        LOOM_RETURN_IF_ERROR(Statement(body));
       } else {
         return Err(absl::StrCat("unexpected ", Describe()));
       }
@@ -107,103 +107,103 @@ class Parser {
     std::string end;
     if (word == "if") {
       n->kind = Node::Kind::kIf;
-      CT_ASSIGN_OR_RETURN(ExprPtr cond, Tuple(true));
-      CT_RETURN_IF_ERROR(BlockEnd());
+      LOOM_ASSIGN_OR_RETURN(ExprPtr cond, Tuple(true));
+      LOOM_RETURN_IF_ERROR(BlockEnd());
       while (true) {
         Body b;
-        CT_RETURN_IF_ERROR(Statements({"elif", "else", "endif"}, b, end));
+        LOOM_RETURN_IF_ERROR(Statements({"elif", "else", "endif"}, b, end));
         n->branches.emplace_back(std::move(cond), std::move(b));
         if (end == "elif") {
-          CT_ASSIGN_OR_RETURN(cond, Tuple(true));
-          CT_RETURN_IF_ERROR(BlockEnd());
+          LOOM_ASSIGN_OR_RETURN(cond, Tuple(true));
+          LOOM_RETURN_IF_ERROR(BlockEnd());
         } else if (end == "else") {
-          CT_RETURN_IF_ERROR(BlockEnd());
+          LOOM_RETURN_IF_ERROR(BlockEnd());
           Body eb;
-          CT_RETURN_IF_ERROR(Statements({"endif"}, eb, end));
+          LOOM_RETURN_IF_ERROR(Statements({"endif"}, eb, end));
           n->branches.emplace_back(nullptr, std::move(eb));
-          CT_RETURN_IF_ERROR(BlockEnd());
+          LOOM_RETURN_IF_ERROR(BlockEnd());
           break;
         } else {
-          CT_RETURN_IF_ERROR(BlockEnd());
+          LOOM_RETURN_IF_ERROR(BlockEnd());
           break;
         }
       }
     } else if (word == "for") {
       n->kind = Node::Kind::kFor;
-      CT_ASSIGN_OR_RETURN(n->targets, Targets());
-      CT_RETURN_IF_ERROR(ExpectName("in"));
-      CT_ASSIGN_OR_RETURN(n->expr, Tuple(false));
+      LOOM_ASSIGN_OR_RETURN(n->targets, Targets());
+      LOOM_RETURN_IF_ERROR(ExpectName("in"));
+      LOOM_ASSIGN_OR_RETURN(n->expr, Tuple(false));
       if (IsName("if")) {
         ++i_;
-        CT_ASSIGN_OR_RETURN(n->filter, Tuple(true));
+        LOOM_ASSIGN_OR_RETURN(n->filter, Tuple(true));
       }
       if (IsName("recursive")) return Err("recursive loops are not supported");
-      CT_RETURN_IF_ERROR(BlockEnd());
+      LOOM_RETURN_IF_ERROR(BlockEnd());
       ++loop_depth_;
-      CT_RETURN_IF_ERROR(Statements({"else", "endfor"}, n->body, end));
+      LOOM_RETURN_IF_ERROR(Statements({"else", "endfor"}, n->body, end));
       --loop_depth_;
-      CT_RETURN_IF_ERROR(BlockEnd());
+      LOOM_RETURN_IF_ERROR(BlockEnd());
       if (end == "else") {
-        CT_RETURN_IF_ERROR(Statements({"endfor"}, n->else_body, end));
-        CT_RETURN_IF_ERROR(BlockEnd());
+        LOOM_RETURN_IF_ERROR(Statements({"endfor"}, n->else_body, end));
+        LOOM_RETURN_IF_ERROR(BlockEnd());
       }
     } else if (word == "set") {
-      CT_ASSIGN_OR_RETURN(std::string target, Identifier());
+      LOOM_ASSIGN_OR_RETURN(std::string target, Identifier());
       n->targets.push_back(target);
       if (IsOp(".")) {
         ++i_;
-        CT_ASSIGN_OR_RETURN(n->attr, Identifier());
+        LOOM_ASSIGN_OR_RETURN(n->attr, Identifier());
       } else {
         while (IsOp(",")) {
           ++i_;
-          CT_ASSIGN_OR_RETURN(std::string more, Identifier());
+          LOOM_ASSIGN_OR_RETURN(std::string more, Identifier());
           n->targets.push_back(more);
         }
       }
       if (IsOp("=")) {
         ++i_;
         n->kind = Node::Kind::kSet;
-        CT_ASSIGN_OR_RETURN(n->expr, Tuple(true));
-        CT_RETURN_IF_ERROR(BlockEnd());
+        LOOM_ASSIGN_OR_RETURN(n->expr, Tuple(true));
+        LOOM_RETURN_IF_ERROR(BlockEnd());
       } else {
         if (n->targets.size() != 1 || !n->attr.empty()) return Err("expected '='");
         n->kind = Node::Kind::kSetBlock;
-        CT_RETURN_IF_ERROR(BlockEnd());
-        CT_RETURN_IF_ERROR(Statements({"endset"}, n->body, end));
-        CT_RETURN_IF_ERROR(BlockEnd());
+        LOOM_RETURN_IF_ERROR(BlockEnd());
+        LOOM_RETURN_IF_ERROR(Statements({"endset"}, n->body, end));
+        LOOM_RETURN_IF_ERROR(BlockEnd());
       }
     } else if (word == "macro") {
       n->kind = Node::Kind::kMacro;
-      CT_ASSIGN_OR_RETURN(n->text, Identifier());
-      CT_RETURN_IF_ERROR(ExpectOp("("));
+      LOOM_ASSIGN_OR_RETURN(n->text, Identifier());
+      LOOM_RETURN_IF_ERROR(ExpectOp("("));
       while (!IsOp(")")) {
-        CT_ASSIGN_OR_RETURN(std::string p, Identifier());
+        LOOM_ASSIGN_OR_RETURN(std::string p, Identifier());
         n->params.push_back(p);
         ExprPtr def;
         if (IsOp("=")) {
           ++i_;
-          CT_ASSIGN_OR_RETURN(def, Expression(true));
+          LOOM_ASSIGN_OR_RETURN(def, Expression(true));
         }
         n->defaults.push_back(std::move(def));
         if (!IsOp(",")) break;
         ++i_;
       }
-      CT_RETURN_IF_ERROR(ExpectOp(")"));
-      CT_RETURN_IF_ERROR(BlockEnd());
+      LOOM_RETURN_IF_ERROR(ExpectOp(")"));
+      LOOM_RETURN_IF_ERROR(BlockEnd());
       int saved = loop_depth_;
       loop_depth_ = 0;
-      CT_RETURN_IF_ERROR(Statements({"endmacro"}, n->body, end));
+      LOOM_RETURN_IF_ERROR(Statements({"endmacro"}, n->body, end));
       loop_depth_ = saved;
-      CT_RETURN_IF_ERROR(BlockEnd());
+      LOOM_RETURN_IF_ERROR(BlockEnd());
     } else if (word == "break" || word == "continue") {
       if (loop_depth_ == 0) return Err(absl::StrCat("'", word, "' outside a loop"));
       n->kind = word == "break" ? Node::Kind::kBreak : Node::Kind::kContinue;
-      CT_RETURN_IF_ERROR(BlockEnd());
+      LOOM_RETURN_IF_ERROR(BlockEnd());
     } else if (word == "generation") {
       n->kind = Node::Kind::kScope;
-      CT_RETURN_IF_ERROR(BlockEnd());
-      CT_RETURN_IF_ERROR(Statements({"endgeneration"}, n->body, end));
-      CT_RETURN_IF_ERROR(BlockEnd());
+      LOOM_RETURN_IF_ERROR(BlockEnd());
+      LOOM_RETURN_IF_ERROR(Statements({"endgeneration"}, n->body, end));
+      LOOM_RETURN_IF_ERROR(BlockEnd());
     } else {
       --i_;
       return Err(absl::StrCat("unknown or unsupported statement '", word, "'"));
@@ -217,12 +217,12 @@ class Parser {
     bool paren = IsOp("(");
     if (paren) ++i_;
     while (true) {
-      CT_ASSIGN_OR_RETURN(std::string name, Identifier());
+      LOOM_ASSIGN_OR_RETURN(std::string name, Identifier());
       out.push_back(name);
       if (!IsOp(",")) break;
       ++i_;
     }
-    if (paren) CT_RETURN_IF_ERROR(ExpectOp(")"));
+    if (paren) LOOM_RETURN_IF_ERROR(ExpectOp(")"));
     return out;
   }
 
@@ -236,14 +236,14 @@ class Parser {
   // `a, b` without parentheses is a tuple (a list here).
   absl::StatusOr<ExprPtr> Tuple(bool with_condexpr) {
     int line = Cur().line;
-    CT_ASSIGN_OR_RETURN(ExprPtr first, Expression(with_condexpr));
+    LOOM_ASSIGN_OR_RETURN(ExprPtr first, Expression(with_condexpr));
     if (!IsOp(",")) return first;
     ExprPtr list = Make(Expr::Kind::kList, line);
     list->args.push_back(std::move(first));
     while (IsOp(",")) {
       ++i_;
       if (Cur().type == TokenType::kBlockEnd || Cur().type == TokenType::kVarEnd || IsOp(")")) break;
-      CT_ASSIGN_OR_RETURN(ExprPtr e, Expression(with_condexpr));
+      LOOM_ASSIGN_OR_RETURN(ExprPtr e, Expression(with_condexpr));
       list->args.push_back(std::move(e));
     }
     return list;
@@ -251,16 +251,16 @@ class Parser {
 
   absl::StatusOr<ExprPtr> Expression(bool with_condexpr) {
     if (!with_condexpr) return Or();
-    CT_ASSIGN_OR_RETURN(ExprPtr e, Or());
+    LOOM_ASSIGN_OR_RETURN(ExprPtr e, Or());
     while (IsName("if")) {
       int line = Cur().line;
       ++i_;
       ExprPtr c = Make(Expr::Kind::kCondition, line);
-      CT_ASSIGN_OR_RETURN(ExprPtr cond, Or());
+      LOOM_ASSIGN_OR_RETURN(ExprPtr cond, Or());
       ExprPtr other;
       if (IsName("else")) {
         ++i_;
-        CT_ASSIGN_OR_RETURN(other, Expression(true));
+        LOOM_ASSIGN_OR_RETURN(other, Expression(true));
       }
       c->args.push_back(std::move(cond));
       c->args.push_back(std::move(e));
@@ -271,11 +271,11 @@ class Parser {
   }
 
   absl::StatusOr<ExprPtr> Or() {
-    CT_ASSIGN_OR_RETURN(ExprPtr l, And());
+    LOOM_ASSIGN_OR_RETURN(ExprPtr l, And());
     while (IsName("or")) {
       ExprPtr n = Make(Expr::Kind::kOr, Cur().line);
       ++i_;
-      CT_ASSIGN_OR_RETURN(ExprPtr r, And());
+      LOOM_ASSIGN_OR_RETURN(ExprPtr r, And());
       n->args.push_back(std::move(l));
       n->args.push_back(std::move(r));
       l = std::move(n);
@@ -284,11 +284,11 @@ class Parser {
   }
 
   absl::StatusOr<ExprPtr> And() {
-    CT_ASSIGN_OR_RETURN(ExprPtr l, Not());
+    LOOM_ASSIGN_OR_RETURN(ExprPtr l, Not());
     while (IsName("and")) {
       ExprPtr n = Make(Expr::Kind::kAnd, Cur().line);
       ++i_;
-      CT_ASSIGN_OR_RETURN(ExprPtr r, Not());
+      LOOM_ASSIGN_OR_RETURN(ExprPtr r, Not());
       n->args.push_back(std::move(l));
       n->args.push_back(std::move(r));
       l = std::move(n);
@@ -301,7 +301,7 @@ class Parser {
       ExprPtr n = Make(Expr::Kind::kUnary, Cur().line);
       n->name = "not";
       ++i_;
-      CT_ASSIGN_OR_RETURN(ExprPtr a, Not());
+      LOOM_ASSIGN_OR_RETURN(ExprPtr a, Not());
       n->args.push_back(std::move(a));
       return n;
     }
@@ -317,7 +317,7 @@ class Parser {
   }
 
   absl::StatusOr<ExprPtr> Compare() {
-    CT_ASSIGN_OR_RETURN(ExprPtr l, Math1());
+    LOOM_ASSIGN_OR_RETURN(ExprPtr l, Math1());
     while (true) {
       int line = Cur().line;
       std::string op;
@@ -334,51 +334,51 @@ class Parser {
       } else {
         return l;
       }
-      CT_ASSIGN_OR_RETURN(ExprPtr r, Math1());
-      CT_ASSIGN_OR_RETURN(l, Binary(std::move(l), op, std::move(r), line));
+      LOOM_ASSIGN_OR_RETURN(ExprPtr r, Math1());
+      LOOM_ASSIGN_OR_RETURN(l, Binary(std::move(l), op, std::move(r), line));
     }
   }
 
   absl::StatusOr<ExprPtr> Math1() {
-    CT_ASSIGN_OR_RETURN(ExprPtr l, Concat());
+    LOOM_ASSIGN_OR_RETURN(ExprPtr l, Concat());
     while (IsOp("+") || IsOp("-")) {
       int line = Cur().line;
       std::string op = t_[i_++].value;
-      CT_ASSIGN_OR_RETURN(ExprPtr r, Concat());
-      CT_ASSIGN_OR_RETURN(l, Binary(std::move(l), op, std::move(r), line));
+      LOOM_ASSIGN_OR_RETURN(ExprPtr r, Concat());
+      LOOM_ASSIGN_OR_RETURN(l, Binary(std::move(l), op, std::move(r), line));
     }
     return l;
   }
 
   absl::StatusOr<ExprPtr> Concat() {
-    CT_ASSIGN_OR_RETURN(ExprPtr l, Math2());
+    LOOM_ASSIGN_OR_RETURN(ExprPtr l, Math2());
     while (IsOp("~")) {
       int line = Cur().line;
       ++i_;
-      CT_ASSIGN_OR_RETURN(ExprPtr r, Math2());
-      CT_ASSIGN_OR_RETURN(l, Binary(std::move(l), "~", std::move(r), line));
+      LOOM_ASSIGN_OR_RETURN(ExprPtr r, Math2());
+      LOOM_ASSIGN_OR_RETURN(l, Binary(std::move(l), "~", std::move(r), line));
     }
     return l;
   }
 
   absl::StatusOr<ExprPtr> Math2() {
-    CT_ASSIGN_OR_RETURN(ExprPtr l, Pow());
+    LOOM_ASSIGN_OR_RETURN(ExprPtr l, Pow());
     while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%")) {
       int line = Cur().line;
       std::string op = t_[i_++].value;
-      CT_ASSIGN_OR_RETURN(ExprPtr r, Pow());
-      CT_ASSIGN_OR_RETURN(l, Binary(std::move(l), op, std::move(r), line));
+      LOOM_ASSIGN_OR_RETURN(ExprPtr r, Pow());
+      LOOM_ASSIGN_OR_RETURN(l, Binary(std::move(l), op, std::move(r), line));
     }
     return l;
   }
 
   absl::StatusOr<ExprPtr> Pow() {
-    CT_ASSIGN_OR_RETURN(ExprPtr l, Unary(true));
+    LOOM_ASSIGN_OR_RETURN(ExprPtr l, Unary(true));
     while (IsOp("**")) {
       int line = Cur().line;
       ++i_;
-      CT_ASSIGN_OR_RETURN(ExprPtr r, Unary(true));
-      CT_ASSIGN_OR_RETURN(l, Binary(std::move(l), "**", std::move(r), line));
+      LOOM_ASSIGN_OR_RETURN(ExprPtr r, Unary(true));
+      LOOM_ASSIGN_OR_RETURN(l, Binary(std::move(l), "**", std::move(r), line));
     }
     return l;
   }
@@ -388,14 +388,14 @@ class Parser {
     if (IsOp("-") || IsOp("+")) {
       node = Make(Expr::Kind::kUnary, Cur().line);
       node->name = t_[i_++].value;
-      CT_ASSIGN_OR_RETURN(ExprPtr a, Unary(false));
+      LOOM_ASSIGN_OR_RETURN(ExprPtr a, Unary(false));
       node->args.push_back(std::move(a));
     } else {
-      CT_ASSIGN_OR_RETURN(node, Primary());
+      LOOM_ASSIGN_OR_RETURN(node, Primary());
     }
-    CT_ASSIGN_OR_RETURN(node, Postfix(std::move(node)));
+    LOOM_ASSIGN_OR_RETURN(node, Postfix(std::move(node)));
     if (with_filter) {
-      CT_ASSIGN_OR_RETURN(node, FilterExpr(std::move(node)));
+      LOOM_ASSIGN_OR_RETURN(node, FilterExpr(std::move(node)));
     }
     return node;
   }
@@ -442,35 +442,35 @@ class Parser {
         ++i_;
         return Make(Expr::Kind::kList, line);
       }
-      CT_ASSIGN_OR_RETURN(ExprPtr e, Tuple(true));
-      CT_RETURN_IF_ERROR(ExpectOp(")"));
+      LOOM_ASSIGN_OR_RETURN(ExprPtr e, Tuple(true));
+      LOOM_RETURN_IF_ERROR(ExpectOp(")"));
       return e;
     }
     if (IsOp("[")) {
       ++i_;
       ExprPtr e = Make(Expr::Kind::kList, line);
       while (!IsOp("]")) {
-        CT_ASSIGN_OR_RETURN(ExprPtr item, Expression(true));
+        LOOM_ASSIGN_OR_RETURN(ExprPtr item, Expression(true));
         e->args.push_back(std::move(item));
         if (!IsOp(",")) break;
         ++i_;
       }
-      CT_RETURN_IF_ERROR(ExpectOp("]"));
+      LOOM_RETURN_IF_ERROR(ExpectOp("]"));
       return e;
     }
     if (IsOp("{")) {
       ++i_;
       ExprPtr e = Make(Expr::Kind::kDict, line);
       while (!IsOp("}")) {
-        CT_ASSIGN_OR_RETURN(ExprPtr k, Expression(true));
-        CT_RETURN_IF_ERROR(ExpectOp(":"));
-        CT_ASSIGN_OR_RETURN(ExprPtr v, Expression(true));
+        LOOM_ASSIGN_OR_RETURN(ExprPtr k, Expression(true));
+        LOOM_RETURN_IF_ERROR(ExpectOp(":"));
+        LOOM_ASSIGN_OR_RETURN(ExprPtr v, Expression(true));
         e->args.push_back(std::move(k));
         e->args.push_back(std::move(v));
         if (!IsOp(",")) break;
         ++i_;
       }
-      CT_RETURN_IF_ERROR(ExpectOp("}"));
+      LOOM_RETURN_IF_ERROR(ExpectOp("}"));
       return e;
     }
     return Err(absl::StrCat("unexpected ", Describe()));
@@ -501,9 +501,9 @@ class Parser {
         node = std::move(e);
       } else if (IsOp("[")) {
         ++i_;
-        CT_ASSIGN_OR_RETURN(node, Subscript(std::move(node), line));
+        LOOM_ASSIGN_OR_RETURN(node, Subscript(std::move(node), line));
       } else if (IsOp("(")) {
-        CT_ASSIGN_OR_RETURN(node, Call(std::move(node), Expr::Kind::kCall, ""));
+        LOOM_ASSIGN_OR_RETURN(node, Call(std::move(node), Expr::Kind::kCall, ""));
       } else {
         return node;
       }
@@ -515,7 +515,7 @@ class Parser {
     bool slice = false;
     for (int k = 0; k < 3; ++k) {
       if (!IsOp(":") && !IsOp("]")) {
-        CT_ASSIGN_OR_RETURN(parts[k], Expression(true));
+        LOOM_ASSIGN_OR_RETURN(parts[k], Expression(true));
       }
       if (IsOp(":") && k < 2) {
         slice = true;
@@ -524,7 +524,7 @@ class Parser {
       }
       break;
     }
-    CT_RETURN_IF_ERROR(ExpectOp("]"));
+    LOOM_RETURN_IF_ERROR(ExpectOp("]"));
     ExprPtr e = Make(slice ? Expr::Kind::kSlice : Expr::Kind::kGetItem, line);
     e->args.push_back(std::move(obj));
     if (!slice && !parts[0]) return Err("empty subscript");
@@ -537,22 +537,22 @@ class Parser {
     ExprPtr e = Make(kind, Cur().line);
     e->name = std::move(name);
     e->args.push_back(std::move(callee));
-    CT_RETURN_IF_ERROR(ExpectOp("("));
+    LOOM_RETURN_IF_ERROR(ExpectOp("("));
     while (!IsOp(")")) {
       if (Cur().type == TokenType::kName && Peek().type == TokenType::kOp && Peek().value == "=") {
         std::string kw = t_[i_].value;
         i_ += 2;
-        CT_ASSIGN_OR_RETURN(ExprPtr v, Expression(true));
+        LOOM_ASSIGN_OR_RETURN(ExprPtr v, Expression(true));
         e->kwargs.emplace_back(kw, std::move(v));
       } else {
         if (!e->kwargs.empty()) return Err("positional argument after keyword argument");
-        CT_ASSIGN_OR_RETURN(ExprPtr v, Expression(true));
+        LOOM_ASSIGN_OR_RETURN(ExprPtr v, Expression(true));
         e->args.push_back(std::move(v));
       }
       if (!IsOp(",")) break;
       ++i_;
     }
-    CT_RETURN_IF_ERROR(ExpectOp(")"));
+    LOOM_RETURN_IF_ERROR(ExpectOp(")"));
     return e;
   }
 
@@ -561,13 +561,13 @@ class Parser {
       if (IsOp("|")) {
         ++i_;
         int line = Cur().line;
-        CT_ASSIGN_OR_RETURN(std::string name, Identifier());
+        LOOM_ASSIGN_OR_RETURN(std::string name, Identifier());
         if (!Filters().contains(name)) {
           --i_;
           return Err(absl::StrCat("unknown filter '", name, "'"));
         }
         if (IsOp("(")) {
-          CT_ASSIGN_OR_RETURN(node, Call(std::move(node), Expr::Kind::kFilter, name));
+          LOOM_ASSIGN_OR_RETURN(node, Call(std::move(node), Expr::Kind::kFilter, name));
         } else {
           ExprPtr e = Make(Expr::Kind::kFilter, line);
           e->name = name;
@@ -583,13 +583,13 @@ class Parser {
           negated = true;
           ++i_;
         }
-        CT_ASSIGN_OR_RETURN(std::string name, Identifier());
+        LOOM_ASSIGN_OR_RETURN(std::string name, Identifier());
         if (!Tests().contains(name)) {
           --i_;
           return Err(absl::StrCat("unknown test '", name, "'"));
         }
         if (IsOp("(")) {
-          CT_ASSIGN_OR_RETURN(node, Call(std::move(node), Expr::Kind::kTest, name));
+          LOOM_ASSIGN_OR_RETURN(node, Call(std::move(node), Expr::Kind::kTest, name));
         } else {
           ExprPtr e = Make(Expr::Kind::kTest, line);
           e->name = name;
@@ -599,7 +599,7 @@ class Parser {
           bool arg = c.type == TokenType::kString || c.type == TokenType::kInt || c.type == TokenType::kFloat ||
                      (c.type == TokenType::kName && c.value != "else" && c.value != "or" && c.value != "and");
           if (arg) {
-            CT_ASSIGN_OR_RETURN(ExprPtr a, Unary(false));
+            LOOM_ASSIGN_OR_RETURN(ExprPtr a, Unary(false));
             e->args.push_back(std::move(a));
           }
           node = std::move(e);
@@ -607,7 +607,7 @@ class Parser {
         node->negated = negated;
         node->line = line;
       } else if (IsOp("(")) {
-        CT_ASSIGN_OR_RETURN(node, Call(std::move(node), Expr::Kind::kCall, ""));
+        LOOM_ASSIGN_OR_RETURN(node, Call(std::move(node), Expr::Kind::kCall, ""));
       } else {
         return node;
       }

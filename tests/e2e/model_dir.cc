@@ -1,16 +1,16 @@
 #include "tests/e2e/model_dir.h"
 
-#include "absl/strings/match.h"
-
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "tests/test_paths.h"
 
 namespace loom::testing {
@@ -44,6 +44,13 @@ std::string FixtureModel() {
     throw std::runtime_error("fixture model missing: " + dir);
   }
   return dir;
+}
+
+std::string TestPython() {
+  const char* python = std::getenv("LOOM_PYTHON");
+  if (python != nullptr && *python != '\0') return python;
+  const std::string venv = BinaryDir() + "/python-client/bin/python";
+  return std::filesystem::exists(venv) ? venv : "python3";
 }
 
 int RunCommand(const std::string& command, std::string* output) {

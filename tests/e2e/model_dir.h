@@ -11,6 +11,9 @@ namespace loom::testing {
 
 // tests/data/models/NAME-f32.
 std::string FixtureModelDir(const std::string& name);
+// The python the client tests run: LOOM_PYTHON, else the virtual environment tools/test.sh
+// makes in the build dir, else python3.
+std::string TestPython();
 
 // What HF transformers produced for a fixture model (tools/make_reference_fixtures.py), one
 // entry per prompt in each vector.

@@ -15,17 +15,11 @@
 namespace loom {
 namespace {
 
-std::string Python() {
-  const char* python = std::getenv("LOOM_PYTHON");
-  if (python != nullptr && *python != '\0') return python;
-  const std::string venv = testing::BinaryDir() + "/python-client/bin/python";
-  return std::filesystem::exists(venv) ? venv : "python3";
-}
 
 TEST(OpenAiSdkTest, TheOfficialClientGetsTheGrpcApisText) {
   std::string out;
-  if (testing::RunCommand(Python() + " -c 'import openai'", &out) != 0) {
-    FAIL() << Python() << " cannot import openai: " << out
+  if (testing::RunCommand(testing::TestPython() + " -c 'import openai'", &out) != 0) {
+    FAIL() << testing::TestPython() << " cannot import openai: " << out
            << "tools/test.sh installs it (build/python-client, tools/requirements-client.txt)";
   }
   const std::string model = testing::SourceDir() + "/models/war-and-peace/v2";
@@ -33,7 +27,7 @@ TEST(OpenAiSdkTest, TheOfficialClientGetsTheGrpcApisText) {
   testing::Server server("--model " + model + " --served-model-name wp");
   ASSERT_TRUE(server.ready()) << server.Log();
   ASSERT_FALSE(server.http_address().empty());
-  ASSERT_EQ(testing::RunCommand(absl::StrCat(Python(), " ", testing::SourceDir(),
+  ASSERT_EQ(testing::RunCommand(absl::StrCat(testing::TestPython(), " ", testing::SourceDir(),
                                              "/tests/e2e/scripts/openai_sdk_check.py http://",
                                              server.http_address(), "/v1 wp"),
                                 &out),

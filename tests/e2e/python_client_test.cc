@@ -18,18 +18,11 @@
 namespace loom {
 namespace {
 
-// LOOM_PYTHON, else the virtual environment tools/test.sh makes, else python3.
-std::string Python() {
-  const char* python = std::getenv("LOOM_PYTHON");
-  if (python != nullptr && *python != '\0') return python;
-  const std::string venv = testing::BinaryDir() + "/python-client/bin/python";
-  return std::filesystem::exists(venv) ? venv : "python3";
-}
 
 TEST(PythonClientTest, StreamsAGenerationReadsStatusAndCallsEveryRank) {
   std::string out;
-  if (testing::RunCommand(Python() + " -c 'import grpc, grpc_tools'", &out) != 0) {
-    FAIL() << "the example client needs grpcio-tools, which " << Python()
+  if (testing::RunCommand(testing::TestPython() + " -c 'import grpc, grpc_tools'", &out) != 0) {
+    FAIL() << "the example client needs grpcio-tools, which " << testing::TestPython()
            << " cannot import: " << out
            << "tools/test.sh installs it (into build/python-client, from "
               "tools/requirements-client.txt); or set LOOM_PYTHON to a python that has it";
@@ -39,7 +32,7 @@ TEST(PythonClientTest, StreamsAGenerationReadsStatusAndCallsEveryRank) {
       "--model ", model, " --tp 2 --weight-dtype float32 --block-size 4 --kv-cache-memory 1M"));
   ASSERT_TRUE(server.ready()) << server.Log();
   const std::string client =
-      absl::StrCat(Python(), " ", testing::SourceDir(), "/tools/loom_client.py --json --address ",
+      absl::StrCat(testing::TestPython(), " ", testing::SourceDir(), "/tools/loom_client.py --json --address ",
                    server.address());
 
   std::ifstream in(model + "/reference.json");
