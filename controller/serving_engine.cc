@@ -265,6 +265,11 @@ EngineStatus ServingEngine::Status() const {
     status.waiting_requests = static_cast<int>(queue_.size());
     status.num_free_kv_blocks = num_free_blocks_;
     status.prefix_cache_queries = prefix_queries_;
+    status.time_to_first_token = ttft_;
+    status.inter_token_latency = itl_;
+    status.e2e_request_latency = e2e_;
+    status.prompt_tokens_total = prompt_tokens_total_;
+    status.generation_tokens_total = generation_tokens_total_;
     status.prefix_cache_hits = prefix_hits_;
     status.steps = steps_;
     status.preemptions = preemptions_;
@@ -517,6 +522,7 @@ void ServingEngine::Admit(std::deque<Queued> queued) {
       continue;
     }
     Active& active = active_[*id];
+    active.arrival = q.arrival;
     active.stream = std::move(q.stream);
     active.prompt_tokens = prompt_tokens;
     active.return_logits = return_logits;
@@ -626,6 +632,29 @@ void ServingEngine::RunStep() {
     delta.prompt_tokens = it->second.prompt_tokens;
     delta.completion_tokens = it->second.completion_tokens;
     CountFinished(FinishReason::kStop);
+  }
+  const auto now = std::chrono::steady_clock::now();
+  {
+    absl::MutexLock lock(&mu_);
+    generation_tokens_total_ += static_cast<int64_t>(out->tokens.size());
+    for (auto& [id, delta] : deltas) {
+      auto found = active_.find(id);
+      if (found == active_.end()) continue;
+      Active& active = found->second;
+      auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
+      if (!delta.token_ids.empty() || delta.done) {
+        if (active.last_token == std::chrono::steady_clock::time_point()) {
+          ttft_.Add(seconds(now - active.arrival));
+        } else {
+          itl_.Add(seconds(now - active.last_token));
+        }
+        active.last_token = now;
+      }
+      if (delta.done) {
+        e2e_.Add(seconds(now - active.arrival));
+        prompt_tokens_total_ += active.prompt_tokens;
+      }
+    }
   }
   for (auto& [id, delta] : deltas) {
     auto it = active_.find(id);

@@ -51,6 +51,7 @@
 #include "common/model_config.h"
 #include "controller/request.h"
 #include "controller/scheduler.h"
+#include "controller/latency_histogram.h"
 #include "controller/served_model.h"
 #include "controller/stop_strings.h"
 #include "controller/executor.h"
@@ -183,6 +184,9 @@ struct EngineStatus {
   int64_t num_kv_blocks = 0;
   int64_t num_free_kv_blocks = 0;  // as of the end of the last step or abort
   // Prefix caching: prompt tokens looked up in the cache, and found there, since the start.
+  // Latencies of the requests since the start, and the tokens they read and wrote.
+  LatencyHistogram time_to_first_token, inter_token_latency, e2e_request_latency;
+  int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
   int64_t prefix_cache_queries = 0;
   int64_t prefix_cache_hits = 0;
   int running_requests = 0;  // admitted to the scheduler
@@ -245,12 +249,14 @@ class ServingEngine {
     int64_t completion_tokens = 0;
     bool return_logits = false;
     StopStringMatcher stops;  // what of the text may be released
+    std::chrono::steady_clock::time_point arrival, last_token;  // for the latency histograms
   };
   struct Queued {
     GenerationRequest request;
     std::shared_ptr<RequestStream> stream;
     std::string prompt;  // the text prompt_ids came from ("" when sent as ids)
     std::shared_ptr<const ServedModel> model;  // the one that tokenized it
+    std::chrono::steady_clock::time_point arrival = std::chrono::steady_clock::now();
   };
 
   explicit ServingEngine(const ServingEngineOptions& options) : options_(options) {}
@@ -303,6 +309,10 @@ class ServingEngine {
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t num_free_blocks_ ABSL_GUARDED_BY(mu_) = 0;
+  LatencyHistogram ttft_ ABSL_GUARDED_BY(mu_), itl_ ABSL_GUARDED_BY(mu_),
+      e2e_ ABSL_GUARDED_BY(mu_);
+  int64_t prompt_tokens_total_ ABSL_GUARDED_BY(mu_) = 0,
+          generation_tokens_total_ ABSL_GUARDED_BY(mu_) = 0;
   // Prefix cache: prompt tokens looked up and found, over every scheduler of this engine.
   int64_t prefix_queries_ ABSL_GUARDED_BY(mu_) = 0, prefix_hits_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t prefix_base_queries_ = 0, prefix_base_hits_ = 0;  // of schedulers replaced

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <ctime>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -307,6 +308,20 @@ void OpenAiServer::Routes() {
     absl::StrAppendFormat(&m, "loom:request_success_total{finished_reason=\"abort\"} %d\n",
                           s.finished.abort);
     gauge("num_preemptions", "Sequences preempted and recomputed.", s.preemptions);
+    for (const auto& [metric, help, value] :
+         {std::tuple{"prompt_tokens_total", "Prompt tokens of finished requests.",
+                     s.prompt_tokens_total},
+          std::tuple{"generation_tokens_total", "Tokens generated.", s.generation_tokens_total}}) {
+      absl::StrAppendFormat(&m, "# HELP loom:%s %s\n# TYPE loom:%s counter\nloom:%s %d\n", metric,
+                            help, metric, metric, value);
+    }
+    absl::StrAppend(&m,
+                    s.time_to_first_token.Exposition("time_to_first_token_seconds",
+                                                     "From arrival to the first token."),
+                    s.inter_token_latency.Exposition("inter_token_latency_seconds",
+                                                     "Between a request's tokens."),
+                    s.e2e_request_latency.Exposition("e2e_request_latency_seconds",
+                                                     "From arrival to the last token."));
     absl::StrAppend(&m, "# HELP loom:prefix_cache_queries_total Prompt tokens looked up in the prefix cache.\n",
                     "# TYPE loom:prefix_cache_queries_total counter\n");
     absl::StrAppendFormat(&m, "loom:prefix_cache_queries_total %d\n", s.prefix_cache_queries);

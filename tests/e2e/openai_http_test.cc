@@ -229,6 +229,8 @@ TEST_F(OpenAiHttpTest, BadRequestsGetOpenAiErrorsAndTheServerServesOn) {
 }
 
 TEST_F(OpenAiHttpTest, TokenizeDetokenizeAndMetrics) {
+  // A request first, so that the latencies have something to count.
+  Completion({{"prompt", "The"}, {"max_tokens", 3}, {"ignore_eos", true}});
   auto [status, tokens] = Post("/tokenize", R"({"prompt": "Natasha danced."})");
   ASSERT_EQ(status, 200) << tokens.dump();
   ASSERT_GT(tokens["count"].get<int>(), 0);
@@ -243,7 +245,11 @@ TEST_F(OpenAiHttpTest, TokenizeDetokenizeAndMetrics) {
   for (const char* name : {"loom:num_requests_running ", "loom:num_requests_waiting ",
                            "loom:kv_cache_usage_perc ", "loom:serving_weight_version ",
                            "loom:request_success_total{finished_reason=\"length\"} ",
-                           "loom:rank_ready{rank=\"0\"} 1"}) {
+                           "loom:rank_ready{rank=\"0\"} 1", "loom:generation_tokens_total ",
+                           "loom:prompt_tokens_total ",
+                           "loom:time_to_first_token_seconds_bucket{le=\"+Inf\"} ",
+                           "loom:inter_token_latency_seconds_count ",
+                           "loom:e2e_request_latency_seconds_sum "}) {
     EXPECT_TRUE(absl::StrContains(metrics->body, name)) << name << "\n" << metrics->body;
   }
 }
