@@ -54,6 +54,8 @@ class Scheduler {
   // max_model_len, more KV than the whole cache).
   absl::StatusOr<int64_t> Add(GenerationRequest request);
   bool HasWork() const { return !waiting_.empty() || !running_.empty(); }
+  // Sequences queued (new or preempted) and not running.
+  int64_t num_waiting() const { return static_cast<int64_t>(waiting_.size()); }
 
   // The next step; empty when nothing can run.
   StepInput Schedule();

@@ -233,6 +233,12 @@ absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequ
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
   if (!broken_.ok()) return broken_;
+  const int64_t waiting = static_cast<int64_t>(queue_.size()) + num_scheduler_waiting_;
+  if (options_.max_waiting > 0 && waiting >= options_.max_waiting) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the waiting queue is full (", waiting, " requests wait to run; --max-waiting ",
+        options_.max_waiting, "); retry later"));
+  }
   queue_.push_back({std::move(g), stream, std::move(prompt), model});
   return stream;
 }
@@ -261,8 +267,8 @@ EngineStatus ServingEngine::Status() const {
   {
     absl::MutexLock lock(&mu_);
     model = model_;
-    status.running_requests = num_running_;
-    status.waiting_requests = static_cast<int>(queue_.size());
+    status.running_requests = num_running_ - static_cast<int>(num_scheduler_waiting_);
+    status.waiting_requests = static_cast<int>(queue_.size() + num_scheduler_waiting_);
     status.num_free_kv_blocks = num_free_blocks_;
     status.prefix_cache_queries = prefix_queries_;
     status.time_to_first_token = ttft_;
@@ -468,6 +474,7 @@ void ServingEngine::Publish() {
   absl::MutexLock lock(&mu_);
   num_running_ = running;
   num_free_blocks_ = free_blocks;
+  num_scheduler_waiting_ = scheduler_->num_waiting();
   prefix_queries_ = prefix_base_queries_ + scheduler_->block_manager().prefix_queries();
   prefix_hits_ = prefix_base_hits_ + scheduler_->block_manager().prefix_hits();
 }

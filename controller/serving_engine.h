@@ -83,6 +83,8 @@ struct ServingEngineOptions {
   std::function<void(const std::vector<nlohmann::json>& ranks)> on_load_progress;
   // Called on the engine thread after every step that ran (benchmarks). Optional.
   std::function<void(const StepStats& stats)> on_step;
+  // Submit refuses (ResourceExhausted: HTTP 429) while this many requests wait to run; 0: no limit.
+  int64_t max_waiting = 0;
 };
 
 // One message of a request's stream.
@@ -309,6 +311,7 @@ class ServingEngine {
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t num_free_blocks_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t num_scheduler_waiting_ ABSL_GUARDED_BY(mu_) = 0;  // admitted, not running
   LatencyHistogram ttft_ ABSL_GUARDED_BY(mu_), itl_ ABSL_GUARDED_BY(mu_),
       e2e_ ABSL_GUARDED_BY(mu_);
   int64_t prompt_tokens_total_ ABSL_GUARDED_BY(mu_) = 0,

@@ -46,6 +46,9 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"http-port", false,
        "port of the OpenAI-compatible HTTP API on --host (0 = off, any = any free port)", "8000"},
       {"served-model-name", false, "the model name HTTP clients pass", "the --model directory's name"},
+      {"max-waiting", false,
+       "requests that may wait to run; more are refused (HTTP 429, gRPC RESOURCE_EXHAUSTED), 0 = no limit",
+       "0"},
       {"launcher", false, "local (spawn the workers) or external (wait for them)", "local"},
       {"controller-address", false,
        "external launcher: where workers reach the controller (HOST:PORT)", "127.0.0.1:0"},
@@ -75,6 +78,8 @@ absl::Status Run(const Flags& flags) {
       return absl::InvalidArgumentError("--http-port must be in [0, 65535] or any");
     }
   }
+  LOOM_ASSIGN_OR_RETURN(options.max_waiting, flags.Int("max-waiting", 0));
+  if (options.max_waiting < 0) return absl::InvalidArgumentError("--max-waiting must be >= 0");
   LOOM_ASSIGN_OR_RETURN(int64_t register_s, flags.Int("register-timeout", 60));
   LOOM_ASSIGN_OR_RETURN(int64_t rpc_s, flags.Int("rpc-timeout", 30));
   if (register_s <= 0 || rpc_s <= 0) {
