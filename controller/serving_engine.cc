@@ -565,6 +565,7 @@ void ServingEngine::EmitToken(Active& active, int32_t token, GenerateDelta& delt
 void ServingEngine::RunStep() {
   const auto start = std::chrono::steady_clock::now();
   StepInput step = scheduler_->Schedule();
+  Publish();  // who waits changed: Submit's --max-waiting check reads it before the step ends
   step.weight_version = serving_version_;
   if (step.sequences.empty()) {
     FailAll(absl::InternalError("the scheduler has work but scheduled nothing"));
