@@ -64,6 +64,13 @@ struct Choices {
   }
 };
 
+// A token as the logprobs show it: its text, or its id without a tokenizer.
+std::string TokenText(const tokenizer::Tokenizer* tok, int32_t id) {
+  if (tok == nullptr) return absl::StrCat(id);
+  absl::StatusOr<std::string> s = tok->Decode(std::vector<int32_t>{id}, false);
+  return s.ok() ? *s : absl::StrCat(id);
+}
+
 // Adds one delta of choice `i` to the completion's logprobs (tokens as text).
 void AddLogprobs(const GenerateDelta& delta, const tokenizer::Tokenizer* tok, json& out) {
   if (delta.logprobs.empty()) return;
@@ -71,17 +78,12 @@ void AddLogprobs(const GenerateDelta& delta, const tokenizer::Tokenizer* tok, js
     out = {{"tokens", json::array()}, {"token_logprobs", json::array()},
            {"top_logprobs", json::array()}, {"text_offset", json::array()}};
   }
-  auto text = [tok](int32_t id) -> std::string {
-    if (tok == nullptr) return absl::StrCat(id);
-    absl::StatusOr<std::string> s = tok->Decode(std::vector<int32_t>{id}, false);
-    return s.ok() ? *s : absl::StrCat(id);
-  };
   for (size_t t = 0; t < delta.token_ids.size() && t < delta.logprobs.size(); ++t) {
     const TokenLogprobs& lp = delta.logprobs[t];
-    out["tokens"].push_back(text(delta.token_ids[t]));
+    out["tokens"].push_back(TokenText(tok, delta.token_ids[t]));
     out["token_logprobs"].push_back(lp.logprob);
     json top = json::object();
-    for (size_t k = 0; k < lp.top_ids.size(); ++k) top[text(lp.top_ids[k])] = lp.top_logprobs[k];
+    for (size_t k = 0; k < lp.top_ids.size(); ++k) top[TokenText(tok, lp.top_ids[k])] = lp.top_logprobs[k];
     out["top_logprobs"].push_back(std::move(top));
   }
 }
@@ -90,18 +92,13 @@ void AddLogprobs(const GenerateDelta& delta, const tokenizer::Tokenizer* tok, js
 void AddChatLogprobs(const GenerateDelta& delta, const tokenizer::Tokenizer* tok, json& out) {
   if (delta.logprobs.empty()) return;
   if (!out.is_object()) out = {{"content", json::array()}};
-  auto text = [tok](int32_t id) -> std::string {
-    if (tok == nullptr) return absl::StrCat(id);
-    absl::StatusOr<std::string> s = tok->Decode(std::vector<int32_t>{id}, false);
-    return s.ok() ? *s : absl::StrCat(id);
-  };
   for (size_t t = 0; t < delta.token_ids.size() && t < delta.logprobs.size(); ++t) {
     const TokenLogprobs& lp = delta.logprobs[t];
     json top = json::array();
     for (size_t k = 0; k < lp.top_ids.size(); ++k) {
-      top.push_back({{"token", text(lp.top_ids[k])}, {"logprob", lp.top_logprobs[k]}});
+      top.push_back({{"token", TokenText(tok, lp.top_ids[k])}, {"logprob", lp.top_logprobs[k]}});
     }
-    out["content"].push_back({{"token", text(delta.token_ids[t])},
+    out["content"].push_back({{"token", TokenText(tok, delta.token_ids[t])},
                               {"logprob", lp.logprob},
                               {"top_logprobs", std::move(top)}});
   }
