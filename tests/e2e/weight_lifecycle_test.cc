@@ -267,7 +267,14 @@ TEST(WeightLifecycleTest, AStagedSwapDuringGenerationFailsNoRequest) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Some requests finish on the old weights before anything is staged, however slow the machine.
+  for (int i = 0; i < 3000; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (done.size() >= 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   CallResult staged = Call(server, "stage_weights", {{"source", {{"load_format", "auto"}}}});
   ASSERT_CALL_OK(staged);
   EXPECT_EQ(server.Status().staged_weight_version(), 2u);
