@@ -4,14 +4,21 @@
 
 namespace loom {
 
-GenerateReactor::GenerateReactor(std::shared_ptr<RequestStream> stream)
-    : stream_(std::move(stream)) {
-  stream_->SetListener([this] {
+GenerateReactor::GenerateReactor(std::vector<std::shared_ptr<RequestStream>> streams)
+    : streams_(std::move(streams)) {
+  {
     absl::MutexLock lock(&mu_);
-    WriteNext();
-  });
+    done_.assign(streams_.size(), false);
+    remaining_ = streams_.size();
+  }
+  for (const std::shared_ptr<RequestStream>& stream : streams_) {
+    stream->SetListener([this] {
+      absl::MutexLock lock(&mu_);
+      WriteNext();
+    });
+  }
   absl::MutexLock lock(&mu_);
-  WriteNext();  // what arrived before the listener was set
+  WriteNext();  // what arrived before the listeners were set
 }
 
 GenerateReactor::GenerateReactor(const grpc::Status& status) {
@@ -19,15 +26,35 @@ GenerateReactor::GenerateReactor(const grpc::Status& status) {
   FinishOnce(status);
 }
 
+void GenerateReactor::CancelAll() {
+  for (const std::shared_ptr<RequestStream>& stream : streams_) stream->Cancel();
+}
+
 void GenerateReactor::WriteNext() {
   if (writing_ || finished_) return;
+  if (remaining_ == 0) {
+    FinishOnce(grpc::Status::OK);
+    return;
+  }
+  // The first choice from next_choice_ on with something new, so no choice starves the others.
   GenerateDelta delta;
-  if (!stream_->Next(&delta, std::chrono::milliseconds(0))) return;
+  size_t choice = streams_.size();
+  for (size_t i = 0; i < streams_.size(); ++i) {
+    const size_t k = (next_choice_ + i) % streams_.size();
+    if (!done_[k] && streams_[k]->Next(&delta, std::chrono::milliseconds(0))) {
+      choice = k;
+      break;
+    }
+  }
+  if (choice == streams_.size()) return;
+  next_choice_ = choice + 1;
   if (!delta.error.ok()) {
+    CancelAll();
     FinishOnce(ToGrpcStatus(delta.error));
     return;
   }
   response_.Clear();
+  response_.set_index(static_cast<int32_t>(choice));
   response_.mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
   response_.set_text(delta.text);
   response_.set_weight_version(delta.weight_version);
@@ -42,9 +69,10 @@ void GenerateReactor::WriteNext() {
     response_.mutable_usage()->set_prompt_tokens(static_cast<int32_t>(delta.prompt_tokens));
     response_.mutable_usage()->set_completion_tokens(
         static_cast<int32_t>(delta.completion_tokens));
+    done_[choice] = true;
+    --remaining_;
   }
   writing_ = true;
-  last_written_ = delta.done;
   StartWrite(&response_);
 }
 
@@ -55,20 +83,18 @@ void GenerateReactor::FinishOnce(const grpc::Status& status) {
 }
 
 void GenerateReactor::OnWriteDone(bool ok) {
-  if (!ok) stream_->Cancel();  // the client is gone; the engine drops the sequence
+  if (!ok) CancelAll();  // the client is gone; the engine drops the sequences
   absl::MutexLock lock(&mu_);
   writing_ = false;
   if (!ok || cancelled_) {
     FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
-  } else if (last_written_) {
-    FinishOnce(grpc::Status::OK);
   } else {
-    WriteNext();
+    WriteNext();  // the next message, or the end after every choice's last
   }
 }
 
 void GenerateReactor::OnCancel() {
-  if (stream_ != nullptr) stream_->Cancel();
+  CancelAll();
   absl::MutexLock lock(&mu_);
   cancelled_ = true;
   // With a write in flight, its OnWriteDone finishes the call.
@@ -77,7 +103,7 @@ void GenerateReactor::OnCancel() {
 
 void GenerateReactor::OnDone() {
   // Once SetListener returns no listener call is running or will run, so the reactor can go.
-  if (stream_ != nullptr) stream_->SetListener(nullptr);
+  for (const std::shared_ptr<RequestStream>& stream : streams_) stream->SetListener(nullptr);
   delete this;
 }
 

@@ -32,9 +32,10 @@ grpc::ServerWriteReactor<loom::v1::GenerateResponse>* LoomService::Generate(
   }
   g.sampling.logprobs = request->logprobs() ? request->top_logprobs() : -1;
   g.ignore_eos = request->ignore_eos();
-  absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
-  if (!stream.ok()) return new GenerateReactor(ToGrpcStatus(stream.status()));
-  return new GenerateReactor(*std::move(stream));
+  absl::StatusOr<std::vector<std::shared_ptr<RequestStream>>> streams =
+      engine_->SubmitChoices(std::move(r), request->n() == 0 ? 1 : request->n());
+  if (!streams.ok()) return new GenerateReactor(ToGrpcStatus(streams.status()));
+  return new GenerateReactor(*std::move(streams));
 }
 
 grpc::Status LoomService::CollectiveRpc(grpc::ServerContext*,

@@ -201,6 +201,16 @@ absl::StatusOr<std::vector<int32_t>> EncodePrompt(const ServedModel& model,
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequest request) {
+  LOOM_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<RequestStream>> streams,
+                        SubmitChoices(std::move(request), 1));
+  return std::move(streams[0]);
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<RequestStream>>> ServingEngine::SubmitChoices(
+    ServingRequest request, int n) {
+  if (n < 1 || n > kMaxChoices) {
+    return absl::InvalidArgumentError(absl::StrCat("n must be in [1, ", kMaxChoices, "], got ", n));
+  }
   GenerationRequest& g = request.generation;
   const std::shared_ptr<const ServedModel> model = CurrentModel();
   std::string prompt;  // kept only when it is what the ids came from
@@ -225,22 +235,49 @@ absl::StatusOr<std::shared_ptr<RequestStream>> ServingEngine::Submit(ServingRequ
     return absl::InvalidArgumentError(
         "stop strings are matched on text, and this model has no tokenizer.json");
   }
-  // A cancel only raises a flag the engine thread looks at before its next step.
-  auto stream = std::make_shared<RequestStream>([this] {
-    absl::MutexLock lock(&mu_);
-    cancel_pending_ = true;
-  });
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int k = 0; k < n; ++k) {
+    // A cancel only raises a flag the engine thread looks at before its next step.
+    streams.push_back(std::make_shared<RequestStream>([this] {
+      absl::MutexLock lock(&mu_);
+      cancel_pending_ = true;
+    }));
+  }
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the server is shutting down");
+  if (draining_) {
+    return absl::UnavailableError(
+        "the server is draining: it finishes the requests it has and takes no new ones");
+  }
   if (!broken_.ok()) return broken_;
   const int64_t waiting = static_cast<int64_t>(queue_.size()) + num_scheduler_waiting_;
-  if (options_.max_waiting > 0 && waiting >= options_.max_waiting) {
+  if (options_.max_waiting > 0 && waiting + n > options_.max_waiting) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the waiting queue is full (", waiting, " requests wait to run; --max-waiting ",
-        options_.max_waiting, "); retry later"));
+        "the waiting queue is full (", waiting, " requests wait to run, ", n,
+        " more asked; --max-waiting ", options_.max_waiting, "); retry later"));
   }
-  queue_.push_back({std::move(g), stream, std::move(prompt), model});
-  return stream;
+  const auto arrival = std::chrono::steady_clock::now();
+  for (int k = 0; k < n; ++k) {
+    GenerationRequest choice = g;
+    choice.sampling.seed += static_cast<uint64_t>(k);
+    queue_.push_back({std::move(choice), streams[k], prompt, model, arrival});
+  }
+  return streams;
+}
+
+void ServingEngine::Drain() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+}
+
+bool ServingEngine::draining() const {
+  absl::MutexLock lock(&mu_);
+  return draining_;
+}
+
+int64_t ServingEngine::InFlight() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(queue_.size()) + admitting_ + num_running_;
 }
 
 absl::StatusOr<std::vector<RankResult>> ServingEngine::CollectiveCall(
@@ -274,6 +311,7 @@ EngineStatus ServingEngine::Status() const {
     status.time_to_first_token = ttft_;
     status.inter_token_latency = itl_;
     status.e2e_request_latency = e2e_;
+    status.request_queue_time = queue_time_;
     status.prompt_tokens_total = prompt_tokens_total_;
     status.generation_tokens_total = generation_tokens_total_;
     status.prefix_cache_hits = prefix_hits_;
@@ -281,6 +319,7 @@ EngineStatus ServingEngine::Status() const {
     status.preemptions = preemptions_;
     status.finished = finished_;
     status.broken = broken_;
+    status.draining = draining_;
   }
   status.model = model->dir();
   if (model->tokenizer() != nullptr) {
@@ -348,13 +387,18 @@ void ServingEngine::Loop() {
       }
       if (stopping_) break;
       queued.swap(queue_);
+      admitting_ = static_cast<int64_t>(queued.size());
       between.swap(between_steps_);
       cancelled = std::exchange(cancel_pending_, false);
     }
     // Before anything else runs: a client that went away is in no later step.
     if (cancelled) DropCancelled();
     for (auto& fn : between) fn();
-    if (!queued.empty()) Admit(std::move(queued));
+    if (!queued.empty()) {
+      Admit(std::move(queued));  // publishes them as running before they stop being admitted
+      absl::MutexLock lock(&mu_);
+      admitting_ = 0;
+    }
     if (scheduler_->HasWork()) {
       RunStep();
     } else {
@@ -579,7 +623,13 @@ void ServingEngine::RunStep() {
     // A prompt chunk: several tokens, or one that is not sampled (a prompt's non-final chunk).
     if (n > 1 || !s.sample) stats.num_prefill_tokens += n;
     auto it = active_.find(s.seq_id);
-    if (s.sample && it != active_.end() && it->second.return_logits) step.return_logits = true;
+    if (it == active_.end()) continue;
+    if (s.sample && it->second.return_logits) step.return_logits = true;
+    if (!it->second.scheduled) {
+      it->second.scheduled = true;
+      absl::MutexLock lock(&mu_);
+      queue_time_.Add(std::chrono::duration<double>(start - it->second.arrival).count());
+    }
   }
   absl::StatusOr<StepOutput> out = executor_->Step(step);
   if (!out.ok()) {

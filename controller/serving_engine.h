@@ -188,6 +188,8 @@ struct EngineStatus {
   // Prefix caching: prompt tokens looked up in the cache, and found there, since the start.
   // Latencies of the requests since the start, and the tokens they read and wrote.
   LatencyHistogram time_to_first_token, inter_token_latency, e2e_request_latency;
+  // From arrival to the request's first step (time queued and waiting in the scheduler).
+  LatencyHistogram request_queue_time;
   int64_t prompt_tokens_total = 0, generation_tokens_total = 0;
   int64_t prefix_cache_queries = 0;
   int64_t prefix_cache_hits = 0;
@@ -198,6 +200,7 @@ struct EngineStatus {
   FinishCounts finished;
   std::vector<RankState> ranks;
   absl::Status broken;  // OK while the engine serves
+  bool draining = false;  // Drain was called: no new requests, the running ones finish
   uint64_t serving_weight_version = 0;
   uint64_t staged_weight_version = 0;
   std::string controller_address;
@@ -219,10 +222,25 @@ class ServingEngine {
   ServingEngine(const ServingEngine&) = delete;
   ServingEngine& operator=(const ServingEngine&) = delete;
 
+  // The most choices one request may ask for (OpenAI's `n`, GenerateRequest.n).
+  static constexpr int kMaxChoices = 16;
+
   // Validates and queues a request. InvalidArgument for bad input (text without a tokenizer,
-  // ids outside the vocabulary, bad sampling), Unavailable when the engine is broken or
-  // stopped.
+  // ids outside the vocabulary, bad sampling), Unavailable when the engine is broken, stopped
+  // or draining, ResourceExhausted when --max-waiting requests already wait.
   absl::StatusOr<std::shared_ptr<RequestStream>> Submit(ServingRequest request);
+  // `n` choices of one request (n in [1, kMaxChoices]): the prompt is tokenized once, choice k
+  // samples with seed + k, and all n are queued or none is (they count n against max_waiting).
+  absl::StatusOr<std::vector<std::shared_ptr<RequestStream>>> SubmitChoices(
+      ServingRequest request, int n);
+
+  // Graceful shutdown's first half: from now on Submit refuses (Unavailable, "draining") while
+  // the requests already submitted run to their end. Idempotent; Stop still ends everything.
+  void Drain();
+  // Whether Drain was called.
+  bool draining() const;
+  // Requests submitted and not yet ended (queued, waiting or running).
+  int64_t InFlight() const;
 
   // A collective call on the workers (empty ranks = all). Weight methods go through the
   // WeightCoordinator (all ranks only), which orders them with the steps.
@@ -252,6 +270,7 @@ class ServingEngine {
     bool return_logits = false;
     StopStringMatcher stops;  // what of the text may be released
     std::chrono::steady_clock::time_point arrival, last_token;  // for the latency histograms
+    bool scheduled = false;  // has been in a step (its queue time is recorded)
   };
   struct Queued {
     GenerationRequest request;
@@ -308,12 +327,14 @@ class ServingEngine {
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   std::deque<std::function<void()>> between_steps_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t admitting_ ABSL_GUARDED_BY(mu_) = 0;  // taken off queue_, not yet in active_
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t num_free_blocks_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t num_scheduler_waiting_ ABSL_GUARDED_BY(mu_) = 0;  // admitted, not running
   LatencyHistogram ttft_ ABSL_GUARDED_BY(mu_), itl_ ABSL_GUARDED_BY(mu_),
-      e2e_ ABSL_GUARDED_BY(mu_);
+      e2e_ ABSL_GUARDED_BY(mu_), queue_time_ ABSL_GUARDED_BY(mu_);
   int64_t prompt_tokens_total_ ABSL_GUARDED_BY(mu_) = 0,
           generation_tokens_total_ ABSL_GUARDED_BY(mu_) = 0;
   // Prefix cache: prompt tokens looked up and found, over every scheduler of this engine.

@@ -1,5 +1,6 @@
 // `loom serve`: starts the controller — the worker processes, the engine loop and the Loom gRPC
-// service — and serves until SIGINT, SIGTERM or a client's Shutdown.
+// service — and serves until SIGINT or a client's Shutdown (at once), or SIGTERM (draining: the
+// running requests finish within --shutdown-grace, new ones are refused).
 #include <signal.h>
 #include <unistd.h>
 
@@ -33,9 +34,13 @@ std::string DefaultWorkerBinary() {
 
 namespace {
 
-std::atomic<bool> stop_requested{false};
+std::atomic<bool> stop_requested{false};   // stop now: SIGINT, a second SIGTERM, `loom stop`
+std::atomic<bool> drain_requested{false};  // SIGTERM: finish what runs, take nothing new
 
-void OnSignal(int) { stop_requested.store(true); }
+void OnSignal(int signal) {
+  if (signal == SIGTERM && !drain_requested.exchange(true)) return;
+  stop_requested.store(true);
+}
 
 std::vector<FlagSpec> ServeFlagSpecs() {
   std::vector<FlagSpec> specs = EngineFlagSpecs();
@@ -57,6 +62,10 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"worker-arg", false, "an extra argument for every worker; repeatable", ""},
       {"register-timeout", false, "seconds to wait for every worker to register", "60"},
       {"rpc-timeout", false, "default deadline of a collective RPC, in seconds", "30"},
+      {"shutdown-grace", false,
+       "on SIGTERM, seconds the running requests have to finish (new ones are refused) before "
+       "the server stops; a second SIGTERM or SIGINT stops at once",
+       "30"},
       {"help", true, "show this help", ""},
   };
   specs.insert(specs.end(), more.begin(), more.end());
@@ -85,6 +94,8 @@ absl::Status Run(const Flags& flags) {
   if (register_s <= 0 || rpc_s <= 0) {
     return absl::InvalidArgumentError("--register-timeout and --rpc-timeout must be positive");
   }
+  LOOM_ASSIGN_OR_RETURN(int64_t grace_s, flags.Int("shutdown-grace", 30));
+  if (grace_s < 0) return absl::InvalidArgumentError("--shutdown-grace must be >= 0");
   const std::string launcher = flags.String("launcher", "local");
   if (launcher != "local" && launcher != "external") {
     return absl::InvalidArgumentError(
@@ -115,8 +126,25 @@ absl::Status Run(const Flags& flags) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 
+  // HTTP listens before the weights load, so /health answers (503, with the load's progress)
+  // while they do, and a port in use fails at once rather than after the load.
+  std::unique_ptr<openai::OpenAiServer> http;
+  openai::OpenAiServerOptions http_options;
+  if (http_port != 0) {
+    http_options.host = flags.String("host", "127.0.0.1");
+    http_options.port = http_port < 0 ? 0 : static_cast<int>(http_port);
+    http_options.model_name = flags.String(
+        "served-model-name", std::filesystem::path(options.config.load.model).filename().string());
+    if (http_options.model_name.empty()) http_options.model_name = options.config.load.model;
+    LOOM_ASSIGN_OR_RETURN(http, openai::OpenAiServer::Start(nullptr, http_options));
+    std::printf("loom serve: HTTP on http://%s:%d (GET /health is 503 until the weights load)\n",
+                http_options.host.c_str(), http->port());
+    std::fflush(stdout);
+  }
+
   LoadProgressPrinter progress(stderr);
-  options.on_load_progress = [&progress](const std::vector<nlohmann::json>& ranks) {
+  options.on_load_progress = [&progress, &http](const std::vector<nlohmann::json>& ranks) {
+    if (http != nullptr) http->SetLoading(openai::LoadBytesOf(ranks));
     std::vector<RankLoad> loads;
     for (size_t r = 0; r < ranks.size(); ++r) {
       if (!ranks[r].is_object()) continue;
@@ -127,6 +155,13 @@ absl::Status Run(const Flags& flags) {
     if (!loads.empty()) progress.Update(loads);
   };
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ServingEngine> engine, ServingEngine::Start(options));
+  // Whatever way this returns, HTTP stops before the engine it serves goes.
+  struct StopFirst {
+    std::unique_ptr<openai::OpenAiServer>& http;
+    ~StopFirst() {
+      if (http != nullptr) http->Stop();
+    }
+  } stop_http_first{http};
   LoomServiceOptions service_options;
   service_options.default_rpc_timeout = std::chrono::seconds(rpc_s);
   service_options.on_shutdown = [] { stop_requested.store(true); };
@@ -142,15 +177,8 @@ absl::Status Run(const Flags& flags) {
   for (const RankState& r : status.ranks) {
     absl::StrAppend(&ranks, " rank ", r.rank, "=", r.state, "(pid ", r.pid, ", ", r.device, ")");
   }
-  std::unique_ptr<openai::OpenAiServer> http;
-  if (http_port != 0) {
-    openai::OpenAiServerOptions http_options;
-    http_options.host = flags.String("host", "127.0.0.1");
-    http_options.port = http_port < 0 ? 0 : static_cast<int>(http_port);
-    http_options.model_name = flags.String(
-        "served-model-name", std::filesystem::path(options.config.load.model).filename().string());
-    if (http_options.model_name.empty()) http_options.model_name = options.config.load.model;
-    LOOM_ASSIGN_OR_RETURN(http, openai::OpenAiServer::Start(engine.get(), http_options));
+  if (http != nullptr) {
+    http->Attach(engine.get());
     std::printf("loom serve: OpenAI API on http://%s:%d/v1 (model \"%s\")\n",
                 http_options.host.c_str(), http->port(), http_options.model_name.c_str());
   }
@@ -160,7 +188,25 @@ absl::Status Run(const Flags& flags) {
               engine->has_tokenizer() ? "loaded" : "absent (prompt ids only)", ranks.c_str());
   std::fflush(stdout);
 
-  while (!stop_requested.load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  while (!stop_requested.load() && !drain_requested.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!stop_requested.load()) {
+    // Graceful: new requests are refused (HTTP 503, gRPC UNAVAILABLE) and /health says
+    // "draining", while those in flight get up to --shutdown-grace seconds to finish.
+    engine->Drain();
+    std::fprintf(stderr, "loom serve: draining %lld requests (up to %llds)\n",
+                 static_cast<long long>(engine->InFlight()), static_cast<long long>(grace_s));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(grace_s);
+    while (!stop_requested.load() && engine->InFlight() > 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (engine->InFlight() > 0) {
+      std::fprintf(stderr, "loom serve: %lld requests still running end now\n",
+                   static_cast<long long>(engine->InFlight()));
+    }
+  }
   std::fprintf(stderr, "loom serve: stopping\n");
   if (http != nullptr) http->Stop();
   engine->Stop();  // ends the in-flight streams, so the server's handlers return
@@ -178,8 +224,10 @@ int ServeCommand(int argc, char** argv) {
       "[--launcher local|external] [options]\n\n"
       "Starts one loom-worker process per tensor-parallel rank and serves the Loom gRPC\n"
       "API (Generate, CollectiveRpc, GetStatus, Shutdown; server reflection on) until\n"
-      "SIGINT, SIGTERM or `loom stop`. A dead worker fails the requests in flight and\n"
-      "shows in `loom status`; stop the server and start it again to recover.\n",
+      "SIGINT or `loom stop` (at once), or SIGTERM (drains: running requests get\n"
+      "--shutdown-grace seconds to finish, new ones are refused). A dead worker fails the\n"
+      "requests in flight and shows in `loom status`; stop the server and start it again\n"
+      "to recover.\n",
       Run);
 }
 

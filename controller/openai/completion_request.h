@@ -18,7 +18,7 @@
 
 namespace loom::openai {
 
-inline constexpr int kMaxN = 16;
+inline constexpr int kMaxN = ServingEngine::kMaxChoices;
 
 struct CompletionRequest {
   std::string model;

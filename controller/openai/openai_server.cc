@@ -9,12 +9,14 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status.h"
 #include "controller/openai/api_error.h"
 #include "controller/openai/chat_request.h"
 #include "controller/openai/completion_request.h"
+#include "controller/openai/metrics_text.h"
 
 namespace loom::openai {
 namespace {
@@ -148,6 +150,18 @@ void WaitForOutput(Choices& c) {
 OpenAiServer::OpenAiServer(ServingEngine* engine, const OpenAiServerOptions& options)
     : engine_(engine), options_(options), http_(std::make_unique<httplib::Server>()) {}
 
+void OpenAiServer::Attach(ServingEngine* engine) { engine_.store(engine); }
+
+void OpenAiServer::SetLoading(std::vector<RankLoadBytes> loads) {
+  std::lock_guard<std::mutex> lock(loading_mu_);
+  loading_ = std::move(loads);
+}
+
+std::vector<RankLoadBytes> OpenAiServer::Loading() const {
+  std::lock_guard<std::mutex> lock(loading_mu_);
+  return loading_;
+}
+
 OpenAiServer::~OpenAiServer() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<OpenAiServer>> OpenAiServer::Start(
@@ -206,19 +220,48 @@ void OpenAiServer::Routes() {
         Reply(res, 500, ErrorBody(500, what));
       });
 
+  // Until the engine is attached only these answer; the rest is 503 (the weights are loading).
+  // A draining server refuses new generations whatever they ask.
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/health" || req.path == "/metrics" || req.path == "/version") {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    ServingEngine* engine = engine_.load();
+    if (engine == nullptr) {
+      Reply(res, 503, ErrorBody(503, "the server is loading its weights; GET /health says when "
+                                     "it serves"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (engine->draining() && absl::StartsWith(req.path, "/v1/")) {
+      Reply(res, 503, ErrorBody(503, "the server is draining: it finishes the requests it has "
+                                     "and takes no new ones"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    const EngineStatus s = engine_->Status();
+    ServingEngine* engine = engine_.load();
+    if (engine == nullptr) {
+      json ranks = json::array();
+      for (const RankLoadBytes& l : Loading()) {
+        ranks.push_back({{"rank", l.rank}, {"bytes_done", l.done}, {"bytes_total", l.total}});
+      }
+      return Reply(res, 503, {{"status", "loading"}, {"ranks", std::move(ranks)}});
+    }
+    const EngineStatus s = engine->Status();
     bool dummy = false;
     for (const RankState& r : s.ranks) {
       if (r.weights.is_object()) {
         dummy = dummy || r.weights.value("serving", json::object()).value("dummy", false);
       }
     }
-    json body = {{"status", s.broken.ok() ? "ok" : "failed"},
+    const char* state = !s.broken.ok() ? "failed" : s.draining ? "draining" : "ok";
+    json body = {{"status", state},
                  {"weight_version", s.serving_weight_version},
                  {"dummy_weights", dummy}};
     if (!s.broken.ok()) body["error"] = std::string(s.broken.message());
-    Reply(res, s.broken.ok() ? 200 : 503, body);
+    Reply(res, s.broken.ok() && !s.draining ? 200 : 503, body);
   });
 
   http.Get("/version", [](const httplib::Request&, httplib::Response& res) {
@@ -226,7 +269,7 @@ void OpenAiServer::Routes() {
   });
 
   http.Get("/v1/models", [this, name](const httplib::Request&, httplib::Response& res) {
-    const EngineStatus s = engine_->Status();
+    const EngineStatus s = engine()->Status();
     Reply(res, 200,
           {{"object", "list"},
            {"data",
@@ -241,7 +284,7 @@ void OpenAiServer::Routes() {
   http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     absl::StatusOr<json> body = ParseBody(req);
     if (!body.ok()) return ReplyError(res, body.status());
-    const auto model = engine_->served_model();
+    const auto model = engine()->served_model();
     if (model == nullptr || model->tokenizer() == nullptr) {
       return ReplyError(res, absl::FailedPreconditionError("the model has no tokenizer"));
     }
@@ -254,13 +297,13 @@ void OpenAiServer::Routes() {
         model->tokenizer()->Encode(prompt->get<std::string>(), special);
     if (!ids.ok()) return ReplyError(res, BadParam("prompt", std::string(ids.status().message())));
     Reply(res, 200, {{"tokens", *ids}, {"count", ids->size()},
-                     {"max_model_len", engine_->Status().max_model_len}});
+                     {"max_model_len", engine()->Status().max_model_len}});
   });
 
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     absl::StatusOr<json> body = ParseBody(req);
     if (!body.ok()) return ReplyError(res, body.status());
-    const auto model = engine_->served_model();
+    const auto model = engine()->served_model();
     if (model == nullptr || model->tokenizer() == nullptr) {
       return ReplyError(res, absl::FailedPreconditionError("the model has no tokenizer"));
     }
@@ -271,7 +314,7 @@ void OpenAiServer::Routes() {
     }
     for (const json& t : *tokens) {
       if (!t.is_number_integer() || t.get<int64_t>() < 0 ||
-          t.get<int64_t>() >= engine_->model_config().vocab_size) {
+          t.get<int64_t>() >= engine()->model_config().vocab_size) {
         return ReplyError(res, BadParam("tokens", "tokens: ids must be within the vocabulary"));
       }
       ids.push_back(t.get<int32_t>());
@@ -282,63 +325,17 @@ void OpenAiServer::Routes() {
   });
 
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    const EngineStatus s = engine_->Status();
-    std::string m;
-    auto gauge = [&m](const char* metric, const char* help, double value) {
-      absl::StrAppendFormat(&m, "# HELP loom:%s %s\n# TYPE loom:%s gauge\nloom:%s %.17g\n", metric,
-                            help, metric, metric, value);
-    };
-    gauge("num_requests_running", "Requests admitted to the scheduler.", s.running_requests);
-    gauge("num_requests_waiting", "Requests submitted, not yet admitted.", s.waiting_requests);
-    gauge("kv_cache_usage_perc", "Share of KV blocks in use (0..1).",
-          s.num_kv_blocks > 0 ? 1.0 - static_cast<double>(s.num_free_kv_blocks) / s.num_kv_blocks
-                              : 0.0);
-    gauge("serving_weight_version", "The weight version serving.", s.serving_weight_version);
-    gauge("staged_weight_version", "The staged weight version (0: none).",
-          s.staged_weight_version);
-    absl::StrAppend(&m, "# HELP loom:request_success_total Requests finished, by reason.\n",
-                    "# TYPE loom:request_success_total counter\n");
-    absl::StrAppendFormat(&m, "loom:request_success_total{finished_reason=\"stop\"} %d\n",
-                          s.finished.stop);
-    absl::StrAppendFormat(&m, "loom:request_success_total{finished_reason=\"length\"} %d\n",
-                          s.finished.length);
-    absl::StrAppendFormat(&m, "loom:request_success_total{finished_reason=\"abort\"} %d\n",
-                          s.finished.abort);
-    gauge("num_preemptions", "Sequences preempted and recomputed.", s.preemptions);
-    for (const auto& [metric, help, value] :
-         {std::tuple{"prompt_tokens_total", "Prompt tokens of finished requests.",
-                     s.prompt_tokens_total},
-          std::tuple{"generation_tokens_total", "Tokens generated.", s.generation_tokens_total}}) {
-      absl::StrAppendFormat(&m, "# HELP loom:%s %s\n# TYPE loom:%s counter\nloom:%s %d\n", metric,
-                            help, metric, metric, value);
-    }
-    absl::StrAppend(&m,
-                    s.time_to_first_token.Exposition("time_to_first_token_seconds",
-                                                     "From arrival to the first token."),
-                    s.inter_token_latency.Exposition("inter_token_latency_seconds",
-                                                     "Between a request's tokens."),
-                    s.e2e_request_latency.Exposition("e2e_request_latency_seconds",
-                                                     "From arrival to the last token."));
-    absl::StrAppend(&m, "# HELP loom:prefix_cache_queries_total Prompt tokens looked up in the prefix cache.\n",
-                    "# TYPE loom:prefix_cache_queries_total counter\n");
-    absl::StrAppendFormat(&m, "loom:prefix_cache_queries_total %d\n", s.prefix_cache_queries);
-    absl::StrAppend(&m, "# HELP loom:prefix_cache_hits_total Prompt tokens found there.\n",
-                    "# TYPE loom:prefix_cache_hits_total counter\n");
-    absl::StrAppendFormat(&m, "loom:prefix_cache_hits_total %d\n", s.prefix_cache_hits);
-    absl::StrAppend(&m, "# HELP loom:rank_ready 1 when the rank serves.\n",
-                    "# TYPE loom:rank_ready gauge\n");
-    for (const RankState& r : s.ranks) {
-      absl::StrAppendFormat(&m, "loom:rank_ready{rank=\"%d\"} %d\n", r.rank,
-                            r.state == "ready" ? 1 : 0);
-    }
-    res.set_content(m, "text/plain; version=0.0.4");
+    ServingEngine* engine = engine_.load();
+    res.set_content(engine != nullptr ? MetricsText(engine->Status())
+                                      : LoadingMetricsText(Loading()),
+                    "text/plain; version=0.0.4");
   });
 
   http.Post("/v1/chat/completions", [this, name](const httplib::Request& req,
                                                  httplib::Response& res) {
     nlohmann::ordered_json body = nlohmann::ordered_json::parse(req.body, nullptr, false);
     if (body.is_discarded()) return ReplyError(res, BadParam("", "the request body is not valid JSON"));
-    const auto model = engine_->served_model();
+    const auto model = engine()->served_model();
     if (model == nullptr || model->tokenizer() == nullptr) {
       return ReplyError(res, absl::FailedPreconditionError("the model has no tokenizer"));
     }
@@ -378,17 +375,16 @@ void OpenAiServer::Generate(const CompletionRequest& request, bool chat,
   const std::string name = options_.model_name;
   auto choices = std::make_shared<Choices>();
   for (const ServingRequest& prompt : request.prompts) {
-    for (int k = 0; k < request.n; ++k) {
-      ServingRequest r = prompt;
-      r.generation.sampling.seed += static_cast<uint64_t>(k);
-      absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->Submit(std::move(r));
-      if (!stream.ok()) return ReplyError(res, stream.status());  // ~Choices cancels the rest
-      (*stream)->SetListener([c = choices.get()] {
+    absl::StatusOr<std::vector<std::shared_ptr<RequestStream>>> streams =
+        engine()->SubmitChoices(prompt, request.n);
+    if (!streams.ok()) return ReplyError(res, streams.status());  // ~Choices cancels the rest
+    for (std::shared_ptr<RequestStream>& stream : *streams) {
+      stream->SetListener([c = choices.get()] {
         std::lock_guard<std::mutex> lock(c->mu);
         c->ready = true;
         c->cv.notify_one();
       });
-      choices->streams.push_back(*stream);
+      choices->streams.push_back(std::move(stream));
     }
   }
   const size_t count = choices->streams.size();
@@ -396,7 +392,7 @@ void OpenAiServer::Generate(const CompletionRequest& request, bool chat,
   choices->text.assign(count, "");
   choices->finish.assign(count, "");
   choices->logprobs.assign(count, json());
-  const auto model = engine_->served_model();
+  const auto model = engine()->served_model();
   const tokenizer::Tokenizer* tok = model ? model->tokenizer().get() : nullptr;
   const std::string id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", next_id_.fetch_add(1));
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
