@@ -44,6 +44,7 @@ class Backend {
   virtual absl::Status Copy(const Tensor& src, Tensor& dst) = 0;
   virtual absl::Status GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
   virtual absl::Status ApplyPenalties(Tensor& logits, const std::vector<PenaltyRow>& rows) = 0;
+  virtual absl::Status FillHashUniform(const HashFill& fill, Tensor& out) = 0;
   virtual absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& logits,
                                                       const std::vector<SamplingParams>& params,
                                                       const std::vector<uint64_t>& step) = 0;

@@ -182,6 +182,24 @@ absl::Status ApplyPenalties(ExecutionContext& context, Tensor& logits,
   return context.backend().ApplyPenalties(logits, rows);
 }
 
+absl::Status FillHashUniform(ExecutionContext& context, const HashFill& fill, Tensor& out) {
+  constexpr const char* kName = "FillHashUniform";
+  LOOM_RETURN_IF_ERROR(CheckOnDevice(context, kName, {{"out", &out}}));
+  if (!out.defined() || !IsFloat(out.dtype()) || !out.is_contiguous()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kName, ": out must be a contiguous float tensor, got ", out.DebugString()));
+  }
+  if (fill.outer < 0 || fill.rows < 0 || fill.inner < 0 || fill.start < 0 ||
+      fill.start + fill.rows > fill.full_rows || fill.outer * fill.rows * fill.inner != out.numel() ||
+      !std::isfinite(fill.range)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kName, ": region [", fill.outer, ", ", fill.rows, " of ", fill.full_rows, " from ",
+        fill.start, ", ", fill.inner, "] does not describe ", out.DebugString()));
+  }
+  if (out.numel() == 0) return absl::OkStatus();
+  return context.backend().FillHashUniform(fill, out);
+}
+
 absl::StatusOr<std::vector<int32_t>> Sample(ExecutionContext& context, const Tensor& logits,
                                             const std::vector<SamplingParams>& params,
                                             const std::vector<uint64_t>& step) {

@@ -119,6 +119,19 @@ absl::Status ApplyPenalties(ExecutionContext& context, Tensor& logits,
 absl::Status GatherRows(ExecutionContext& context, const Tensor& x, const Tensor& rows,
                         Tensor& out);
 
+// Generated weights (common/hash_uniform.h): `out` (contiguous f32, bf16 or f16) is the region
+// of a full tensor that spans `full_rows` rows along one dimension where `out` spans out's
+// share, starting at row `start` — out viewed as [outer, rows, inner] of the full
+// [outer, full_rows, inner] — and full element i is HashUniform(key, i, range), rounded to out's
+// dtype. The same bits on every device.
+struct HashFill {
+  uint64_t key = 0;
+  double range = 0;
+  int64_t outer = 1, rows = 0, inner = 1;  // out's shape as [outer, rows, inner]
+  int64_t full_rows = 0, start = 0;        // start + rows <= full_rows
+};
+absl::Status FillHashUniform(ExecutionContext& context, const HashFill& fill, Tensor& out);
+
 }  // namespace loom::kernels
 
 #endif  // LOOM_KERNELS_KERNELS_H_

@@ -32,6 +32,7 @@ absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor
                             const AttentionBatch& batch, float scale, int64_t window,
                             Tensor& out);
 absl::Status ApplyPenalties(Tensor& logits, const std::vector<PenaltyRow>& rows);
+absl::Status FillHashUniform(const HashFill& fill, Tensor& out);
 absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& logits,
                                             const std::vector<SamplingParams>& params,
                                             const std::vector<uint64_t>& step);

@@ -91,6 +91,9 @@ class HostBackend : public Backend {
   absl::Status ApplyPenalties(Tensor& logits, const std::vector<PenaltyRow>& rows) override {
     return cpu::ApplyPenalties(logits, rows);
   }
+  absl::Status FillHashUniform(const HashFill& fill, Tensor& out) override {
+    return cpu::FillHashUniform(fill, out);
+  }
   absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& logits,
                                               const std::vector<SamplingParams>& params,
                                               const std::vector<uint64_t>& step) override {

@@ -21,6 +21,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/host_util.h"
 #include "kernels/cuda/launch.h"
 
 namespace loom::kernels {
@@ -148,6 +149,15 @@ class CudaBackend : public Backend {
     LOOM_CUDA_CHECK(internal::LaunchApplyPenalties(
         logits.data<float>(), logits.size(1), static_cast<const internal::PenaltyEntry*>(device),
         static_cast<int64_t>(entries.size()), context_.stream()));
+    return absl::OkStatus();
+  }
+
+  absl::Status FillHashUniform(const HashFill& f, Tensor& out) override {
+    // The entry point checked out: a contiguous float tensor, all of which are stored types.
+    LOOM_CUDA_CHECK(internal::LaunchFillHashUniform(
+        {f.key, f.range, f.outer, f.rows, f.inner, f.full_rows, f.start},
+        internal::ToStorage(out.dtype()), out.raw_data(),
+        context_.stream()));
     return absl::OkStatus();
   }
 

@@ -53,6 +53,16 @@ struct PenaltyEntry {
 cudaError_t LaunchApplyPenalties(float* logits, int64_t vocab, const PenaltyEntry* entries,
                                  int64_t num_entries, cudaStream_t stream);
 
+// Generated weights: out, viewed as [outer, rows, inner], is rows start.. of the full
+// [outer, full_rows, inner] tensor whose element i is HashUniform(key, i, range).
+struct HashFillRegion {
+  uint64_t key;
+  double range;
+  int64_t outer, rows, inner, full_rows, start;
+};
+cudaError_t LaunchFillHashUniform(const HashFillRegion& region, Storage type, void* out,
+                                  cudaStream_t stream);
+
 // A [tokens, heads, head_dim] f32 view: rows and heads strided, head_dim contiguous.
 struct HeadsView {
   float* data;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <numeric>
@@ -220,6 +221,20 @@ TEST_F(CudaExecutionContextTest, PenaltiesMatchTheHost) {
   ASSERT_TRUE(ApplyPenalties(HostContext(), want, rows).ok());
   ASSERT_TRUE(ApplyPenalties(gpu(), device, rows).ok());
   ExpectClose(ToHost(device).data<float>(), AsDoubles(want), 0, 0, "ApplyPenalties");
+}
+
+TEST_F(CudaExecutionContextTest, HashFillIsTheHostsBitsInEveryDtype) {
+  // A column slice of a [3, 10, 7] tensor: rows 4..9 of dimension 1.
+  HashFill fill{0x1234abcdull, 0.05, 3, 5, 7, 10, 4};
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    Tensor want = Tensor::Empty(dtype, {3, 5, 7});
+    ASSERT_TRUE(FillHashUniform(HostContext(), fill, want).ok());
+    Tensor device = Allocate(dtype, {3, 5, 7});
+    ASSERT_TRUE(FillHashUniform(gpu(), fill, device).ok());
+    Tensor got = ToHost(device);
+    EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0)
+        << DTypeName(dtype) << ": the device's dummy weights differ from the host's";
+  }
 }
 
 TEST_F(CudaExecutionContextTest, TensorsOnAnotherDeviceAreRefused) {

@@ -48,6 +48,7 @@ class FakeGpu : public kernels::ExecutionContext {
     LOOM_RETURN_IF_ERROR(Check("Upload", host, dst));
     Flush(pending_.size());
     std::memcpy(dst.raw_data(), host.raw_data(), host.nbytes());
+    upload_bytes += static_cast<int64_t>(host.nbytes());
     return absl::OkStatus();
   }
   absl::Status Download(const Tensor& src, const Tensor& host) override {
@@ -61,6 +62,7 @@ class FakeGpu : public kernels::ExecutionContext {
     LOOM_RETURN_IF_ERROR(NotCapturing("UploadAsync"));
     LOOM_RETURN_IF_ERROR(Check("UploadAsync", host, dst));
     pending_.push_back({host, dst});
+    upload_bytes += static_cast<int64_t>(host.nbytes());
     log.push_back(absl::StrCat("copy ", reinterpret_cast<uintptr_t>(host.raw_data())));
     max_pending = std::max<int64_t>(max_pending, static_cast<int64_t>(pending_.size()));
     return absl::OkStatus();
@@ -109,6 +111,7 @@ class FakeGpu : public kernels::ExecutionContext {
   // What the staging did: "copy <host address>" and "wait <fence>", in order.
   std::vector<std::string> log;
   int64_t max_pending = 0;
+  int64_t upload_bytes = 0;  // host to device, by Upload and UploadAsync
   uint64_t scratch_generation = 0;  // a test bumps it as a scratch reallocation would
   bool fail_captures = false;
 
@@ -183,6 +186,9 @@ class FakeGpu : public kernels::ExecutionContext {
     }
     absl::Status ApplyPenalties(Tensor& l, const std::vector<kernels::PenaltyRow>& r) override {
       return host().ApplyPenalties(l, r);
+    }
+    absl::Status FillHashUniform(const kernels::HashFill& f, Tensor& o) override {
+      return host().FillHashUniform(f, o);
     }
     absl::StatusOr<std::vector<int32_t>> Sample(const Tensor& l,
                                                 const std::vector<SamplingParams>& p,

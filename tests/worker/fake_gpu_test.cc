@@ -131,6 +131,16 @@ TEST(FakeGpuTest, DummyWeightsAndAStagedCopyMatchTheHost) {
   testing::FakeGpu gpu;
   auto device = Runner(dir, &gpu, "dummy");
   ASSERT_TRUE(device.ok()) << device.status();
+  // Generated on the device: the host's values, and no weight crossed from the host.
+  int64_t weight_bytes = 0;
+  for (const ParameterInfo& p : (*device)->decoder().Parameters()) {
+    weight_bytes += static_cast<int64_t>((*device)->decoder().Part(p.name)->nbytes());
+  }
+  EXPECT_LT(gpu.upload_bytes, weight_bytes / 4) << "dummy weights were uploaded";
+  auto dummy_on_host = RunSteps(**host);
+  auto dummy_on_device = RunSteps(**device);
+  ASSERT_TRUE(dummy_on_host.ok() && dummy_on_device.ok());
+  ExpectIdentical(*dummy_on_host, *dummy_on_device);
   // A commit copies a staged set on the device (kernels::Copy), pointers unchanged.
   auto shadow = Runner(dir, &gpu);
   ASSERT_TRUE(shadow.ok()) << shadow.status();

@@ -105,8 +105,13 @@ absl::StatusOr<LoadResult> WeightLoad::WriteInto(Decoder& decoder, LoadProgress*
     for (const ParameterInfo& p : params) {
       // Straight into the model's buffer, or its host staging on a device (the checks of
       // Prepare already passed).
-      mine = decoder.WritePart(
-          p.name, [&](Tensor& host) { return source_->ReadInto(p, host); }, &staging);
+      if (source_->generates()) {
+        absl::StatusOr<Tensor> part = decoder.Part(p.name);
+        mine = part.ok() ? source_->GenerateInto(decoder.context(), p, *part) : part.status();
+      } else {
+        mine = decoder.WritePart(
+            p.name, [&](Tensor& host) { return source_->ReadInto(p, host); }, &staging);
+      }
       if (!mine.ok()) break;
       ++result.tensors;
       progress->tensors_done = result.tensors;

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/tensor.h"
+#include "kernels/execution_context.h"
 #include "worker/model/parameter_info.h"
 
 namespace loom {
@@ -45,6 +46,14 @@ class WeightSource {
     return dst.CopyFrom(*part);
   }
 
+  // Whether the weights are computed rather than read (dummy): GenerateInto then writes a part
+  // on the model's own device, with no host buffer and no copy.
+  virtual bool generates() const { return false; }
+  virtual absl::Status GenerateInto(kernels::ExecutionContext& context, const ParameterInfo& p,
+                                    Tensor& part) {
+    return absl::UnimplementedError("this weight source reads its weights; it generates none");
+  }
+
   // Bytes of tensor data read from files so far (0 for generated weights).
   virtual int64_t bytes_read() const = 0;
   // Every file this source has read tensor data or headers from, sorted.
@@ -58,7 +67,8 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenSafetensorsSource(const std::s
 
 // `dummy`: element i (row-major index in the full tensor) of parameter `name` is a uniform value
 // in [-range, range] from a counter-based generator keyed by (seed, name, i): the same full model
-// at every TP size, different in every parameter. Only the region is generated. f32.
+// at every TP size, different in every parameter. Only the region is generated, on the
+// model's device (GenerateInto); Read gives f32.
 std::unique_ptr<WeightSource> MakeDummySource(uint64_t seed, double range);
 
 // `sharded_state`: a directory written by SaveShardedState. When it was saved at `tp_size`, rank
