@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <random>
 #include <nlohmann/json.hpp>
@@ -25,7 +26,11 @@
 #include "common/status.h"
 #include "proto/grpc_status.h"
 #include "tools/server_client.h"
+#include "common/device.h"
+#include "kernels/execution_context.h"
 #include "worker/comm/gloo_communicator.h"
+#include "worker/comm/host_staged_communicator.h"
+#include "worker/comm/nccl_group.h"
 #include "worker/controller_store.h"
 
 namespace loom::cli {
@@ -97,6 +102,24 @@ absl::Status Run(const Flags& flags) {
   const std::string group = flags.String("group", "trainer");
   LOOM_ASSIGN_OR_RETURN(int64_t timeout_s, flags.Int("rpc-timeout", 600));
   const int64_t timeout_ms = timeout_s * 1000;
+  // NCCL: this process is rank 0 on a GPU of its own; the tensors, read on the host, are staged
+  // through it. The GPU is bound before the server is asked anything, so a missing one changes
+  // nothing there.
+  const std::string backend = flags.String("backend", "gloo");
+  if (backend != "gloo" && backend != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend must be gloo or nccl, not \"", backend, "\""));
+  }
+  std::unique_ptr<kernels::ExecutionContext> gpu;
+  if (backend == "nccl") {
+    LOOM_ASSIGN_OR_RETURN(const DeviceSpec spec, ParseDeviceSpec(flags.String("device", "cuda:0")));
+    if (spec.kind != DeviceKind::kCuda) {
+      return absl::InvalidArgumentError("--backend nccl needs --device cuda or cuda:K");
+    }
+    LOOM_ASSIGN_OR_RETURN(gpu,
+                          kernels::CreateExecutionContext(Device::Cuda(std::max(spec.index, 0))));
+    LOOM_RETURN_IF_ERROR(gpu->BindThread());  // the staging copies run on this thread
+  }
   LOOM_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromModelDir(model));
   LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> ckpt, Checkpoint::Open(model));
   nlohmann::json tensors = nlohmann::json::array();
@@ -133,10 +156,25 @@ absl::Status Run(const Flags& flags) {
   // The server's call returns once every rank joined, which needs us in the group too.
   auto joined = std::async(std::launch::async, [&] {
     return CallAll(*stub, "init_weight_update_group",
-                   {{"group", group}, {"world_size", world}, {"rendezvous_id", rendezvous}},
+                   {{"group", group},
+                    {"world_size", world},
+                    {"rendezvous_id", rendezvous},
+                    {"backend", backend}},
                    timeout_ms);
   });
-  absl::StatusOr<std::unique_ptr<GlooCommunicator>> comm = GlooCommunicator::Create(gloo);
+  absl::StatusOr<std::unique_ptr<Communicator>> comm;
+  if (gpu == nullptr) {
+    comm = GlooCommunicator::Create(gloo);
+  } else {
+    NcclGroupOptions nccl{gloo.prefix, 0, static_cast<int>(world), gpu->device().index,
+                          gloo.timeout};
+    absl::StatusOr<std::unique_ptr<Communicator>> inner = JoinNcclGroup(*gloo.store, nccl);
+    if (inner.ok()) {
+      comm = std::make_unique<HostStagedCommunicator>(*std::move(inner), gpu.get());
+    } else {
+      comm = inner.status();
+    }
+  }
   LOOM_RETURN_IF_ERROR(joined.get().status());
   LOOM_RETURN_IF_ERROR(comm.status());
 
@@ -160,6 +198,11 @@ int main(int argc, char** argv) {
        "recompute"},
       {"no-commit", true, "leave the pushed weights staged", ""},
       {"host", false, "address this process listens on for the group", "127.0.0.1"},
+      {"backend", false,
+       "the group's transport: gloo (host memory) or nccl (this process on --device, the ranks "
+       "on their GPUs)",
+       "gloo"},
+      {"device", false, "--backend nccl: the GPU this process uses", "cuda:0"},
       {"rpc-timeout", false, "deadline of each call, in seconds", "600"},
       {"help", true, "show this help", ""},
   };

@@ -11,41 +11,16 @@
 #include "common/device.h"
 #include "common/model_config.h"
 #include "common/status.h"
-#include "controller/nccl_id.h"
 #include "kernels/execution_context.h"
 #include "kernels/threading.h"
 #include "worker/comm/device_ordered_communicator.h"
 #include "worker/comm/gloo_communicator.h"
 #include "worker/comm/host_staged_communicator.h"
-#include "worker/comm/nccl_communicator.h"
-#include "worker/comm/nccl_id_exchange.h"
+#include "worker/comm/nccl_group.h"
 #include "worker/kv_cache_sizing.h"
 #include "worker/loader/weight_dtype.h"
 
 namespace loom {
-namespace {
-
-// The step communicator of a GPU group: NCCL on `device`, with the id rank 0 shares through
-// the controller's store, waiting for the context's queued kernels before each collective.
-absl::StatusOr<std::unique_ptr<Communicator>> JoinNcclGroup(gloo::rendezvous::Store& store,
-                                                            const std::string& prefix,
-                                                            const Device& device,
-                                                            kernels::ExecutionContext* context,
-                                                            int rank, int world_size,
-                                                            std::chrono::milliseconds timeout) {
-  NcclOptions nccl;
-  nccl.rank = rank;
-  nccl.world_size = world_size;
-  nccl.device = device.index;
-  nccl.timeout = timeout;
-  LOOM_ASSIGN_OR_RETURN(nccl.unique_id,
-                        ShareNcclId(store, prefix + "/nccl_id", rank, NewNcclUniqueId, timeout));
-  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, CreateNcclCommunicator(nccl));
-  return std::make_unique<DeviceOrderedCommunicator>(std::move(comm), context);
-}
-
-}  // namespace
-
 namespace {
 
 // MemAvailable from /proc/meminfo in bytes, or -1 when unreadable.
@@ -252,8 +227,11 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
     if (device.is_cpu()) {
       LOOM_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(gloo));
     } else {
-      LOOM_ASSIGN_OR_RETURN(comm, JoinNcclGroup(*store, gloo.prefix, device, context.get(), options_.rank,
-                                                options_.world_size, options_.collective_timeout));
+      // NCCL on the rank's GPU, waiting for the context's queued kernels before each collective.
+      NcclGroupOptions nccl{gloo.prefix, options_.rank, options_.world_size, device.index,
+                            options_.collective_timeout};
+      LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> inner, JoinNcclGroup(*store, nccl));
+      comm = std::make_unique<DeviceOrderedCommunicator>(std::move(inner), context.get());
     }
     // Weight traffic runs on a group of its own, beside the steps'; it moves host tensors (the
     // loaders' reads), over Gloo on the host and over NCCL between GPUs (staged through the
@@ -264,15 +242,9 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
     if (device.is_cpu()) {
       LOOM_ASSIGN_OR_RETURN(weight_comm, GlooCommunicator::Create(gloo));
     } else {
-      NcclOptions nccl;
-      nccl.rank = options_.rank;
-      nccl.world_size = options_.world_size;
-      nccl.device = device.index;
-      nccl.timeout = gloo.timeout;
-      LOOM_ASSIGN_OR_RETURN(nccl.unique_id, ShareNcclId(*store, gloo.prefix + "/nccl_id",
-                                                        options_.rank, NewNcclUniqueId,
-                                                        options_.collective_timeout));
-      LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> inner, CreateNcclCommunicator(nccl));
+      NcclGroupOptions nccl{gloo.prefix, options_.rank, options_.world_size, device.index,
+                            gloo.timeout};
+      LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> inner, JoinNcclGroup(*store, nccl));
       weight_comm = std::make_unique<HostStagedCommunicator>(std::move(inner), context.get());
     }
   } else {

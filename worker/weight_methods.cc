@@ -9,6 +9,8 @@
 #include "common/json_fields.h"
 #include "common/status.h"
 #include "worker/comm/gloo_communicator.h"
+#include "worker/comm/host_staged_communicator.h"
+#include "worker/comm/nccl_group.h"
 #include "worker/loader/weight_load.h"
 
 namespace loom {
@@ -167,17 +169,41 @@ absl::StatusOr<json> WeightMethods::InitWeightUpdateGroup(const json& args) {
       return absl::AlreadyExistsError(absl::StrCat("weight update group \"", name, "\" exists"));
     }
   }
-  GlooOptions gloo;
-  gloo.rank = 1 + options_.rank;  // the trainer is rank 0
-  gloo.world_size = world;
-  gloo.store = options_.store;
-  gloo.prefix = absl::StrCat("update/", name, "/", rendezvous);
-  gloo.hostname = options_.hostname;
-  gloo.timeout = options_.timeout;
-  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<GlooCommunicator> comm, GlooCommunicator::Create(gloo));
+  // Gloo between host memories, or NCCL between the trainer's GPU and the ranks' (the tensors
+  // still arrive as host tensors, staged through the rank's device like every weight group's).
+  LOOM_ASSIGN_OR_RETURN(const std::string backend, JsonString(args, "backend", Args(), "gloo"));
+  const Device device = serving_->context().device();
+  if (backend != "gloo" && backend != "nccl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"backend\": gloo or nccl, not \"", backend, "\""));
+  }
+  if (backend == "nccl" && device.is_cpu()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "\"backend\": nccl needs GPU ranks; rank ", options_.rank, " is on ", device.ToString(),
+        " (use gloo)"));
+  }
+  const std::string prefix = absl::StrCat("update/", name, "/", rendezvous);
+  std::unique_ptr<Communicator> comm;
+  if (backend == "gloo") {
+    GlooOptions gloo;
+    gloo.rank = 1 + options_.rank;  // the trainer is rank 0
+    gloo.world_size = world;
+    gloo.store = options_.store;
+    gloo.prefix = prefix;
+    gloo.hostname = options_.hostname;
+    gloo.timeout = options_.timeout;
+    LOOM_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(gloo));
+  } else {
+    NcclGroupOptions nccl{prefix, 1 + options_.rank, static_cast<int>(world), device.index,
+                          options_.timeout};
+    LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> inner,
+                          JoinNcclGroup(*options_.store, nccl));
+    comm = std::make_unique<HostStagedCommunicator>(std::move(inner), &serving_->context());
+  }
   absl::MutexLock lock(&mu_);
   groups_[name] = std::move(comm);
-  return json{{"group", name}, {"rank", 1 + options_.rank}, {"world_size", world}};
+  return json{{"group", name}, {"rank", 1 + options_.rank}, {"world_size", world},
+              {"backend", backend}};
 }
 
 absl::StatusOr<json> WeightMethods::DestroyWeightUpdateGroup(const json& args) {

@@ -11,9 +11,11 @@
 //   commit_weights {"version": V}
 //   abort_staged_weights {}
 //   save_sharded_state {"path": DIR, "max_file_size": BYTES?}
-//   init_weight_update_group {"group": NAME, "world_size": 1 + tp, "rendezvous_id": ID}
+//   init_weight_update_group {"group": NAME, "world_size": 1 + tp, "rendezvous_id": ID,
+//                             "backend": "gloo" | "nccl"}
 //                            the trainer is rank 0; they meet in the controller's store under
-//                            update/NAME/ID, and ID must be fresh for every join
+//                            update/NAME/ID, and ID must be fresh for every join; nccl (GPU
+//                            ranks only) takes the unique id the trainer stores there
 //   update_weights_from_distributed {"group": NAME, "version": V,
 //                                    "tensors": [{"name", "dtype", "shape"}, ...]}
 //   destroy_weight_update_group {"group": NAME}

@@ -235,6 +235,40 @@ TEST(WeightLifecycleTest, ATrainerPushGivesTheAutoOutputs) {
   EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
 }
 
+// NCCL groups need GPUs on both sides: on CPU ranks, or with a trainer without a GPU, the
+// request is a clear error and the server keeps serving what it had.
+TEST(WeightLifecycleTest, AnNcclTrainerGroupNeedsGpusAndFailsCleanlyWithout) {
+  const HfReference ref = Reference();
+  Server server(Serve("--tp 2"));
+  ASSERT_SERVING(server);
+  std::string out;
+  const std::string push =
+      absl::StrCat(testing::BinaryDir(), "/tools/loom-push-weights --rpc-timeout 60 --model ",
+                   Model(), " --address ", server.address());
+  ASSERT_NE(testing::RunCommand(push + " --backend nccl --device cuda:0", &out), 0);
+  EXPECT_TRUE(absl::StrContains(out, "cuda:0")) << out;
+  ASSERT_NE(testing::RunCommand(push + " --backend mpi", &out), 0);
+  EXPECT_TRUE(absl::StrContains(out, "--backend must be gloo or nccl")) << out;
+  CallResult on_cpu = Call(server, "init_weight_update_group",
+                           {{"group", "g"}, {"world_size", 3}, {"rendezvous_id", "r1"},
+                            {"backend", "nccl"}});
+  EXPECT_FALSE(on_cpu.status.ok());
+  EXPECT_TRUE(absl::StrContains(on_cpu.status.error_message(), "nccl needs GPU ranks"))
+      << on_cpu.status.error_message();
+  CallResult unknown = Call(server, "init_weight_update_group",
+                            {{"group", "g"}, {"world_size", 3}, {"rendezvous_id", "r2"},
+                             {"backend", 7}});
+  EXPECT_FALSE(unknown.status.ok());
+  EXPECT_TRUE(absl::StrContains(unknown.status.error_message(), "backend"))
+      << unknown.status.error_message();
+  // No group was left behind, and a Gloo push still goes through.
+  EXPECT_FALSE(Call(server, "destroy_weight_update_group", {{"group", "g"}}).status.ok());
+  EXPECT_EQ(server.Status().serving_weight_version(), 1u);
+  ASSERT_EQ(testing::RunCommand(push, &out), 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "committed version 2")) << out;
+  EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
+}
+
 TEST(WeightLifecycleTest, AStagedSwapDuringGenerationFailsNoRequest) {
   const HfReference ref = Reference();
   Server server(Serve("--tp 2 --load-format dummy"));
