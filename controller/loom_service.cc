@@ -92,6 +92,11 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetSta
       out->set_serving_version(serving.value("version", uint64_t{0}));
       out->set_dummy(serving.value("dummy", false));
       if (staged.is_object()) out->set_staged_version(staged.value("version", uint64_t{0}));
+      const nlohmann::json previous = w.value("previous", nlohmann::json());
+      if (previous.is_object()) {
+        out->set_previous_version(previous.value("version", uint64_t{0}));
+        out->set_previous_bytes(previous.value("bytes", int64_t{0}));
+      }
       out->set_load_bytes_done(progress.value("bytes_done", int64_t{0}));
       out->set_load_bytes_total(progress.value("bytes_total", int64_t{0}));
     }
@@ -108,6 +113,7 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetSta
   }
   response->set_serving_weight_version(status.serving_weight_version);
   response->set_staged_weight_version(status.staged_weight_version);
+  response->set_previous_weight_version(status.previous_weight_version);
   response->set_controller_address(status.controller_address);
   response->set_session_id(status.session_id);
   response->set_steps(status.steps);

@@ -330,6 +330,7 @@ EngineStatus ServingEngine::Status() const {
   status.default_max_tokens = model->generation_defaults().max_new_tokens;
   status.serving_weight_version = weights_->serving_version();
   status.staged_weight_version = weights_->staged_version();
+  status.previous_weight_version = weights_->previous_version();
   status.controller_address = executor_->controller_address();
   status.session_id = executor_->session_id();
   std::vector<nlohmann::json> described(status.world_size), memory(status.world_size);

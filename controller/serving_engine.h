@@ -203,6 +203,7 @@ struct EngineStatus {
   bool draining = false;  // Drain was called: no new requests, the running ones finish
   uint64_t serving_weight_version = 0;
   uint64_t staged_weight_version = 0;
+  uint64_t previous_weight_version = 0;  // kept for rollback_weights (0: none)
   std::string controller_address;
   std::string session_id;
 };

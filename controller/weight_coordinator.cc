@@ -17,6 +17,16 @@ int64_t NumberOr(const json& j, const char* key, int64_t fallback) {
                                                                          : fallback;
 }
 
+// An optional boolean field; absent is false, anything but a boolean an error naming it.
+absl::StatusOr<bool> BoolArg(const json& args, const char* key) {
+  if (!args.is_object() || !args.contains(key)) return false;
+  if (!args[key].is_boolean()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", key, "\": expected true or false, got ", args[key].dump()));
+  }
+  return args[key].get<bool>();
+}
+
 }  // namespace
 
 absl::StatusOr<SwitchPolicy> ParseSwitchPolicy(const json& args) {
@@ -53,6 +63,7 @@ bool WeightCoordinator::Handles(const std::string& method) {
   static const std::set<std::string> kMethods = {
       "update_config",        "reload_weights",           "stage_weights",
       "commit_weights",       "abort_staged_weights",     "save_sharded_state",
+      "rollback_weights",     "release_previous_weights",
       "init_weight_update_group", "update_weights_from_distributed",
       "destroy_weight_update_group"};
   return kMethods.count(method) > 0;
@@ -92,7 +103,18 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Call(
   }
   absl::MutexLock op(&op_mu_);
   if (method == "update_config") return UpdateConfig(args, timeout);
-  if (method == "stage_weights") return Stage(args.value("source", json()), timeout);
+  if (method == "stage_weights") {
+    LOOM_ASSIGN_OR_RETURN(const bool release, BoolArg(args, "release_previous"));
+    if (release && previous_version() != 0) {
+      LOOM_RETURN_IF_ERROR(ReleasePrevious(timeout).status());
+    }
+    return Stage(args.value("source", json()), timeout);
+  }
+  if (method == "rollback_weights") {
+    LOOM_ASSIGN_OR_RETURN(SwitchPolicy policy, ParseSwitchPolicy(args));
+    return Rollback(policy, timeout);
+  }
+  if (method == "release_previous_weights") return ReleasePrevious(timeout);
   if (method == "reload_weights") return Reload(args, timeout);
   if (method == "commit_weights") {
     LOOM_ASSIGN_OR_RETURN(SwitchPolicy policy, ParseSwitchPolicy(args));
@@ -103,7 +125,8 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Call(
       return absl::FailedPreconditionError(absl::StrCat(
           "commit_weights: version ", asked, " is not staged (staged: ", staged, ")"));
     }
-    return Commit(staged, policy, timeout);
+    LOOM_ASSIGN_OR_RETURN(const bool keep, BoolArg(args, "keep_previous"));
+    return Commit(staged, policy, keep, timeout);
   }
   if (method == "abort_staged_weights") {
     LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> results, hooks_.call(method, "{}", timeout));
@@ -166,7 +189,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Stage(
 }
 
 absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Commit(
-    uint64_t version, SwitchPolicy policy, std::chrono::milliseconds timeout) {
+    uint64_t version, SwitchPolicy policy, bool keep_previous, std::chrono::milliseconds timeout) {
   absl::StatusOr<std::vector<RankResult>> results;
   std::shared_ptr<const ServedModel> model;
   {
@@ -174,7 +197,9 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Commit(
     model = staged_model_ != nullptr ? staged_model_ : serving_model_;
   }
   absl::Status ran = hooks_.between_steps([&]() -> absl::Status {
-    results = hooks_.call("commit_weights", json{{"version", version}}.dump(), timeout);
+    results = hooks_.call("commit_weights",
+                          json{{"version", version}, {"keep_previous", keep_previous}}.dump(),
+                          timeout);
     if (!results.ok()) {
       // Some ranks may have switched and others not: no step can run consistently any more.
       hooks_.broken(absl::UnavailableError(
@@ -186,12 +211,70 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Commit(
   });
   LOOM_RETURN_IF_ERROR(ran);
   absl::MutexLock lock(&mu_);
+  if (keep_previous) {
+    previous_version_ = serving_version_;
+    previous_model_ = serving_model_;
+    previous_load_ = config_.load;
+  }
   serving_version_ = version;
   staged_version_ = 0;
   config_.load = staged_config_.load;
   serving_model_ = std::move(model);
   staged_model_ = nullptr;
   return results;
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Rollback(
+    SwitchPolicy policy, std::chrono::milliseconds timeout) {
+  std::shared_ptr<const ServedModel> model;
+  {
+    absl::MutexLock lock(&mu_);
+    if (previous_version_ == 0) {
+      return absl::FailedPreconditionError(
+          "rollback_weights: no previous weights are kept (commit_weights with "
+          "\"keep_previous\": true keeps the set it replaces)");
+    }
+    model = previous_model_;
+  }
+  // A new version number: versions only increase, and every step names the one it runs.
+  const uint64_t version = NextVersion();
+  absl::StatusOr<std::vector<RankResult>> results;
+  LOOM_RETURN_IF_ERROR(hooks_.between_steps([&]() -> absl::Status {
+    results = hooks_.call("rollback_weights", json{{"version", version}}.dump(), timeout);
+    if (!results.ok()) {
+      // The ranks check before switching, so a refusal leaves them all as they were; any
+      // other failure may have switched some ranks and not others.
+      if (results.status().code() != absl::StatusCode::kFailedPrecondition) {
+        hooks_.broken(absl::UnavailableError(
+            absl::StrCat("weight rollback failed part-way: ", results.status().message())));
+      }
+      return results.status();
+    }
+    hooks_.switched(version, policy, model);
+    return absl::OkStatus();
+  }));
+  absl::MutexLock lock(&mu_);
+  std::swap(serving_model_, previous_model_);
+  std::swap(config_.load, previous_load_);
+  previous_version_ = serving_version_;  // the set rolled back from is kept in turn
+  serving_version_ = version;
+  for (RankResult& r : *results) r.result["restored_from"] = previous_version_;
+  return results;
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::ReleasePrevious(
+    std::chrono::milliseconds timeout) {
+  LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> results,
+                        hooks_.call("release_previous_weights", "{}", timeout));
+  absl::MutexLock lock(&mu_);
+  previous_version_ = 0;
+  previous_model_ = nullptr;
+  return results;
+}
+
+uint64_t WeightCoordinator::previous_version() const {
+  absl::MutexLock lock(&mu_);
+  return previous_version_;
 }
 
 absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Reload(
@@ -202,7 +285,9 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Reload(
     return absl::InvalidArgumentError(absl::StrCat(
         "\"mode\": expected \"auto\", \"staged\" or \"in_place\", got \"", mode, "\""));
   }
-  if (mode == "auto") {
+  if (mode == "auto" && previous_version() != 0) {
+    mode = "in_place";  // the kept previous set holds the memory a staged one would need
+  } else if (mode == "auto") {
     // Staging holds a second copy of every rank's weights for the length of the load.
     LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> described, hooks_.call("describe", "{}", timeout));
     mode = "staged";
@@ -216,7 +301,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Reload(
   if (mode == "staged") {
     LOOM_ASSIGN_OR_RETURN(results, Stage(json(), timeout));
     LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> committed,
-                          Commit(staged_version(), policy, timeout));
+                          Commit(staged_version(), policy, /*keep_previous=*/false, timeout));
     for (size_t i = 0; i < results.size() && i < committed.size(); ++i) {
       results[i].result["commit"] = committed[i].result;
     }

@@ -4,10 +4,17 @@
 //
 // * update_config {merge patch}: validated here, then dry-run on every rank, then applied on
 //   every rank — all or none.
-// * stage_weights {"source"?}: loads the next version into every rank's shadow set while steps
-//   keep running. commit_weights {"policy"?}: between two steps, every rank copies its shadow
-//   into its serving buffers and the next step carries the new version (a rank serving another
-//   refuses it), so the switch is atomic across ranks by construction. abort_staged_weights.
+// * stage_weights {"source"?, "release_previous"?}: loads the next version into every rank's
+//   shadow set while steps keep running. commit_weights {"policy"?, "keep_previous"?}: between
+//   two steps, every rank switches its serving decoder to the shadow's buffers (constant time,
+//   no copy) and the next step carries the new version (a rank serving another refuses it), so
+//   the switch is atomic across ranks by construction. abort_staged_weights.
+// * Rollback: with keep_previous the replaced set stays on every rank; rollback_weights
+//   {"policy"?} makes it serve again between two steps as a new version (with its model
+//   directory's tokenizer and limits), keeping the set it replaces (a second rollback rolls
+//   forward); release_previous_weights frees it. While one is kept a stage is refused (its
+//   memory is the staged set's) unless it asks "release_previous": true, and reload_weights
+//   "auto" goes in place.
 // * reload_weights {"mode"?, "policy"?}: from the current load config. "staged" is stage +
 //   commit (serving continues during the load; needs memory for a second copy of the weights).
 //   "in_place" writes into the serving buffers between steps (serving pauses for the load; the
@@ -79,6 +86,8 @@ class WeightCoordinator {
 
   uint64_t serving_version() const;
   uint64_t staged_version() const;
+  // The version of the set kept for a rollback (0: none).
+  uint64_t previous_version() const;
   EngineConfig config() const;
 
  private:
@@ -87,7 +96,11 @@ class WeightCoordinator {
   absl::StatusOr<std::vector<RankResult>> Stage(const nlohmann::json& source,
                                                 std::chrono::milliseconds timeout);
   absl::StatusOr<std::vector<RankResult>> Commit(uint64_t version, SwitchPolicy policy,
+                                                 bool keep_previous,
                                                  std::chrono::milliseconds timeout);
+  absl::StatusOr<std::vector<RankResult>> Rollback(SwitchPolicy policy,
+                                                   std::chrono::milliseconds timeout);
+  absl::StatusOr<std::vector<RankResult>> ReleasePrevious(std::chrono::milliseconds timeout);
   absl::StatusOr<std::vector<RankResult>> Reload(const nlohmann::json& args,
                                                  std::chrono::milliseconds timeout);
 
@@ -106,6 +119,10 @@ class WeightCoordinator {
   uint64_t last_version_ ABSL_GUARDED_BY(mu_) = 1;  // versions are never reused
   std::shared_ptr<const ServedModel> serving_model_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const ServedModel> staged_model_ ABSL_GUARDED_BY(mu_);
+  // The set kept by commit_weights {"keep_previous": true} (or replaced by a rollback).
+  uint64_t previous_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const ServedModel> previous_model_ ABSL_GUARDED_BY(mu_);
+  LoadConfig previous_load_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<SwitchPolicy> ParseSwitchPolicy(const nlohmann::json& args);

@@ -7,7 +7,7 @@
 //   2. load throughput of auto and sharded_state (bytes read, summed over ranks, over the
 //      slowest rank's load time) next to `cat FILES > /dev/null` of the same files;
 //   3. reload_weights in each mode (staged, in_place);
-//   4. the commit pause of a staged swap: the commit call, the workers' copy, and the largest gap
+//   4. the commit pause of a staged swap: the commit call, the workers' switch, and the largest gap
 //      between a decoding client's tokens around the commit against its median gap;
 //   5. decode tokens/s of concurrent streams, idle and while stage_weights runs in a loop.
 //
@@ -270,17 +270,19 @@ void ReadStream(RequestStream& stream, StreamLog& log, std::atomic<int64_t>* cou
 
 struct CommitSample {
   double idle_commit_s = 0;
-  double idle_copy_s = 0;    // max over ranks
+  double idle_switch_s = 0;    // max over ranks
   double busy_commit_s = 0;  // with a stream decoding
-  double busy_copy_s = 0;
+  double busy_switch_s = 0;
   double max_gap_s = 0;      // largest gap between token arrivals overlapping the commit
   double median_gap_s = 0;   // of the other gaps
 };
 
-double MaxCopySeconds(const std::vector<RankResult>& results) {
-  double copy = 0;
-  for (const RankResult& r : results) copy = std::max(copy, r.result.value("copy_seconds", 0.0));
-  return copy;
+double MaxSwitchSeconds(const std::vector<RankResult>& results) {
+  double seconds = 0;
+  for (const RankResult& r : results) {
+    seconds = std::max(seconds, r.result.value("switch_seconds", 0.0));
+  }
+  return seconds;
 }
 
 absl::StatusOr<CommitSample> MeasureCommit(const Settings& s, ServingEngine& engine) {
@@ -291,7 +293,7 @@ absl::StatusOr<CommitSample> MeasureCommit(const Settings& s, ServingEngine& eng
   LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> idle,
                         engine.CollectiveCall("commit_weights", "{}", s.rpc_timeout));
   sample.idle_commit_s = Seconds(start, Clock::now());
-  sample.idle_copy_s = MaxCopySeconds(idle);
+  sample.idle_switch_s = MaxSwitchSeconds(idle);
 
   // Decoding: stage while idle, then one stream; commit after commit_tokens tokens arrived.
   LOOM_RETURN_IF_ERROR(engine.CollectiveCall("stage_weights", "{}", s.rpc_timeout).status());
@@ -313,7 +315,7 @@ absl::StatusOr<CommitSample> MeasureCommit(const Settings& s, ServingEngine& eng
   LOOM_RETURN_IF_ERROR(busy.status());
   LOOM_RETURN_IF_ERROR(log.error);
   sample.busy_commit_s = Seconds(commit_start, commit_end);
-  sample.busy_copy_s = MaxCopySeconds(*busy);
+  sample.busy_switch_s = MaxSwitchSeconds(*busy);
   std::vector<double> others;
   for (size_t i = 1; i < log.arrivals.size(); ++i) {
     const double gap = Seconds(log.arrivals[i - 1], log.arrivals[i]);
@@ -548,8 +550,8 @@ void PrintTables(const std::vector<TpResult>& results) {
   }
 
   std::printf("\n### 4. Commit pause of a staged swap (stage_weights, then commit_weights)\n\n");
-  std::printf("| TP | commit ms, idle | max copy ms, idle | commit ms, decoding | "
-              "max copy ms, decoding | largest token gap around commit ms | median token gap "
+  std::printf("| TP | commit ms, idle | max switch ms, idle | commit ms, decoding | "
+              "max switch ms, decoding | largest token gap around commit ms | median token gap "
               "ms | gap ratio |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const TpResult& r : results) {
@@ -558,9 +560,9 @@ void PrintTables(const std::vector<TpResult>& results) {
     const double med = Median(Map(c, [](const CommitSample& x) { return x.median_gap_s; }));
     std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", r.tp,
                 1e3 * Median(Map(c, [](const CommitSample& x) { return x.idle_commit_s; })),
-                1e3 * Median(Map(c, [](const CommitSample& x) { return x.idle_copy_s; })),
+                1e3 * Median(Map(c, [](const CommitSample& x) { return x.idle_switch_s; })),
                 1e3 * Median(Map(c, [](const CommitSample& x) { return x.busy_commit_s; })),
-                1e3 * Median(Map(c, [](const CommitSample& x) { return x.busy_copy_s; })),
+                1e3 * Median(Map(c, [](const CommitSample& x) { return x.busy_switch_s; })),
                 1e3 * gap, 1e3 * med, Ratio(gap, med));
   }
 }

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status.h"
 #include "tools/commands.h"
 #include "tools/load_progress.h"
@@ -112,18 +113,27 @@ absl::Status Status(const Flags& flags) {
               static_cast<long long>(s.finished().error()));
   std::printf("KV blocks: %lld free of %lld\n", static_cast<long long>(s.num_free_kv_blocks()),
               static_cast<long long>(s.num_kv_blocks()));
-  std::printf("weights: serving version %llu, staged %s\n",
+  std::printf("weights: serving version %llu, staged %s, kept for rollback %s\n",
               static_cast<unsigned long long>(s.serving_weight_version()),
               s.staged_weight_version() ? std::to_string(s.staged_weight_version()).c_str()
-                                        : "none");
+                                        : "none",
+              s.previous_weight_version() ? std::to_string(s.previous_weight_version()).c_str()
+                                          : "none");
   for (const loom::v1::RankStatus& r : s.ranks()) {
     std::printf("rank %d: %s, pid %lld, %s, %s%s%s\n", r.rank(), r.state().c_str(),
                 static_cast<long long>(r.pid()), r.device().c_str(), r.address().c_str(),
                 r.error().empty() ? "" : ": ", r.error().c_str());
     std::printf("  weights %s: version %llu%s, %s from %s%s\n", r.weight_state().c_str(),
                 static_cast<unsigned long long>(r.serving_version()),
-                r.staged_version() ? absl::StrCat(" (staged ", r.staged_version(), ")").c_str()
-                                   : "",
+                absl::StrCat(r.staged_version() ? absl::StrCat(" (staged ", r.staged_version(), ")")
+                                                : "",
+                             r.previous_version()
+                                 ? absl::StrFormat(" (kept %llu, %.2f GB)",
+                                                   static_cast<unsigned long long>(
+                                                       r.previous_version()),
+                                                   r.previous_bytes() / 1e9)
+                                 : "")
+                    .c_str(),
                 r.load_format().c_str(), r.weight_source().c_str(),
                 r.dummy() ? " [dummy]" : "");
     if (!r.memory().empty()) std::printf("  memory: %s\n", r.memory().c_str());

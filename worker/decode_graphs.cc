@@ -64,18 +64,39 @@ absl::StatusOr<Tensor> DecodeGraphs::Run(Decoder& decoder, KvCache& cache, const
   kernels::ExecutionContext& context = decoder.context();
   const Key key{decoder.BufferAddressDigest(), decoder.WorkspaceGeneration(),
                 context.ScratchGeneration(), cache.id()};
-  if (!(key == key_)) {
-    if (!graphs_.empty() || !warmed_.empty()) ++invalidations_;
+  if (key.weights != key_.weights && key.workspace == key_.workspace &&
+      key.scratch == key_.scratch && key.cache == key_.cache) {
+    // Another weight set (a commit or rollback switched sets): park this set's graphs, and
+    // take back the new set's if it served before. One set is parked at most (a serving and a
+    // kept or staged one).
+    Parked mine{std::move(graphs_), std::move(warmed_)};
     graphs_.clear();
     warmed_.clear();
+    auto back = parked_.find(key.weights);
+    if (back != parked_.end()) {
+      graphs_ = std::move(back->second.graphs);
+      warmed_ = std::move(back->second.warmed);
+      parked_.erase(back);
+    }
+    if (!parked_.empty()) ++invalidations_;
+    parked_.clear();
+    if (!mine.graphs.empty() || !mine.warmed.empty()) parked_.emplace(key_.weights, std::move(mine));
+    key_.weights = key.weights;
+  }
+  if (!(key == key_)) {
+    if (!graphs_.empty() || !warmed_.empty() || !parked_.empty()) ++invalidations_;
+    graphs_.clear();
+    warmed_.clear();
+    parked_.clear();
     key_ = key;
   }
   LOOM_RETURN_IF_ERROR(decoder.Prepare(Pad(step, bucket), cache, options_.max_context));
   // Preparing may have grown the workspace (a first step of this size): key it again.
   if (decoder.WorkspaceGeneration() != key_.workspace) {
-    if (!graphs_.empty()) ++invalidations_;
+    if (!graphs_.empty() || !parked_.empty()) ++invalidations_;
     graphs_.clear();
     warmed_.clear();
+    parked_.clear();
     key_.workspace = decoder.WorkspaceGeneration();
   }
   // A capture runs the recording with this object's output slot: it outlives the call.
@@ -105,8 +126,9 @@ absl::StatusOr<Tensor> DecodeGraphs::Run(Decoder& decoder, KvCache& cache, const
     warmed_.insert(bucket);
     // The eager run may have grown the kernels' scratch: what was captured before is stale.
     if (context.ScratchGeneration() != key_.scratch) {
-      if (!graphs_.empty()) ++invalidations_;
+      if (!graphs_.empty() || !parked_.empty()) ++invalidations_;
       graphs_.clear();
+      parked_.clear();
       warmed_ = {bucket};
       key_.scratch = context.ScratchGeneration();
     }

@@ -13,10 +13,10 @@
 // Validity: a graph replays kernels on the addresses it saw. They are those of the weights,
 // the workspace, the kernels' scratch and the KV cache; every step checks a key of all four
 // (BufferAddressDigest, WorkspaceGeneration, ScratchGeneration, the cache's id) and
-// drops every graph when one changed. In-place
-// reloads and staged commits keep the weights' addresses, so graphs survive them; a commit that
-// becomes a switch between two weight sets (docs/weights.md) keys graphs by set through the
-// same digest.
+// drops every graph when one changed — except that a change of the weights alone (a commit or
+// rollback switched weight sets, docs/weights.md) parks the old set's graphs and takes back the
+// new set's when it served before, so switching back and forth captures nothing again. In-place
+// reloads keep the weights' addresses, so graphs survive them.
 #ifndef LOOM_WORKER_DECODE_GRAPHS_H_
 #define LOOM_WORKER_DECODE_GRAPHS_H_
 
@@ -76,8 +76,14 @@ class DecodeGraphs {
     std::unique_ptr<kernels::DeviceGraph> graph;
     Tensor logits;  // where the graph writes its output (a view of the workspace)
   };
-  std::map<int64_t, Captured> graphs_;
+  std::map<int64_t, Captured> graphs_;  // of the weight set serving (key_.weights)
   std::set<int64_t> warmed_;  // buckets that ran once eagerly since the last invalidation
+  // The graphs of the set that served before the last switch, kept for a switch back.
+  struct Parked {
+    std::map<int64_t, Captured> graphs;
+    std::set<int64_t> warmed;
+  };
+  std::map<uint64_t, Parked> parked_;  // by weights digest; one entry at most
   std::set<int64_t> failed_;  // buckets whose capture failed: eager for good
   int64_t captures_ = 0, replays_ = 0, invalidations_ = 0;
   absl::StatusOr<Tensor> recorded_;  // what the capture's recording returned

@@ -115,6 +115,7 @@ absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint
     if (state_ == State::kFailed) {
       return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
     }
+    LOOM_RETURN_IF_ERROR(CheckNoPrevious("stage_weights"));
     before = state_;
     state_ = State::kStaging;
     shadow_.reset();  // a new stage replaces an earlier one; free its memory first
@@ -159,6 +160,10 @@ absl::StatusOr<Decoder*> WeightManager::BeginPartialStage(uint64_t version,
     op_mu_.Unlock();
     return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
   }
+  if (absl::Status kept = CheckNoPrevious("update_weights_from_distributed"); !kept.ok()) {
+    op_mu_.Unlock();
+    return kept;
+  }
   shadow_.reset();
   shadow_ready_ = false;
   absl::StatusOr<std::unique_ptr<Decoder>> created =
@@ -188,10 +193,10 @@ void WeightManager::FinishPartialStage(bool ok) {
   op_mu_.Unlock();
 }
 
-absl::StatusOr<nlohmann::json> WeightManager::Commit(uint64_t version) {
+absl::StatusOr<nlohmann::json> WeightManager::Commit(uint64_t version, bool keep_previous) {
   absl::MutexLock op(&op_mu_);
   FinishRelease();
-  std::unique_ptr<Decoder> shadow;
+  std::unique_ptr<Decoder> set;
   WeightSetInfo info;
   {
     absl::MutexLock lock(&mu_);
@@ -201,32 +206,109 @@ absl::StatusOr<nlohmann::json> WeightManager::Commit(uint64_t version) {
           shadow_ready_ ? absl::StrCat("the staged version is ", shadow_info_.version)
                         : std::string("no weights are staged")));
     }
-    shadow = std::move(shadow_);
+    set = std::move(shadow_);
     shadow_ready_ = false;
     info = shadow_info_;
   }
+  // The switch: the staged buffers become the serving decoder's, between two steps, in
+  // constant time; `set` now holds the weights that served until here.
   const auto start = std::chrono::steady_clock::now();
-  absl::Status copied;
+  absl::Status swapped;
   {
     absl::MutexLock step(step_mu_);
-    copied = serving_->CopyWeightsFrom(*shadow);
+    swapped = serving_->SwapWeights(*set);
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  absl::MutexLock lock(&mu_);
+  if (!swapped.ok()) {
+    // Nothing moved (the layouts are checked before any exchange): the set stays staged.
+    shadow_ = std::move(set);
+    shadow_ready_ = true;
+    return swapped;
+  }
+  const WeightSetInfo replaced = serving_info_;
+  serving_info_ = info;
+  if (keep_previous) {
+    previous_ = std::move(set);
+    previous_info_ = replaced;
+  } else {
+    Release(std::move(set));
+  }
+  return nlohmann::json{{"version", version},
+                        {"switch_seconds", seconds},
+                        {"kept_previous", keep_previous ? nlohmann::json(replaced.version)
+                                                        : nlohmann::json()}};
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::Rollback(uint64_t version) {
+  absl::MutexLock op(&op_mu_);
+  FinishRelease();
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == State::kFailed) {
+      return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
+    }
+    if (previous_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "rollback_weights: no previous weights are kept (commit with \"keep_previous\": true)");
+    }
+    if (version <= serving_info_.version) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rollback_weights: version ", version, " is not above the serving ",
+          serving_info_.version));
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status swapped;
+  {
+    absl::MutexLock step(step_mu_);
+    swapped = serving_->SwapWeights(*previous_);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  LOOM_RETURN_IF_ERROR(swapped);
+  absl::MutexLock lock(&mu_);
+  // The set rolled back from is kept in turn: a second rollback rolls forward.
+  const WeightSetInfo replaced = serving_info_;
+  const uint64_t restored = previous_info_.version;
+  serving_info_ = previous_info_;
+  serving_info_.version = version;
+  previous_info_ = replaced;
+  return nlohmann::json{{"version", version},
+                        {"restored_version", restored},
+                        {"switch_seconds", seconds},
+                        {"kept_previous", replaced.version}};
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::ReleasePrevious() {
+  absl::MutexLock op(&op_mu_);
+  FinishRelease();
+  absl::MutexLock lock(&mu_);
+  if (previous_ == nullptr) {
+    return absl::FailedPreconditionError("release_previous_weights: no previous weights are kept");
+  }
+  const uint64_t version = previous_info_.version;
+  const int64_t bytes = previous_->WeightBytes();
+  Release(std::move(previous_));
+  return nlohmann::json{{"released_version", version}, {"bytes", bytes}};
+}
+
+void WeightManager::Release(std::unique_ptr<Decoder> set) {
   release_pending_ = true;
-  releasing_ = std::thread([this, set = std::move(shadow)]() mutable {
+  releasing_ = std::thread([this, set = std::move(set)]() mutable {
     set.reset();
     ReturnFreedMemory();
     release_pending_ = false;
   });
-  absl::MutexLock lock(&mu_);
-  if (!copied.ok()) {
-    state_ = State::kFailed;
-    error_ = absl::StrCat("commit failed part-way: ", copied.message());
-    return absl::InternalError(error_);
-  }
-  serving_info_ = info;
-  return nlohmann::json{{"version", version}, {"copy_seconds", seconds}};
+}
+
+absl::Status WeightManager::CheckNoPrevious(const char* what) const {
+  if (previous_ == nullptr) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      what, ": the previous weights (version ", previous_info_.version, ", ",
+      previous_->WeightBytes(), " bytes) are kept for a rollback and hold the memory a staged "
+      "set needs; release_previous_weights first (or stage with \"release_previous\": true)"));
 }
 
 absl::StatusOr<nlohmann::json> WeightManager::AbortStaged() {
@@ -346,12 +428,14 @@ nlohmann::json WeightManager::Describe() const {
       {"state", StateName(state_)},
       {"serving", SetJson(serving_info_)},
       {"staged", shadow_ready_ ? SetJson(shadow_info_) : nlohmann::json()},
+      {"previous", previous_ != nullptr ? SetJson(previous_info_) : nlohmann::json()},
       {"progress",
        {{"tensors_done", progress_.tensors_done.load()},
         {"tensors_total", progress_.tensors_total.load()},
         {"bytes_done", progress_.bytes_done.load()},
         {"bytes_total", progress_.bytes_total.load()}}},
   };
+  if (previous_ != nullptr) j["previous"]["bytes"] = previous_->WeightBytes();
   j["releasing"] = release_pending_.load();
   if (!error_.empty()) j["error"] = error_;
   return j;

@@ -4,8 +4,10 @@
 // * InitialLoad, Stage and ReloadInPlace are collective over the weight communicator (a Gloo or
 //   NCCL group kept apart from the one steps use, so staging runs beside generation). They check
 //   the whole source on every rank before writing anything (see WeightLoad).
-// * Stage loads into a shadow decoder with the serving one's layout; Commit copies it into the
-//   serving buffers in place — pointers stay stable — and frees it; Abort frees it.
+// * Stage loads into a shadow decoder with the serving one's layout; Commit switches the serving
+//   decoder to its buffers in constant time and frees the replaced ones, or keeps them as the
+//   previous set for Rollback (then a stage is refused until ReleasePrevious: the kept set holds
+//   the memory a staged one needs); Abort frees the staged set.
 // * ReloadInPlace writes straight into the serving buffers while holding the step lock (no step
 //   runs with half-written weights; serving pauses for the write). A failure after the checks
 //   passed (an I/O error mid-read) leaves this rank's weights mixed: the rank turns "failed" and
@@ -56,8 +58,17 @@ class WeightManager {
   absl::StatusOr<nlohmann::json> InitialLoad(const LoadConfig& load);
   // Loads `load` into a new shadow set tagged `version` (replacing an earlier staged one).
   absl::StatusOr<nlohmann::json> Stage(const LoadConfig& load, uint64_t version);
-  // Makes the staged set `version` the serving one. FailedPrecondition when it is not staged.
-  absl::StatusOr<nlohmann::json> Commit(uint64_t version);
+  // Makes the staged set `version` the serving one: a constant-time switch of the buffers
+  // between two steps (Decoder::SwapWeights), not a copy. The replaced set is freed (after the
+  // call returns), or with `keep_previous` kept for Rollback. FailedPrecondition when `version`
+  // is not staged.
+  absl::StatusOr<nlohmann::json> Commit(uint64_t version, bool keep_previous = false);
+  // Makes the kept previous set serve again, as `version` (above the serving one), between two
+  // steps; the set it replaces is kept in its place (a second rollback rolls forward).
+  // FailedPrecondition when none is kept.
+  absl::StatusOr<nlohmann::json> Rollback(uint64_t version);
+  // Frees the kept previous set. FailedPrecondition when none is kept.
+  absl::StatusOr<nlohmann::json> ReleasePrevious();
   absl::StatusOr<nlohmann::json> AbortStaged();
   // Writes `load` into the serving set in place, as `version`.
   absl::StatusOr<nlohmann::json> ReloadInPlace(const LoadConfig& load, uint64_t version);
@@ -73,8 +84,8 @@ class WeightManager {
   // OK, or why this rank cannot run a step with `version`.
   absl::Status CheckServing(uint64_t version) const;
   uint64_t serving_version() const;
-  // {"state", "serving": {...}, "staged": {...}|null, "progress": {...}, "releasing": bool
-  // (a committed shadow set is still being freed)}
+  // {"state", "serving": {...}, "staged": {...}|null, "previous": {..., "bytes"}|null,
+  // "progress": {...}, "releasing": bool (a replaced set is still being freed)}
   nlohmann::json Describe() const;
 
  private:
@@ -89,6 +100,10 @@ class WeightManager {
   absl::Mutex* const step_mu_;
   // Waits until the shadow set the last commit released is freed (op_mu_ held).
   void FinishRelease();
+  // Frees `set` on a thread of its own (op_mu_ held; FinishRelease joins it).
+  void Release(std::unique_ptr<Decoder> set);
+  // FailedPrecondition naming `what` while a previous set is kept.
+  absl::Status CheckNoPrevious(const char* what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex op_mu_;  // one weight operation at a time, in the same order on every rank
   // Frees a committed shadow set after the commit has answered: unmapping a GB-sized set takes
@@ -104,6 +119,9 @@ class WeightManager {
   std::unique_ptr<Decoder> shadow_ ABSL_GUARDED_BY(mu_);
   bool shadow_ready_ ABSL_GUARDED_BY(mu_) = false;
   WeightSetInfo shadow_info_ ABSL_GUARDED_BY(mu_);
+  // The set a commit with keep_previous replaced (or a rollback did), for Rollback.
+  std::unique_ptr<Decoder> previous_ ABSL_GUARDED_BY(mu_);
+  WeightSetInfo previous_info_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace loom

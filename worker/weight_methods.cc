@@ -55,6 +55,8 @@ absl::Status WeightMethods::Register(MethodRegistry& registry,
       {"stage_weights", &WeightMethods::StageWeights},
       {"commit_weights", &WeightMethods::CommitWeights},
       {"abort_staged_weights", &WeightMethods::AbortStagedWeights},
+      {"rollback_weights", &WeightMethods::RollbackWeights},
+      {"release_previous_weights", &WeightMethods::ReleasePreviousWeights},
       {"save_sharded_state", &WeightMethods::SaveShardedState},
       {"init_weight_update_group", &WeightMethods::InitWeightUpdateGroup},
       {"update_weights_from_distributed", &WeightMethods::UpdateWeightsFromDistributed},
@@ -118,11 +120,25 @@ absl::StatusOr<json> WeightMethods::CommitWeights(const json& args) {
   LOOM_ASSIGN_OR_RETURN(uint64_t version, VersionArg(args));
   const json staged = weights_->Describe()["staged"];
   const bool from_load = staged.is_object() && staged.value("load_format", "") != "distributed";
-  LOOM_ASSIGN_OR_RETURN(json report, weights_->Commit(version));
-  // Later reloads read what now serves.
+  LOOM_ASSIGN_OR_RETURN(const bool keep, JsonBool(args, "keep_previous", Args(), false));
+  LOOM_ASSIGN_OR_RETURN(json report, weights_->Commit(version, keep));
+  // Later reloads read what now serves; a rollback brings the replaced set's config back.
   absl::MutexLock lock(&mu_);
+  if (keep) previous_load_ = config_.load;
   if (from_load) config_.load = staged_load_;
   return report;
+}
+
+absl::StatusOr<json> WeightMethods::RollbackWeights(const json& args) {
+  LOOM_ASSIGN_OR_RETURN(uint64_t version, VersionArg(args));
+  LOOM_ASSIGN_OR_RETURN(json report, weights_->Rollback(version));
+  absl::MutexLock lock(&mu_);
+  std::swap(config_.load, previous_load_);
+  return report;
+}
+
+absl::StatusOr<json> WeightMethods::ReleasePreviousWeights(const json&) {
+  return weights_->ReleasePrevious();
 }
 
 absl::StatusOr<json> WeightMethods::AbortStagedWeights(const json&) {

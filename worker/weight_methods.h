@@ -1,6 +1,7 @@
 // The worker's weight-lifecycle methods (DESIGN.md §1, §3.3–3.7), registered in its method
 // registry: update_config, reload_weights, stage_weights, commit_weights,
-// abort_staged_weights, save_sharded_state, init_weight_update_group,
+// abort_staged_weights, rollback_weights, release_previous_weights, save_sharded_state,
+// init_weight_update_group,
 // update_weights_from_distributed, destroy_weight_update_group.
 //
 // The controller drives them: it assigns versions, runs every method on all ranks at once, and
@@ -8,8 +9,10 @@
 //   update_config {"patch": {...merge patch...}, "dry_run": bool}
 //   reload_weights {"version": V}                       in place, from the current load config
 //   stage_weights {"version": V, "source": {load_config fields}?}
-//   commit_weights {"version": V}
+//   commit_weights {"version": V, "keep_previous": bool}  a switch; kept: the replaced set stays
 //   abort_staged_weights {}
+//   rollback_weights {"version": V}                     the kept set serves again, as V
+//   release_previous_weights {}
 //   save_sharded_state {"path": DIR, "max_file_size": BYTES?}
 //   init_weight_update_group {"group": NAME, "world_size": 1 + tp, "rendezvous_id": ID,
 //                             "backend": "gloo" | "nccl"}
@@ -68,6 +71,8 @@ class WeightMethods {
   absl::StatusOr<nlohmann::json> StageWeights(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> CommitWeights(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> AbortStagedWeights(const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> RollbackWeights(const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> ReleasePreviousWeights(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> SaveShardedState(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> InitWeightUpdateGroup(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> UpdateWeightsFromDistributed(const nlohmann::json& args);
@@ -88,6 +93,7 @@ class WeightMethods {
   mutable absl::Mutex mu_;
   EngineConfig config_ ABSL_GUARDED_BY(mu_);
   LoadConfig staged_load_ ABSL_GUARDED_BY(mu_);  // what the staged set was loaded from
+  LoadConfig previous_load_ ABSL_GUARDED_BY(mu_);  // and the kept previous set
   std::map<std::string, std::unique_ptr<Communicator>> groups_ ABSL_GUARDED_BY(mu_);
 };
 

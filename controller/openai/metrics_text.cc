@@ -68,6 +68,8 @@ std::string MetricsText(const EngineStatus& s) {
   Gauge(m, "serving_weight_version", "The weight version serving.", s.serving_weight_version);
   Gauge(m, "staged_weight_version", "The staged weight version (0: none).",
         s.staged_weight_version);
+  Gauge(m, "previous_weight_version", "The weight version kept for a rollback (0: none).",
+        s.previous_weight_version);
   Header(m, "request_success_total", "counter", "Requests finished, by reason.");
   for (const auto& [reason, count] : {std::tuple{"stop", s.finished.stop},
                                       std::tuple{"length", s.finished.length},

@@ -3,7 +3,7 @@
 // model. Dummy start then update_config + reload_weights; dummy weights that do not depend on the
 // TP size; sharded state saved at TP=2 and loaded at TP=2/1/4; the broadcast strategy; a trainer
 // pushing weights; a staged swap while 8 clients generate; bad sources that change nothing; RSS
-// flat and weight buffers in place over 50 reloads.
+// flat over 50 reloads, in-place ones keeping the weight buffers where they are.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -21,6 +21,7 @@
 #include "loom/v1/loom.grpc.pb.h"
 #include "tests/e2e/model_dir.h"
 #include "tests/e2e/serve_process.h"
+#include "tests/e2e/weight_test_util.h"
 #include "tests/test_paths.h"
 
 namespace loom {
@@ -30,40 +31,18 @@ using nlohmann::json;
 using testing::HfReference;
 using testing::Server;
 
-constexpr char kEngine[] = " --weight-dtype float32 --block-size 4 --kv-cache-memory 1M ";
-
-std::string Model() { return testing::FixtureModelDir("llama-gqa"); }
-HfReference Reference() { return testing::ReadHfReference(Model()); }
-
-std::string Serve(const std::string& extra) {
-  return absl::StrCat("--model ", Model(), kEngine, extra);
-}
-
+std::string Model() { return testing::WeightTestModel(); }
+HfReference Reference() { return testing::WeightTestReference(); }
+std::string Serve(const std::string& extra) { return testing::WeightTestServe(extra); }
 using Generated = testing::Streamed;
-
-Generated Generate(loom::v1::Loom::Stub& stub, const std::vector<int32_t>& prompt,
-                   int max_tokens, const std::function<void()>& on_message = {}) {
-  return testing::Generate(stub, testing::IdsRequest(prompt, max_tokens), on_message);
-}
-
-// Greedy outputs for every reference prompt, as many tokens as the reference has.
-std::vector<std::vector<int32_t>> GreedyAll(Server& server, const HfReference& ref) {
-  std::vector<std::vector<int32_t>> out;
-  for (size_t i = 0; i < ref.prompts.size(); ++i) {
-    Generated g = Generate(server.stub(), ref.prompts[i], static_cast<int>(ref.greedy[i].size()));
-    EXPECT_TRUE(g.status.ok()) << g.status.error_message();
-    out.push_back(g.ids);
-  }
-  return out;
-}
-
+using testing::GreedyAll;
 using testing::Call;
 using testing::CallResult;
 
-// A server that must start, or the test stops with its log.
-#define ASSERT_SERVING(server) ASSERT_TRUE((server).ready()) << (server).Log()
-#define ASSERT_CALL_OK(call) \
-  ASSERT_TRUE((call).status.ok()) << (call).status.error_message()
+Generated Generate(loom::v1::Loom::Stub& stub, const std::vector<int32_t>& prompt,
+                   int max_tokens, const std::function<void()>& on_message = {}) {
+  return testing::GenerateIds(stub, prompt, max_tokens, on_message);
+}
 
 // One tensor of a saved sharded-state rank file.
 Tensor SavedTensor(const std::string& dir, int rank, const std::string& name) {
@@ -151,7 +130,7 @@ TEST(WeightLifecycleTest, ShardedStateSavedAtTp2LoadsExactlyAtTp2Tp1AndTp4) {
     std::string out;
     ASSERT_EQ(testing::RunCommand(absl::StrCat(testing::BinaryDir(), "/tools/loom ",
                                                "save-sharded-state --model ", Model(),
-                                               " --tp 2 --output ", saved, kEngine),
+                                               " --tp 2 --output ", saved, testing::kWeightTestEngine),
                                   &out),
               0)
         << out;
@@ -163,7 +142,7 @@ TEST(WeightLifecycleTest, ShardedStateSavedAtTp2LoadsExactlyAtTp2Tp1AndTp4) {
   EXPECT_FALSE(std::filesystem::exists(saved + "/model.safetensors"));
   for (int tp : {2, 1, 4}) {
     SCOPED_TRACE(absl::StrCat("tp ", tp));
-    Server server(absl::StrCat("--model ", saved, kEngine, " --tp ", tp,
+    Server server(absl::StrCat("--model ", saved, testing::kWeightTestEngine, " --tp ", tp,
                                " --load-format sharded_state"));
     ASSERT_SERVING(server);
     EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
@@ -525,7 +504,6 @@ TEST(WeightLifecycleTest, FiftyReloadsKeepEveryRanksMemoryFlat) {
     for (const json& r : Call(server, "describe").ranks) out.push_back(r["weight_buffer_digest"]);
     return out;
   };
-  const std::vector<std::string> first_buffers = buffers();
   // The first reloads settle the allocator; from then on nothing may grow.
   for (int i = 0; i < 4; ++i) {
     ASSERT_CALL_OK(Call(server, "reload_weights", {{"mode", i % 2 ? "in_place" : "staged"}}));
@@ -534,10 +512,16 @@ TEST(WeightLifecycleTest, FiftyReloadsKeepEveryRanksMemoryFlat) {
   // (medians, so the allocator's page-level jitter of a MB or two is not read as growth).
   std::vector<std::vector<int64_t>> samples;  // [reload][rank]
   for (int i = 0; i < 50; ++i) {
+    // A staged reload switches to the staged set's buffers; an in-place one keeps them.
+    const std::vector<std::string> before = buffers();
     ASSERT_CALL_OK(Call(server, "reload_weights", {{"mode", i % 2 ? "in_place" : "staged"}}));
+    if (i % 2) {
+      EXPECT_EQ(buffers(), before) << "an in-place reload moved the weight buffers";
+    } else {
+      EXPECT_NE(buffers(), before) << "a staged reload copied instead of switching sets";
+    }
     samples.push_back(rss());
   }
-  EXPECT_EQ(buffers(), first_buffers) << "a reload moved the weight buffers";
   auto median = [&](size_t rank, size_t from) {
     std::vector<int64_t> v;
     for (size_t i = from; i < from + 10; ++i) v.push_back(samples[i][rank]);

@@ -14,6 +14,7 @@
 #include "tests/worker/fake_gpu.h"
 #include "worker/comm/communicator.h"
 #include "worker/loader/weight_load.h"
+#include "worker/model/decoder.h"
 #include "worker/model_runner.h"
 
 namespace loom {
@@ -193,6 +194,40 @@ TEST(DecodeGraphsTest, MovingTheCacheOrTheScratchDropsTheGraphsAndAFailedCapture
   ExpectSame(*expected, *fallback);
   EXPECT_EQ((*eager)->decode_graphs()->captures(), 0);
   EXPECT_EQ((*eager)->decode_graphs()->failed(), (std::set<int64_t>{4}));
+}
+
+TEST(DecodeGraphsTest, SwitchingWeightSetsBackAndForthCapturesEachSetOnce) {
+  auto host = Runner(nullptr);
+  ASSERT_TRUE(host.ok()) << host.status();
+  auto expected = Generate(**host, 5, 100);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  testing::FakeGpu gpu({int64_t{1} << 40, int64_t{1} << 40}, /*graphs=*/true);
+  auto device = Runner(&gpu);
+  ASSERT_TRUE(device.ok()) << device.status();
+  ASSERT_TRUE(Generate(**device, 5, 100).ok());
+  const DecodeGraphs& graphs = *(*device)->decode_graphs();
+  EXPECT_EQ(graphs.captures(), 1);
+  // A second set of the same weights in other buffers, as a staged set is.
+  auto config = ModelConfig::FromModelDir(Model());
+  ASSERT_TRUE(config.ok());
+  DecoderOptions set_options;
+  set_options.weight_dtype = DType::kF32;
+  set_options.context = &gpu;
+  auto other = Decoder::Create(*config, set_options);
+  ASSERT_TRUE(other.ok()) << other.status();
+  SingleRankCommunicator alone;
+  LoadConfig load;
+  load.model = Model();
+  ASSERT_TRUE(LoadWeights(load, **other, alone).ok());
+  // Commit (to the other set), rollback, commit again: each set captures once.
+  for (int switches = 1; switches <= 3; ++switches) {
+    ASSERT_TRUE((*device)->decoder().SwapWeights(**other).ok());
+    auto got = Generate(**device, 5, 100);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ExpectSame(*expected, *got);
+    EXPECT_EQ(graphs.captures(), 2) << "after switch " << switches;
+  }
+  EXPECT_EQ(graphs.invalidations(), 0);
 }
 
 }  // namespace

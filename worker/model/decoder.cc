@@ -220,6 +220,28 @@ absl::Status Decoder::CopyWeightsFrom(const Decoder& other) {
   return absl::OkStatus();
 }
 
+absl::Status Decoder::SwapWeights(Decoder& other) {
+  if (other.parameters_.size() != parameters_.size() || other.weight_dtype() != weight_dtype() ||
+      other.ctx_->device() != ctx_->device() || other.comm_->rank() != comm_->rank() ||
+      other.comm_->world_size() != comm_->world_size()) {
+    return absl::InvalidArgumentError("cannot swap weights between different models");
+  }
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    if (other.parameters_[i].name != parameters_[i].name ||
+        other.parts_[i].shape() != parts_[i].shape()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot swap ", other.parameters_[i].name, " with ", parameters_[i].name));
+    }
+  }
+  // Each set moves whole, ties included (a tied LM head shares its own set's embedding).
+  std::swap(embed_, other.embed_);
+  std::swap(layers_, other.layers_);
+  std::swap(final_norm_, other.final_norm_);
+  std::swap(lm_head_, other.lm_head_);
+  std::swap(parts_, other.parts_);
+  return absl::OkStatus();
+}
+
 KvCacheShape Decoder::CacheShape(int64_t block_size) const {
   KvCacheShape s;
   s.num_layers = config_.num_hidden_layers;

@@ -77,8 +77,14 @@ class Decoder {
                          const std::function<absl::Status(Tensor& host)>& fill,
                          StagedUpload* staging = nullptr);
   // Copies every weight of `other` (same config and TP layout) into this decoder's buffers, in
-  // place: pointers stay stable (a staged commit).
+  // place: pointers stay stable.
   absl::Status CopyWeightsFrom(const Decoder& other);
+  // Exchanges the weight buffers of this decoder and `other` (same config, TP layout, dtype and
+  // device) in constant time: tensors are handles, no byte moves. The workspace, the RoPE table
+  // and everything else stay with their decoder, so a serving decoder switches to a staged set
+  // between two steps (a commit) and back (a rollback). Its buffer addresses change with the
+  // set (BufferAddressDigest), which is how device graphs know the set they were captured for.
+  absl::Status SwapWeights(Decoder& other);
 
   // Shape of one rank's KV cache for this model.
   KvCacheShape CacheShape(int64_t block_size) const;
