@@ -39,6 +39,16 @@ void BlockManager::Uncache(int32_t b) {
   block.tokens.clear();
 }
 
+void BlockManager::ResetPrefixCache() {
+  for (int32_t b : evictable_) {
+    Uncache(b);
+    free_.push_back(b);
+  }
+  evictable_.clear();
+  // Held blocks stay with their sequences, uncached; a later match stops at the first block.
+  for (int32_t b = 0; b < static_cast<int32_t>(blocks_.size()); ++b) Uncache(b);
+}
+
 int32_t BlockManager::TakeFree() {
   int32_t b;
   if (!free_.empty()) {

@@ -59,6 +59,10 @@ class BlockManager {
   // output so far) that are not cached yet.
   void Publish(int64_t seq_id, const std::vector<int32_t>& tokens, int64_t num_computed);
 
+  // Forgets every cached block (held ones stay held, unheld ones become plain free blocks):
+  // what the KV cache held is gone, as after a sleep freed it.
+  void ResetPrefixCache();
+
   // Tokens MatchPrefix was asked about, and found cached, since the start.
   int64_t prefix_queries() const { return prefix_queries_; }
   int64_t prefix_hits() const { return prefix_hits_; }

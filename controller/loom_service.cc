@@ -114,6 +114,7 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetSta
   response->set_serving_weight_version(status.serving_weight_version);
   response->set_staged_weight_version(status.staged_weight_version);
   response->set_previous_weight_version(status.previous_weight_version);
+  response->set_sleep_level(status.sleep_level);
   response->set_controller_address(status.controller_address);
   response->set_session_id(status.session_id);
   response->set_steps(status.steps);

@@ -49,6 +49,8 @@ class Scheduler {
   // The weight version the KV computed from now on belongs to: cached blocks of other versions
   // are never found again (they are evicted as blocks are needed).
   void SetWeightVersion(uint64_t version) { blocks_.SetSalt(version); }
+  // The KV cache was emptied (a sleep): no cached block may be matched again.
+  void ResetPrefixCache() { blocks_.ResetPrefixCache(); }
 
   // Queues a request; InvalidArgument when it can never run (empty prompt, longer than
   // max_model_len, more KV than the whole cache).

@@ -153,6 +153,7 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
     e->Switched(version, policy, std::move(model));
   };
   hooks.broken = [e](const absl::Status& error) { e->Break(error); };
+  hooks.slept = [e](int level, SwitchPolicy policy) { e->Slept(level, policy); };
   engine->weights_ =
       std::make_unique<WeightCoordinator>(options.config, std::move(model), std::move(hooks));
   engine->thread_ = std::thread([e = engine.get()] { e->Loop(); });
@@ -249,6 +250,10 @@ absl::StatusOr<std::vector<std::shared_ptr<RequestStream>>> ServingEngine::Submi
     return absl::UnavailableError(
         "the server is draining: it finishes the requests it has and takes no new ones");
   }
+  if (sleep_level_ > 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "the server is asleep (level ", sleep_level_, "); wake_up makes it serve again"));
+  }
   if (!broken_.ok()) return broken_;
   const int64_t waiting = static_cast<int64_t>(queue_.size()) + num_scheduler_waiting_;
   if (options_.max_waiting > 0 && waiting + n > options_.max_waiting) {
@@ -320,6 +325,7 @@ EngineStatus ServingEngine::Status() const {
     status.finished = finished_;
     status.broken = broken_;
     status.draining = draining_;
+    status.sleep_level = sleep_level_;
   }
   status.model = model->dir();
   if (model->tokenizer() != nullptr) {
@@ -378,12 +384,14 @@ void ServingEngine::Loop() {
     std::deque<Queued> queued;
     std::deque<std::function<void()>> between;
     bool cancelled = false;
+    bool asleep = false;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return stopping_ || !queue_.empty() || !between_steps_.empty() || cancel_pending_;
       };
-      if (!scheduler_->HasWork()) {
+      // Asleep, the ranks hold no KV: requests in flight wait for the wake.
+      if (!scheduler_->HasWork() || sleep_level_ > 0) {
         mu_.AwaitWithTimeout(absl::Condition(&ready), absl::FromChrono(kHealthPollInterval));
       }
       if (stopping_) break;
@@ -400,7 +408,11 @@ void ServingEngine::Loop() {
       absl::MutexLock lock(&mu_);
       admitting_ = 0;
     }
-    if (scheduler_->HasWork()) {
+    {
+      absl::MutexLock lock(&mu_);  // after `between`, which may have put the ranks to sleep
+      asleep = sleep_level_ > 0;
+    }
+    if (scheduler_->HasWork() && !asleep) {
       RunStep();
     } else {
       absl::Status health = CheckRanks();
@@ -466,6 +478,25 @@ void ServingEngine::Switched(uint64_t version, SwitchPolicy policy,
     }
     absl::MutexLock lock(&mu_);
     model_ = std::move(model);
+  }
+  Publish();
+}
+
+void ServingEngine::Slept(int level, SwitchPolicy policy) {
+  if (level > 0) {
+    // The ranks' KV is gone: what ran is recomputed after the wake, or ends now.
+    if (policy == SwitchPolicy::kRecompute) {
+      scheduler_->RecomputeAll();
+    } else {
+      for (const GenerationResult& r : scheduler_->AbortStarted()) {
+        EndActive(r.request_id, FinishReason::kAbort);
+      }
+    }
+    scheduler_->ResetPrefixCache();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    sleep_level_ = level;
   }
   Publish();
 }

@@ -201,6 +201,7 @@ struct EngineStatus {
   std::vector<RankState> ranks;
   absl::Status broken;  // OK while the engine serves
   bool draining = false;  // Drain was called: no new requests, the running ones finish
+  int sleep_level = 0;    // 0 awake; 1 or 2: asleep (sleep), new requests refused
   uint64_t serving_weight_version = 0;
   uint64_t staged_weight_version = 0;
   uint64_t previous_weight_version = 0;  // kept for rollback_weights (0: none)
@@ -308,6 +309,8 @@ class ServingEngine {
   // The weights switched to `version`, served as `model` says (on the engine thread).
   void Switched(uint64_t version, SwitchPolicy policy, std::shared_ptr<const ServedModel> model);
   void Break(const absl::Status& error);
+  // The ranks slept at `level` (in-flight sequences follow `policy`) or woke (level 0).
+  void Slept(int level, SwitchPolicy policy);
   absl::Status CheckRanks() const;
   void NewScheduler();
 
@@ -329,6 +332,7 @@ class ServingEngine {
   std::deque<std::function<void()>> between_steps_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  int sleep_level_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t admitting_ ABSL_GUARDED_BY(mu_) = 0;  // taken off queue_, not yet in active_
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;

@@ -63,7 +63,7 @@ bool WeightCoordinator::Handles(const std::string& method) {
   static const std::set<std::string> kMethods = {
       "update_config",        "reload_weights",           "stage_weights",
       "commit_weights",       "abort_staged_weights",     "save_sharded_state",
-      "rollback_weights",     "release_previous_weights",
+      "rollback_weights",     "release_previous_weights", "sleep", "wake_up",
       "init_weight_update_group", "update_weights_from_distributed",
       "destroy_weight_update_group"};
   return kMethods.count(method) > 0;
@@ -115,6 +115,14 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Call(
     return Rollback(policy, timeout);
   }
   if (method == "release_previous_weights") return ReleasePrevious(timeout);
+  if (method == "sleep") return Sleep(args, timeout);
+  if (method == "wake_up") {
+    LOOM_ASSIGN_OR_RETURN(const bool reload, BoolArg(args, "reload"));
+    return WakeUp(reload, timeout);
+  }
+  if (method == "reload_weights" && sleep_level() == 2) {
+    return WakeUp(/*reload=*/true, timeout);  // the weights are gone: a reload is the wake
+  }
   if (method == "reload_weights") return Reload(args, timeout);
   if (method == "commit_weights") {
     LOOM_ASSIGN_OR_RETURN(SwitchPolicy policy, ParseSwitchPolicy(args));
@@ -270,6 +278,79 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::ReleasePrevious(
   previous_version_ = 0;
   previous_model_ = nullptr;
   return results;
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Sleep(
+    const json& args, std::chrono::milliseconds timeout) {
+  LOOM_ASSIGN_OR_RETURN(SwitchPolicy policy, ParseSwitchPolicy(args));
+  const int64_t level = NumberOr(args, "level", 0);
+  if (level != 1 && level != 2) {
+    return absl::InvalidArgumentError("sleep: \"level\" must be 1 or 2");
+  }
+  if (sleep_level() != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sleep: already asleep (level ", sleep_level(), ")"));
+  }
+  absl::StatusOr<std::vector<RankResult>> results;
+  LOOM_RETURN_IF_ERROR(hooks_.between_steps([&]() -> absl::Status {
+    results = hooks_.call("sleep", json{{"level", level}}.dump(), timeout);
+    if (!results.ok()) {
+      // A refusal (FailedPrecondition: a staged or kept set) is every rank's, before any change;
+      // anything else may have put some ranks to sleep and not others.
+      if (results.status().code() != absl::StatusCode::kFailedPrecondition) {
+        hooks_.broken(absl::UnavailableError(
+            absl::StrCat("sleep failed part-way: ", results.status().message())));
+      }
+      return results.status();
+    }
+    hooks_.slept(static_cast<int>(level), policy);
+    return absl::OkStatus();
+  }));
+  absl::MutexLock lock(&mu_);
+  sleep_level_ = static_cast<int>(level);
+  return results;
+}
+
+absl::StatusOr<std::vector<RankResult>> WeightCoordinator::WakeUp(
+    bool reload, std::chrono::milliseconds timeout) {
+  const int level = sleep_level();
+  if (level == 0) return absl::FailedPreconditionError("wake_up: not asleep");
+  if (level == 2 && !reload) {
+    return absl::FailedPreconditionError(
+        "wake_up: a level-2 sleep dropped the weights; wake_up {\"reload\": true} (or "
+        "reload_weights) loads them again");
+  }
+  if (level == 1 && reload) {
+    return absl::InvalidArgumentError("wake_up: a level-1 sleep kept the weights; no reload");
+  }
+  std::shared_ptr<const ServedModel> model;
+  uint64_t version = 0;
+  if (level == 2) {
+    LOOM_ASSIGN_OR_RETURN(model, PrepareModel(config()));
+    version = NextVersion();
+  }
+  absl::StatusOr<std::vector<RankResult>> results;
+  LOOM_RETURN_IF_ERROR(hooks_.between_steps([&]() -> absl::Status {
+    json args = json::object();
+    if (version != 0) args["version"] = version;
+    results = hooks_.call("wake_up", args.dump(), timeout);
+    if (!results.ok()) return results.status();  // the ranks that failed stay asleep
+    if (version != 0) hooks_.switched(version, SwitchPolicy::kRecompute, model);
+    hooks_.slept(0, SwitchPolicy::kRecompute);
+    return absl::OkStatus();
+  }));
+  absl::MutexLock lock(&mu_);
+  sleep_level_ = 0;
+  if (version != 0) {
+    serving_version_ = version;
+    serving_model_ = std::move(model);
+  }
+  return results;
+}
+
+int WeightCoordinator::sleep_level() const {
+  absl::MutexLock lock(&mu_);
+  return sleep_level_;
 }
 
 uint64_t WeightCoordinator::previous_version() const {

@@ -15,6 +15,13 @@
 //   forward); release_previous_weights frees it. While one is kept a stage is refused (its
 //   memory is the staged set's) unless it asks "release_previous": true, and reload_weights
 //   "auto" goes in place.
+// * sleep {"level": 1|2, "policy"?}: between two steps every rank frees its KV cache and, at
+//   level 1, offloads its weights to host memory (a host rank keeps them: they are there
+//   already), at level 2 drops them; the engine runs no step until wake_up and refuses new
+//   requests (Unavailable: HTTP 503); in-flight sequences are recomputed after the wake
+//   (recompute) or end now (abort); the prefix cache is emptied. wake_up {"reload"?} restores
+//   level 1's weights, or loads level 2's again as a new version (reload: true, or a
+//   reload_weights while asleep).
 // * reload_weights {"mode"?, "policy"?}: from the current load config. "staged" is stage +
 //   commit (serving continues during the load; needs memory for a second copy of the weights).
 //   "in_place" writes into the serving buffers between steps (serving pauses for the load; the
@@ -69,6 +76,9 @@ struct WeightCoordinatorHooks {
       switched;
   // Every rank's switch did not complete: the engine stops serving with `error`.
   std::function<void(const absl::Status& error)> broken;
+  // On the engine thread, after every rank slept (`level` 1 or 2: no step runs until a wake,
+  // the sequences in flight follow `policy`, the prefix cache is emptied) or woke (level 0).
+  std::function<void(int level, SwitchPolicy policy)> slept;
 };
 
 class WeightCoordinator {
@@ -88,6 +98,8 @@ class WeightCoordinator {
   uint64_t staged_version() const;
   // The version of the set kept for a rollback (0: none).
   uint64_t previous_version() const;
+  // 0 awake, else the level of the sleep the ranks are in.
+  int sleep_level() const;
   EngineConfig config() const;
 
  private:
@@ -101,6 +113,9 @@ class WeightCoordinator {
   absl::StatusOr<std::vector<RankResult>> Rollback(SwitchPolicy policy,
                                                    std::chrono::milliseconds timeout);
   absl::StatusOr<std::vector<RankResult>> ReleasePrevious(std::chrono::milliseconds timeout);
+  absl::StatusOr<std::vector<RankResult>> Sleep(const nlohmann::json& args,
+                                                std::chrono::milliseconds timeout);
+  absl::StatusOr<std::vector<RankResult>> WakeUp(bool reload, std::chrono::milliseconds timeout);
   absl::StatusOr<std::vector<RankResult>> Reload(const nlohmann::json& args,
                                                  std::chrono::milliseconds timeout);
 
@@ -121,6 +136,7 @@ class WeightCoordinator {
   std::shared_ptr<const ServedModel> staged_model_ ABSL_GUARDED_BY(mu_);
   // The set kept by commit_weights {"keep_previous": true} (or replaced by a rollback).
   uint64_t previous_version_ ABSL_GUARDED_BY(mu_) = 0;
+  int sleep_level_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const ServedModel> previous_model_ ABSL_GUARDED_BY(mu_);
   LoadConfig previous_load_ ABSL_GUARDED_BY(mu_);
 };

@@ -111,6 +111,9 @@ absl::Status Status(const Flags& flags) {
               static_cast<long long>(s.finished().length()),
               static_cast<long long>(s.finished().abort()),
               static_cast<long long>(s.finished().error()));
+  if (s.sleep_level() > 0) {
+    std::printf("asleep: level %d (requests refused until wake_up)\n", s.sleep_level());
+  }
   std::printf("KV blocks: %lld free of %lld\n", static_cast<long long>(s.num_free_kv_blocks()),
               static_cast<long long>(s.num_kv_blocks()));
   std::printf("weights: serving version %llu, staged %s, kept for rollback %s\n",

@@ -36,13 +36,13 @@ std::vector<std::string> MethodRegistry::Names() const {
 absl::Status RegisterTestMethods(MethodRegistry& registry, int rank,
                                  const absl::Notification* stopping) {
   absl::Status s = registry.Register(
-      "sleep", [rank, stopping](const nlohmann::json& args) -> absl::StatusOr<nlohmann::json> {
+      "stall", [rank, stopping](const nlohmann::json& args) -> absl::StatusOr<nlohmann::json> {
         constexpr double kMaxSeconds = 600;
         if (!args.is_object() || !args.contains("seconds") || !args["seconds"].is_number()) {
-          return absl::InvalidArgumentError("sleep: args must be {\"seconds\": number}");
+          return absl::InvalidArgumentError("stall: args must be {\"seconds\": number}");
         }
         if (args.contains("rank") && !args["rank"].is_number_integer()) {
-          return absl::InvalidArgumentError("sleep: \"rank\" must be an integer");
+          return absl::InvalidArgumentError("stall: \"rank\" must be an integer");
         }
         if (args.contains("rank") && args["rank"].get<int64_t>() != rank) {
           return nlohmann::json{{"slept_seconds", 0}};
@@ -50,7 +50,7 @@ absl::Status RegisterTestMethods(MethodRegistry& registry, int rank,
         const double seconds = args["seconds"].get<double>();
         if (!(seconds >= 0 && seconds <= kMaxSeconds)) {
           return absl::InvalidArgumentError(
-              absl::StrCat("sleep: seconds must be in [0, ", kMaxSeconds, "]"));
+              absl::StrCat("stall: seconds must be in [0, ", kMaxSeconds, "]"));
         }
         const absl::Duration d = absl::Seconds(seconds);
         if (stopping != nullptr) {

@@ -36,7 +36,7 @@ class MethodRegistry {
 };
 
 // Test-only methods, registered when a worker runs with --enable-test-methods:
-//   sleep {"seconds": x, "rank": r}  sleeps x seconds (at most 600; returns early once `stopping`
+//   stall {"seconds": x, "rank": r}  waits x seconds (at most 600; returns early once `stopping`
 //                               is notified) and returns {"slept_seconds": x}; with "rank", only
 //                               rank r sleeps and the others return at once
 //   fail_on_rank {"rank": r}    fails with Internal on rank r, returns {} on the others

@@ -68,6 +68,18 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(
   return runner;
 }
 
+int64_t ModelRunner::FreeKvCache() {
+  const int64_t bytes = cache_.nbytes();
+  if (bytes > 0) shape_ = cache_.shape();
+  cache_ = KvCache();
+  return bytes;
+}
+
+absl::Status ModelRunner::RestoreKvCache(int64_t bytes) {
+  LOOM_ASSIGN_OR_RETURN(cache_, KvCache::Create(shape_, bytes, decoder_->context()));
+  return absl::OkStatus();
+}
+
 absl::Status ModelRunner::ResizeKvCache(int64_t bytes) {
   const KvCacheShape shape = cache_.shape();
   // The old cache goes first, so the device holds one at a time; it is rebuilt on failure.

@@ -40,6 +40,10 @@ class ModelRunner {
   // Replaces the KV cache by one of as many blocks as `bytes` holds (its contents go: only
   // before serving). On error the old cache stays.
   absl::Status ResizeKvCache(int64_t bytes);
+  // A sleep: frees the KV cache (steps are refused until it is back), returning its bytes.
+  int64_t FreeKvCache();
+  // A wake: a KV cache of `bytes` (zeroed, at new addresses) in its place.
+  absl::Status RestoreKvCache(int64_t bytes);
 
   // Validates the step against the cache (block ids, table coverage) and runs it.
   absl::StatusOr<StepOutput> Execute(const StepInput& step);
@@ -47,6 +51,7 @@ class ModelRunner {
  private:
   std::unique_ptr<Decoder> decoder_;
   KvCache cache_;
+  KvCacheShape shape_;  // the cache's, kept while FreeKvCache left none
   std::unique_ptr<DecodeGraphs> graphs_;
 };
 

@@ -82,6 +82,18 @@ Rank::Rank(const RankOptions& options) : options_(options) {
                   return nlohmann::json{{"state", StateName(state_)}};
                 })
       .IgnoreError();
+  methods_
+      .Register("sleep",
+                [this](const nlohmann::json& args) -> absl::StatusOr<nlohmann::json> {
+                  return Sleep(args);
+                })
+      .IgnoreError();
+  methods_
+      .Register("wake_up",
+                [this](const nlohmann::json& args) -> absl::StatusOr<nlohmann::json> {
+                  return WakeUp(args);
+                })
+      .IgnoreError();
   WeightMethods::Register(methods_, [this]() -> WeightMethods* {
     absl::MutexLock lock(&mu_);
     return weight_methods_.get();
@@ -359,6 +371,60 @@ absl::StatusOr<nlohmann::json> Rank::Call(const std::string& method, const nlohm
     }
   });
   return result;
+}
+
+absl::StatusOr<nlohmann::json> Rank::Sleep(const nlohmann::json& args) {
+  LOOM_RETURN_IF_ERROR(CheckReady("sleep"));
+  const int64_t level = args.is_object() && args.contains("level") && args["level"].is_number_integer()
+                            ? args["level"].get<int64_t>()
+                            : 0;
+  if (level != 1 && level != 2) {
+    return absl::InvalidArgumentError("sleep: \"level\" must be 1 (weights offloaded or kept) "
+                                      "or 2 (weights dropped)");
+  }
+  const int64_t rss_before = ResidentBytes();
+  LOOM_ASSIGN_OR_RETURN(nlohmann::json report, weights_->Sleep(static_cast<int>(level)));
+  {
+    absl::MutexLock step(&step_mu_);
+    kv_bytes_ = runner_->FreeKvCache();
+  }
+  report["kv_cache_bytes_freed"] = kv_bytes_;
+  report["rss_bytes_before"] = rss_before;
+  report["rss_bytes"] = ResidentBytes();
+  return report;
+}
+
+absl::StatusOr<nlohmann::json> Rank::WakeUp(const nlohmann::json& args) {
+  LOOM_RETURN_IF_ERROR(CheckReady("wake_up"));
+  uint64_t version = 0;
+  if (args.is_object() && args.contains("version")) {
+    if (!args["version"].is_number_unsigned()) {
+      return absl::InvalidArgumentError("wake_up: \"version\" must be a positive integer");
+    }
+    version = args["version"].get<uint64_t>();
+  }
+  LoadConfig load;
+  {
+    absl::MutexLock lock(&mu_);
+    load = weight_methods_->config().load;
+  }
+  if (runner_->kv_cache().nbytes() == 0) {
+    absl::MutexLock step(&step_mu_);
+    LOOM_RETURN_IF_ERROR(runner_->RestoreKvCache(kv_bytes_));
+  }
+  LOOM_ASSIGN_OR_RETURN(nlohmann::json report, weights_->Wake(load, version));
+  report["kv_cache_bytes"] = runner_->kv_cache().nbytes();
+  report["rss_bytes"] = ResidentBytes();
+  return report;
+}
+
+absl::Status Rank::CheckReady(const char* what) const {
+  absl::MutexLock lock(&mu_);
+  if (state_ != State::kReady) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " needs an initialised worker; this one is ", StateName(state_)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<StepOutput> Rank::Step(const StepInput& step, double* compute_seconds) {

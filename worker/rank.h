@@ -101,6 +101,12 @@ class Rank {
   static const char* StateName(State state);
 
   absl::Status DoInit(const EngineConfig& config, const RankInit& init, int64_t* num_kv_blocks);
+  // sleep {"level": 1|2}: the weights as WeightManager::Sleep says, and the KV cache freed.
+  // wake_up {"version"?}: the KV cache back (its bytes as before), then the weights (a level-2
+  // sleep loads the current load config as `version`). Run between steps.
+  absl::StatusOr<nlohmann::json> Sleep(const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> WakeUp(const nlohmann::json& args);
+  absl::Status CheckReady(const char* what) const;
 
   const RankOptions options_;
   MethodRegistry methods_;
@@ -126,6 +132,7 @@ class Rank {
   std::unique_ptr<WeightManager> weights_;
   std::unique_ptr<WeightMethods> weight_methods_ ABSL_GUARDED_BY(mu_);
   std::atomic<int> num_threads_{0};  // kernel threads, set by Init
+  int64_t kv_bytes_ = 0;  // the KV cache's bytes, kept across a sleep (between steps only)
 };
 
 }  // namespace loom

@@ -52,6 +52,8 @@ const char* WeightManager::StateName(State s) {
       return "staging";
     case State::kFailed:
       return "failed";
+    case State::kAsleep:
+      return "asleep";
   }
   return "unknown";
 }
@@ -115,6 +117,7 @@ absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint
     if (state_ == State::kFailed) {
       return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
     }
+    LOOM_RETURN_IF_ERROR(CheckAwake("stage_weights"));
     LOOM_RETURN_IF_ERROR(CheckNoPrevious("stage_weights"));
     before = state_;
     state_ = State::kStaging;
@@ -159,6 +162,10 @@ absl::StatusOr<Decoder*> WeightManager::BeginPartialStage(uint64_t version,
   if (state_ == State::kFailed) {
     op_mu_.Unlock();
     return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
+  }
+  if (absl::Status kept = CheckAwake("update_weights_from_distributed"); !kept.ok()) {
+    op_mu_.Unlock();
+    return kept;
   }
   if (absl::Status kept = CheckNoPrevious("update_weights_from_distributed"); !kept.ok()) {
     op_mu_.Unlock();
@@ -303,6 +310,12 @@ void WeightManager::Release(std::unique_ptr<Decoder> set) {
   });
 }
 
+absl::Status WeightManager::CheckAwake(const char* what) const {
+  if (state_ != State::kAsleep) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, ": this rank is asleep (level ", sleep_level_, "); wake_up first"));
+}
+
 absl::Status WeightManager::CheckNoPrevious(const char* what) const {
   if (previous_ == nullptr) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
@@ -331,6 +344,7 @@ absl::StatusOr<nlohmann::json> WeightManager::ReloadInPlace(const LoadConfig& lo
   FinishRelease();
   {
     absl::MutexLock lock(&mu_);
+    LOOM_RETURN_IF_ERROR(CheckAwake("reload_weights"));
     if (state_ == State::kFailed) {
       return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
     }
@@ -370,6 +384,10 @@ absl::StatusOr<nlohmann::json> WeightManager::SaveShardedState(const std::string
                                                                bool copy_model_files,
                                                                const std::string& model_dir) {
   absl::MutexLock op(&op_mu_);  // no commit or reload rewrites the set while it is saved
+  {
+    absl::MutexLock lock(&mu_);
+    LOOM_RETURN_IF_ERROR(CheckAwake("save_sharded_state"));
+  }
   ShardedStateInfo info;
   info.rank = static_cast<int>(weight_comm_->rank());
   info.tp_size = static_cast<int>(weight_comm_->world_size());
@@ -397,10 +415,118 @@ absl::StatusOr<nlohmann::json> WeightManager::SaveShardedState(const std::string
       {"weight_version", info.weight_version}};
 }
 
+absl::StatusOr<nlohmann::json> WeightManager::Sleep(int level) {
+  absl::MutexLock op(&op_mu_);
+  FinishRelease();
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != State::kReady) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("sleep: the weights are ", StateName(state_), ", not ready"));
+    }
+    if (shadow_ != nullptr || previous_ != nullptr) {
+      return absl::FailedPreconditionError(
+          "sleep: another weight set is held (abort_staged_weights or release_previous_weights "
+          "first)");
+    }
+  }
+  const int64_t bytes = serving_->WeightBytes();
+  const bool on_host = serving_->context().device().is_cpu();
+  int64_t freed = 0;
+  if (level == 2 || !on_host) {
+    // Level 1 on a device keeps a host copy to wake from; a host rank's weights already live
+    // in host memory, so its level 1 keeps them where they are.
+    std::vector<Tensor> copy;
+    if (level == 1) {
+      for (const ParameterInfo& p : serving_->Parameters()) {
+        LOOM_ASSIGN_OR_RETURN(Tensor part, serving_->HostPart(p.name));
+        copy.push_back(std::move(part));
+      }
+    }
+    {
+      absl::MutexLock step(step_mu_);
+      serving_->DropWeights();
+    }
+    host_copy_ = std::move(copy);
+    ReturnFreedMemory();
+    freed = bytes;
+  }
+  absl::MutexLock lock(&mu_);
+  state_ = State::kAsleep;
+  sleep_level_ = level;
+  return nlohmann::json{{"level", level}, {"weight_bytes", bytes}, {"weight_bytes_freed", freed}};
+}
+
+absl::StatusOr<nlohmann::json> WeightManager::Wake(const LoadConfig& load, uint64_t version) {
+  absl::MutexLock op(&op_mu_);
+  FinishRelease();
+  int level;
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != State::kAsleep) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("wake_up: the weights are ", StateName(state_), ", not asleep"));
+    }
+    level = sleep_level_;
+  }
+  nlohmann::json report = {{"level", level}};
+  if (serving_->has_weights() && version != 0) {
+    return absl::InvalidArgumentError("wake_up: the weights were kept; there is nothing to reload");
+  }
+  if (!serving_->has_weights()) {
+    if (level == 2 && version == 0) {
+      return absl::FailedPreconditionError(
+          "wake_up: a level-2 sleep dropped the weights; wake_up {\"reload\": true} loads them "
+          "again");
+    }
+    // A fresh set on the rank's device, from the host copy or the load config, then switched in.
+    absl::StatusOr<std::unique_ptr<Decoder>> created =
+        Decoder::Create(serving_->config(), shadow_options_);
+    absl::Status filled = created.status();
+    if (created.ok() && level == 1) {
+      StagedUpload staging((*created)->context());
+      const std::vector<ParameterInfo>& params = serving_->Parameters();
+      for (size_t i = 0; i < params.size() && filled.ok(); ++i) {
+        filled = (*created)->WritePart(
+            params[i].name, [&](Tensor& host) { return host.CopyFrom(host_copy_[i]); }, &staging);
+      }
+      if (absl::Status copied = staging.Finish(); filled.ok()) filled = copied;
+    } else if (created.ok()) {
+      progress_.bytes_done = 0;
+      progress_.tensors_done = 0;
+      absl::StatusOr<std::unique_ptr<WeightLoad>> prepared =
+          WeightLoad::Prepare(load, *serving_, *weight_comm_);
+      absl::StatusOr<LoadResult> loaded =
+          prepared.ok() ? (*prepared)->WriteInto(**created, &progress_) : prepared.status();
+      filled = loaded.status();
+      if (loaded.ok()) report["load"] = ReportOf(*loaded);
+    }
+    if (filled.ok()) {
+      absl::MutexLock step(step_mu_);
+      filled = serving_->SwapWeights(**created);
+    }
+    if (!filled.ok()) return filled;  // still asleep, nothing changed
+    Release(std::move(*created));     // the weightless buffers it swapped out
+    host_copy_.clear();
+    ReturnFreedMemory();
+  }
+  absl::MutexLock lock(&mu_);
+  state_ = State::kReady;
+  sleep_level_ = 0;
+  if (version != 0) {
+    serving_info_ = InfoOf(load, version);
+    report["version"] = version;
+  }
+  return report;
+}
+
 absl::Status WeightManager::CheckServing(uint64_t version) const {
   absl::MutexLock lock(&mu_);
   if (state_ == State::kFailed) {
     return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
+  }
+  if (state_ == State::kAsleep) {
+    return absl::FailedPreconditionError("this rank is asleep (wake_up first)");
   }
   if (version != 0 && version != serving_info_.version) {
     return absl::FailedPreconditionError(
@@ -437,6 +563,7 @@ nlohmann::json WeightManager::Describe() const {
   };
   if (previous_ != nullptr) j["previous"]["bytes"] = previous_->WeightBytes();
   j["releasing"] = release_pending_.load();
+  if (state_ == State::kAsleep) j["sleep_level"] = sleep_level_;
   if (!error_.empty()) j["error"] = error_;
   return j;
 }

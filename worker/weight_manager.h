@@ -69,6 +69,16 @@ class WeightManager {
   absl::StatusOr<nlohmann::json> Rollback(uint64_t version);
   // Frees the kept previous set. FailedPrecondition when none is kept.
   absl::StatusOr<nlohmann::json> ReleasePrevious();
+
+  // Sleep (vLLM's sleep mode): steps are refused until Wake. Level 1 frees the device's weight
+  // buffers after copying them to host memory (a host rank keeps its weights as they are: they
+  // already live in host memory); level 2 frees them with no copy. Refused while a staged or
+  // kept set exists, or when not ready. Run between steps (the caller holds no step running).
+  absl::StatusOr<nlohmann::json> Sleep(int level);
+  // Wakes: what level 1 kept comes back (the host copy uploaded into fresh buffers); after a
+  // level-2 sleep, `version` != 0 loads `load` (collective over the weight group, like a
+  // stage) as that version; 0 is refused there. A failure leaves the rank asleep.
+  absl::StatusOr<nlohmann::json> Wake(const LoadConfig& load, uint64_t version);
   absl::StatusOr<nlohmann::json> AbortStaged();
   // Writes `load` into the serving set in place, as `version`.
   absl::StatusOr<nlohmann::json> ReloadInPlace(const LoadConfig& load, uint64_t version);
@@ -89,7 +99,7 @@ class WeightManager {
   nlohmann::json Describe() const;
 
  private:
-  enum class State { kStarting, kLoading, kReady, kStaging, kFailed };
+  enum class State { kStarting, kLoading, kReady, kStaging, kFailed, kAsleep };
   static const char* StateName(State s);
   static WeightSetInfo InfoOf(const LoadConfig& load, uint64_t version);
   static nlohmann::json ReportOf(const LoadResult& r);
@@ -102,6 +112,8 @@ class WeightManager {
   void FinishRelease();
   // Frees `set` on a thread of its own (op_mu_ held; FinishRelease joins it).
   void Release(std::unique_ptr<Decoder> set);
+  // FailedPrecondition naming `what` while asleep.
+  absl::Status CheckAwake(const char* what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FailedPrecondition naming `what` while a previous set is kept.
   absl::Status CheckNoPrevious(const char* what) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -121,6 +133,8 @@ class WeightManager {
   WeightSetInfo shadow_info_ ABSL_GUARDED_BY(mu_);
   // The set a commit with keep_previous replaced (or a rollback did), for Rollback.
   std::unique_ptr<Decoder> previous_ ABSL_GUARDED_BY(mu_);
+  int sleep_level_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Tensor> host_copy_;  // a level-1 sleep's weights, by parameter (op_mu_ held)
   WeightSetInfo previous_info_ ABSL_GUARDED_BY(mu_);
 };
 

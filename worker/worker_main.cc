@@ -133,7 +133,7 @@ constexpr char kUsage[] =
     "  --listen ADDR                where to serve: host:port or unix:/path (default 127.0.0.1:0)\n"
     "  --controller-timeout-ms MS   exit when the controller is unreachable this long (5000)\n"
     "  --register-timeout-ms MS     give up registering after this long (60000)\n"
-    "  --enable-test-methods        register the test-only sleep and fail_on_rank methods\n";
+    "  --enable-test-methods        register the test-only stall and fail_on_rank methods\n";
 
 int Run(int argc, char** argv) {
   absl::StatusOr<cli::Flags> command_line = cli::Flags::Parse(argc, argv, 1, FlagSpecs());

@@ -256,12 +256,16 @@ void OpenAiServer::Routes() {
         dummy = dummy || r.weights.value("serving", json::object()).value("dummy", false);
       }
     }
-    const char* state = !s.broken.ok() ? "failed" : s.draining ? "draining" : "ok";
+    const char* state = !s.broken.ok()      ? "failed"
+                        : s.draining          ? "draining"
+                        : s.sleep_level > 0   ? "asleep"
+                                              : "ok";
     json body = {{"status", state},
                  {"weight_version", s.serving_weight_version},
                  {"dummy_weights", dummy}};
     if (!s.broken.ok()) body["error"] = std::string(s.broken.message());
-    Reply(res, s.broken.ok() && !s.draining ? 200 : 503, body);
+    if (s.sleep_level > 0) body["sleep_level"] = s.sleep_level;
+    Reply(res, std::string(state) == "ok" ? 200 : 503, body);
   });
 
   http.Get("/version", [](const httplib::Request&, httplib::Response& res) {

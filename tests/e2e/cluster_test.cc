@@ -153,7 +153,7 @@ TEST_F(ClusterCallTest, UnknownMethodIsNotFoundListingTheRegisteredOnes) {
   auto results = cluster_->group->CollectiveCall("no_such_method", "", kCallTimeout);
   ASSERT_FALSE(results.ok());
   EXPECT_TRUE(absl::IsNotFound(results.status())) << results.status();
-  for (const char* name : {"rank 0", "rank 1", "describe", "check_health", "sleep"}) {
+  for (const char* name : {"rank 0", "rank 1", "describe", "check_health", "stall"}) {
     EXPECT_TRUE(absl::StrContains(results.status().message(), name)) << results.status();
   }
 }
@@ -176,7 +176,7 @@ TEST_F(ClusterCallTest, AMethodFailingOnOneRankFailsTheCallNamingThatRank) {
 
 TEST_F(ClusterCallTest, ARankMissingTheDeadlineIsDeadlineExceededNamingIt) {
   const auto start = std::chrono::steady_clock::now();
-  auto results = cluster_->group->CollectiveCall("sleep", R"({"seconds": 3, "rank": 1})",
+  auto results = cluster_->group->CollectiveCall("stall", R"({"seconds": 3, "rank": 1})",
                                                  std::chrono::milliseconds(300));
   const auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(results.ok());

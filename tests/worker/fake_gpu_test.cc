@@ -15,6 +15,7 @@
 #include "worker/loader/weight_dtype.h"
 #include "worker/loader/weight_load.h"
 #include "worker/model_runner.h"
+#include "worker/weight_manager.h"
 
 namespace loom {
 namespace {
@@ -153,6 +154,57 @@ TEST(FakeGpuTest, DummyWeightsAndAStagedCopyMatchTheHost) {
   auto got = RunSteps(**device);
   ASSERT_TRUE(expected.ok() && got.ok());
   ExpectIdentical(*expected, *got);
+}
+
+// The weight lifecycle's device paths: a commit switches to the staged set's device buffers
+// (no copy), a level-1 sleep moves the weights to host memory and frees the device's, and the
+// wake brings them back bit for bit.
+TEST(FakeGpuTest, ACommitSwitchesSetsAndALevelOneSleepOffloadsAndRestoresTheWeights) {
+  const std::string dir = Model("llama-gqa-f32");
+  auto host = Runner(dir, nullptr);
+  ASSERT_TRUE(host.ok()) << host.status();
+  auto expected = RunSteps(**host);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  testing::FakeGpu gpu;
+  auto device = Runner(dir, &gpu);
+  ASSERT_TRUE(device.ok()) << device.status();
+  Decoder& decoder = (*device)->decoder();
+  SingleRankCommunicator alone;
+  absl::Mutex step_mu;
+  DecoderOptions set_options;
+  set_options.weight_dtype = decoder.weight_dtype();
+  set_options.context = &gpu;
+  WeightManager weights(&decoder, set_options, &alone, &step_mu);
+  LoadConfig load;
+  load.model = dir;
+  ASSERT_TRUE(weights.InitialLoad(load).ok());
+
+  const uint64_t first = decoder.BufferAddressDigest();
+  ASSERT_TRUE(weights.Stage(load, 2).ok());
+  const int64_t uploaded = gpu.upload_bytes;
+  auto committed = weights.Commit(2);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(gpu.upload_bytes, uploaded) << "the commit moved bytes";
+  EXPECT_NE(decoder.BufferAddressDigest(), first) << "the commit did not switch sets";
+  auto after_commit = RunSteps(**device);
+  ASSERT_TRUE(after_commit.ok()) << after_commit.status();
+  ExpectIdentical(*expected, *after_commit);
+
+  auto free_bytes = [&] { return gpu.Memory()->free_bytes; };
+  const int64_t weight_bytes = decoder.WeightBytes();
+  const int64_t awake_free = free_bytes();
+  auto slept = weights.Sleep(1);
+  ASSERT_TRUE(slept.ok()) << slept.status();
+  EXPECT_FALSE(decoder.has_weights());
+  EXPECT_GE(free_bytes() - awake_free, weight_bytes) << "the device kept the weights";
+  EXPECT_FALSE(weights.CheckServing(2).ok());
+  EXPECT_FALSE(weights.Stage(load, 3).ok());
+  auto woke = weights.Wake(load, 0);
+  ASSERT_TRUE(woke.ok()) << woke.status();
+  EXPECT_TRUE(weights.CheckServing(2).ok());
+  auto after_wake = RunSteps(**device);
+  ASSERT_TRUE(after_wake.ok()) << after_wake.status();
+  ExpectIdentical(*expected, *after_wake);
 }
 
 }  // namespace

@@ -226,9 +226,12 @@ absl::Status Decoder::SwapWeights(Decoder& other) {
       other.comm_->world_size() != comm_->world_size()) {
     return absl::InvalidArgumentError("cannot swap weights between different models");
   }
+  // Either side may hold no weights (DropWeights); a set that has them has them all.
   for (size_t i = 0; i < parts_.size(); ++i) {
+    const std::vector<int64_t> want = parameters_[i].local_shape();
     if (other.parameters_[i].name != parameters_[i].name ||
-        other.parts_[i].shape() != parts_[i].shape()) {
+        (other.has_weights() && other.parts_[i].shape() != want) ||
+        (has_weights() && parts_[i].shape() != want)) {
       return absl::InvalidArgumentError(
           absl::StrCat("cannot swap ", other.parameters_[i].name, " with ", parameters_[i].name));
     }
@@ -240,6 +243,14 @@ absl::Status Decoder::SwapWeights(Decoder& other) {
   std::swap(lm_head_, other.lm_head_);
   std::swap(parts_, other.parts_);
   return absl::OkStatus();
+}
+
+void Decoder::DropWeights() {
+  embed_ = Tensor();
+  layers_ = std::vector<Layer>(layers_.size());
+  final_norm_ = Tensor();
+  lm_head_ = ParallelLinear();
+  parts_.assign(parts_.size(), Tensor());
 }
 
 KvCacheShape Decoder::CacheShape(int64_t block_size) const {
@@ -320,7 +331,7 @@ int64_t Decoder::WorkspaceBytes() const {
 int64_t Decoder::WeightBytes() const {
   // Every parameter's part once (a tied LM head is the embedding's).
   int64_t bytes = 0;
-  for (const Tensor& t : parts_) bytes += static_cast<int64_t>(t.nbytes());
+  for (const Tensor& t : parts_) bytes += t.defined() ? static_cast<int64_t>(t.nbytes()) : 0;
   return bytes;
 }
 
@@ -352,6 +363,7 @@ absl::StatusOr<Tensor> Decoder::Forward(const StepInput& step, KvCache& cache) {
 }
 
 absl::Status Decoder::Prepare(const StepInput& step, KvCache& cache, int64_t fixed_max_keys) {
+  if (!has_weights()) return absl::FailedPreconditionError("the decoder holds no weights (asleep)");
   prepared_ = Prepared();
   const int64_t bs = cache.shape().block_size;
   for (const SequenceStep& s : step.sequences) {

@@ -85,6 +85,10 @@ class Decoder {
   // between two steps (a commit) and back (a rollback). Its buffer addresses change with the
   // set (BufferAddressDigest), which is how device graphs know the set they were captured for.
   absl::Status SwapWeights(Decoder& other);
+  // Frees every weight buffer (a level-2 sleep, or a level-1 one once they are offloaded): the
+  // decoder keeps its layout and workspace, and runs nothing until a SwapWeights brings a set.
+  void DropWeights();
+  bool has_weights() const { return embed_.defined(); }
 
   // Shape of one rank's KV cache for this model.
   KvCacheShape CacheShape(int64_t block_size) const;
