@@ -275,6 +275,9 @@ struct CommitSample {
   double busy_switch_s = 0;
   double max_gap_s = 0;      // largest gap between token arrivals overlapping the commit
   double median_gap_s = 0;   // of the other gaps
+  // The idle stage's memory, on the rank that peaked highest: RSS before it, its peak, and the
+  // bytes of one weight set.
+  double rss_before = 0, peak_rss = 0, weight_bytes = 0;
 };
 
 double MaxSwitchSeconds(const std::vector<RankResult>& results) {
@@ -288,7 +291,15 @@ double MaxSwitchSeconds(const std::vector<RankResult>& results) {
 absl::StatusOr<CommitSample> MeasureCommit(const Settings& s, ServingEngine& engine) {
   CommitSample sample;
   // Idle: stage, then commit with nothing running.
-  LOOM_RETURN_IF_ERROR(engine.CollectiveCall("stage_weights", "{}", s.rpc_timeout).status());
+  LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> staged,
+                        engine.CollectiveCall("stage_weights", "{}", s.rpc_timeout));
+  for (const RankResult& r : staged) {
+    const double peak = r.result.value("peak_rss_bytes", 0.0);
+    if (peak < sample.peak_rss) continue;
+    sample.peak_rss = peak;
+    sample.rss_before = r.result.value("rss_bytes_before", 0.0);
+    sample.weight_bytes = r.result.value("weight_bytes", 0.0);
+  }
   auto start = Clock::now();
   LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> idle,
                         engine.CollectiveCall("commit_weights", "{}", s.rpc_timeout));
@@ -564,6 +575,18 @@ void PrintTables(const std::vector<TpResult>& results) {
                 1e3 * Median(Map(c, [](const CommitSample& x) { return x.busy_commit_s; })),
                 1e3 * Median(Map(c, [](const CommitSample& x) { return x.busy_switch_s; })),
                 1e3 * gap, 1e3 * med, Ratio(gap, med));
+  }
+  std::printf("\nMemory of a stage (the rank that peaked highest): RSS before (the serving set, "
+              "its KV cache and the process), the peak while staging, and one weight set.\n\n");
+  std::printf("| TP | RSS before GB | peak GB | weight set GB | peak − before, in sets |\n");
+  std::printf("|---|---|---|---|---|\n");
+  for (const TpResult& r : results) {
+    const auto& c = r.commits;
+    const double before = Median(Map(c, [](const CommitSample& x) { return x.rss_before; }));
+    const double peak = Median(Map(c, [](const CommitSample& x) { return x.peak_rss; }));
+    const double set = Median(Map(c, [](const CommitSample& x) { return x.weight_bytes; }));
+    std::printf("| %d | %.2f | %.2f | %.2f | %.2f |\n", r.tp, before / 1e9, peak / 1e9,
+                set / 1e9, Ratio(peak - before, set));
   }
 }
 

@@ -18,30 +18,11 @@
 #include "worker/comm/host_staged_communicator.h"
 #include "worker/comm/nccl_group.h"
 #include "worker/kv_cache_sizing.h"
+#include "worker/process_memory.h"
 #include "worker/loader/weight_dtype.h"
 
 namespace loom {
 namespace {
-
-// MemAvailable from /proc/meminfo in bytes, or -1 when unreadable.
-int64_t AvailableMemoryBytes() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return -1;
-}
-
-// Resident set size from /proc/self/statm, or -1 when unreadable.
-int64_t ResidentBytes() {
-  std::ifstream statm("/proc/self/statm");
-  int64_t size_pages = 0, resident_pages = 0;
-  if (!(statm >> size_pages >> resident_pages)) return -1;
-  return resident_pages * sysconf(_SC_PAGESIZE);
-}
 
 // What the runner does not check itself: token ids and positions index tables that have no
 // bounds checks of their own.

@@ -1,11 +1,14 @@
 #include "worker/weight_manager.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "worker/process_memory.h"
 
 namespace loom {
 namespace {
@@ -16,6 +19,14 @@ DecoderOptions NoWorkspace(DecoderOptions options) {
   options.max_sampled = 0;
   return options;
 }
+
+// The nice value of a staging thread: low enough that steps win a contended core.
+constexpr int kStageNice = 10;
+
+// A stage runs beside the steps on the same cores: its thread (and the kernel threads it
+// starts, which inherit the value) yields the CPU to the step loop whenever both want it. The
+// method runs on a thread of its own (Rank::Call), so the priority goes with that thread.
+void YieldToSteps() { (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kStageNice); }
 
 // A weight set is thousands of buffers, the small ones from malloc on whichever gRPC thread ran
 // the operation; freed, they stay in that thread's arena. Handing free pages back after every
@@ -109,6 +120,7 @@ absl::StatusOr<nlohmann::json> WeightManager::InitialLoad(const LoadConfig& load
 }
 
 absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint64_t version) {
+  YieldToSteps();
   absl::MutexLock op(&op_mu_);
   FinishRelease();
   State before;
@@ -126,6 +138,8 @@ absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint
   }
   progress_.bytes_done = 0;
   progress_.tensors_done = 0;
+  const int64_t rss_before = ResidentBytes();
+  const bool peak_reset = ResetPeakResident();
   absl::StatusOr<LoadResult> result;
   std::unique_ptr<Decoder> shadow;
   {
@@ -151,6 +165,10 @@ absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint
   shadow_info_ = InfoOf(load, version);
   nlohmann::json report = ReportOf(*result);
   report["staged_version"] = version;
+  // What staging cost in memory: at most one more weight set (two while it is committed).
+  report["rss_bytes_before"] = rss_before;
+  report["peak_rss_bytes"] = peak_reset ? PeakResidentBytes() : -1;
+  report["weight_bytes"] = shadow_->WeightBytes();
   return report;
 }
 

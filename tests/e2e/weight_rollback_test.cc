@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -133,6 +134,44 @@ TEST(WeightRollbackTest, ARequestInFlightAcrossARollbackFollowsThePolicy) {
   EXPECT_EQ(aborted.request.finish_reason, "abort");
   EXPECT_LT(aborted.request.ids.size(), 200u);
   EXPECT_EQ(server.Status().serving_weight_version(), 4u);
+}
+
+TEST(WeightRollbackTest, AStagePeaksAtOneMoreSetAndFiftyRollbacksKeepMemoryFlat) {
+  // About 60 MB of weights per rank, so a leaked or extra set would show against the baseline.
+  const std::string model = testing::MakeModel(
+      "--layers 4 --hidden 1024 --heads 16 --kv-heads 4 --intermediate 4096 --vocab 8192");
+  Server server(absl::StrCat("--model ", model, " --tp 2 --kv-cache-memory 4M"));
+  ASSERT_SERVING(server);
+  CallResult staged = Call(server, "stage_weights");
+  ASSERT_CALL_OK(staged);
+  for (const json& r : staged.ranks) {
+    const int64_t weights = r["weight_bytes"].get<int64_t>();
+    const int64_t peak = r["peak_rss_bytes"].get<int64_t>();
+    EXPECT_GT(weights, 50'000'000);
+    ASSERT_GT(peak, 0) << "the peak was not measured";
+    // Serving set + KV + the process, then one staged set on top: 10 % more at most.
+    EXPECT_LE(peak, r["rss_bytes_before"].get<int64_t>() + weights + weights / 10)
+        << "peak " << peak << " for " << weights << " weight bytes";
+  }
+  ASSERT_CALL_OK(Call(server, "commit_weights", {{"keep_previous", true}}));
+  auto rss = [&] {
+    std::vector<int64_t> out;
+    for (const json& r : Call(server, "describe").ranks) out.push_back(r["rss_bytes"]);
+    return out;
+  };
+  std::vector<std::vector<int64_t>> samples;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_CALL_OK(Call(server, "rollback_weights"));
+    samples.push_back(rss());
+  }
+  for (size_t rank = 0; rank < 2; ++rank) {
+    std::vector<int64_t> first, last;
+    for (int i = 0; i < 10; ++i) first.push_back(samples[i][rank]);
+    for (int i = 40; i < 50; ++i) last.push_back(samples[i][rank]);
+    std::sort(first.begin(), first.end());
+    std::sort(last.begin(), last.end());
+    EXPECT_LE(last[5], first[5] + (1 << 20)) << "rank " << rank << " grew over 50 rollbacks";
+  }
 }
 
 }  // namespace
