@@ -21,14 +21,11 @@ namespace {
 using nlohmann::json;
 using testing::Call;
 using testing::CallResult;
+using testing::ErrorSays;
 using testing::GreedyAll;
 using testing::HfReference;
 using testing::Server;
 using testing::Streamed;
-
-bool Says(const CallResult& r, const std::string& text) {
-  return absl::StrContains(r.status.error_message(), text);
-}
 
 int HealthStatus(Server& server, std::string* state) {
   const std::vector<std::string> hp = absl::StrSplit(server.http_address(), ':');
@@ -44,7 +41,7 @@ TEST(SleepTest, RequestsAreRefusedAsleepAndEachLevelWakesToTheSameOutputs) {
   Server server(testing::WeightTestServe("--tp 2"));
   ASSERT_SERVING(server);
   ASSERT_EQ(GreedyAll(server, ref), ref.greedy);
-  EXPECT_TRUE(Says(Call(server, "wake_up"), "not asleep"));
+  EXPECT_TRUE(ErrorSays(Call(server, "wake_up"), "not asleep"));
   EXPECT_EQ(Call(server, "sleep", {{"level", 3}}).status.error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   for (int level : {1, 2}) {
@@ -58,9 +55,9 @@ TEST(SleepTest, RequestsAreRefusedAsleepAndEachLevelWakesToTheSameOutputs) {
     std::string state;
     EXPECT_EQ(HealthStatus(server, &state), 503);
     EXPECT_EQ(state, "asleep");
-    EXPECT_TRUE(Says(Call(server, "sleep", {{"level", 1}}), "already asleep"));
+    EXPECT_TRUE(ErrorSays(Call(server, "sleep", {{"level", 1}}), "already asleep"));
     if (level == 2) {
-      EXPECT_TRUE(Says(Call(server, "wake_up"), "reload"));  // the weights are gone
+      EXPECT_TRUE(ErrorSays(Call(server, "wake_up"), "reload"));  // the weights are gone
       ASSERT_CALL_OK(Call(server, "wake_up", {{"reload", true}}));
       EXPECT_EQ(server.Status().serving_weight_version(), 2u);  // reloaded: a new version
     } else {

@@ -20,14 +20,11 @@ namespace {
 using nlohmann::json;
 using testing::Call;
 using testing::CallResult;
+using testing::ErrorSays;
 using testing::GreedyAll;
 using testing::HfReference;
 using testing::Server;
 using testing::Streamed;
-
-bool Says(const CallResult& r, const std::string& text) {
-  return absl::StrContains(r.status.error_message(), text);
-}
 
 TEST(WeightRollbackTest, CommitKeepsThePreviousSetAndRollbacksSwitchBackAndForth) {
   const HfReference ref = testing::WeightTestReference();
@@ -38,7 +35,7 @@ TEST(WeightRollbackTest, CommitKeepsThePreviousSetAndRollbacksSwitchBackAndForth
   // Nothing kept yet: a rollback is a clear error that changes nothing.
   CallResult nothing = Call(server, "rollback_weights");
   EXPECT_EQ(nothing.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_TRUE(Says(nothing, "no previous weights are kept")) << nothing.status.error_message();
+  EXPECT_TRUE(ErrorSays(nothing, "no previous weights are kept")) << nothing.status.error_message();
 
   ASSERT_CALL_OK(Call(server, "stage_weights", {{"source", {{"load_format", "auto"}}}}));
   CallResult committed = Call(server, "commit_weights", {{"keep_previous", true}});
@@ -66,7 +63,7 @@ TEST(WeightRollbackTest, CommitKeepsThePreviousSetAndRollbacksSwitchBackAndForth
   // A kept set holds a staged set's memory: a stage is refused until it goes.
   CallResult refused = Call(server, "stage_weights");
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_TRUE(Says(refused, "release_previous_weights")) << refused.status.error_message();
+  EXPECT_TRUE(ErrorSays(refused, "release_previous_weights")) << refused.status.error_message();
   EXPECT_EQ(server.Status().staged_weight_version(), 0u);
   CallResult bad = Call(server, "commit_weights", {{"keep_previous", "yes"}});
   EXPECT_FALSE(bad.status.ok());
@@ -78,8 +75,8 @@ TEST(WeightRollbackTest, CommitKeepsThePreviousSetAndRollbacksSwitchBackAndForth
   ASSERT_CALL_OK(Call(server, "commit_weights"));
   EXPECT_EQ(server.Status().serving_weight_version(), staged);
   EXPECT_EQ(server.Status().previous_weight_version(), 0u);
-  EXPECT_TRUE(Says(Call(server, "rollback_weights"), "no previous weights are kept"));
-  EXPECT_TRUE(Says(Call(server, "release_previous_weights"), "no previous weights are kept"));
+  EXPECT_TRUE(ErrorSays(Call(server, "rollback_weights"), "no previous weights are kept"));
+  EXPECT_TRUE(ErrorSays(Call(server, "release_previous_weights"), "no previous weights are kept"));
   EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
 }
 

@@ -42,6 +42,11 @@ inline std::vector<std::vector<int32_t>> GreedyAll(Server& server, const HfRefer
   return out;
 }
 
+// Whether a call failed with `text` in its message.
+inline bool ErrorSays(const CallResult& r, const std::string& text) {
+  return !r.status.ok() && r.status.error_message().find(text) != std::string::npos;
+}
+
 }  // namespace loom::testing
 
 // A server that must start, or the test stops with its log.
