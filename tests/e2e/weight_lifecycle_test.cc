@@ -163,15 +163,26 @@ TEST(WeightLifecycleTest, ShardedStateSavedAtTp2LoadsExactlyAtTp2Tp1AndTp4) {
 
 TEST(WeightLifecycleTest, BroadcastStrategyGivesTheAutoOutputsAndOnlyRankZeroReads) {
   const HfReference ref = Reference();
-  Server server(Serve("--tp 2 --load-strategy broadcast"));
-  ASSERT_SERVING(server);
-  EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
-  CallResult d = Call(server, "describe");
-  ASSERT_CALL_OK(d);
-  EXPECT_GT(d.ranks[0]["initial_load"]["bytes_read"].get<int64_t>(), 0);
-  EXPECT_EQ(d.ranks[1]["initial_load"]["bytes_read"].get<int64_t>(), 0);
-  EXPECT_GT(d.ranks[1]["initial_load"]["bytes_received"].get<int64_t>(), 0);
-  EXPECT_EQ(d.ranks[1]["initial_load"]["files"], json::array());
+  const auto checkpoint_bytes =
+      static_cast<int64_t>(std::filesystem::file_size(Model() + "/model.safetensors"));
+  for (int tp : {2, 4}) {
+    SCOPED_TRACE(absl::StrCat("tp ", tp));
+    Server server(Serve(absl::StrCat("--tp ", tp, " --load-strategy broadcast")));
+    ASSERT_SERVING(server);
+    EXPECT_EQ(GreedyAll(server, ref), ref.greedy);
+    CallResult d = Call(server, "describe");
+    ASSERT_CALL_OK(d);
+    EXPECT_GT(d.ranks[0]["initial_load"]["bytes_read"].get<int64_t>(), 0);
+    for (int r = 1; r < tp; ++r) {
+      const json load = d.ranks[r]["initial_load"];
+      EXPECT_EQ(load["bytes_read"].get<int64_t>(), 0);
+      EXPECT_EQ(load["files"], json::array());
+      // A rank receives exactly its part (f32 file, f32 weights): about 1/tp, not the model.
+      const json part_bytes = d.ranks[r]["weights"]["progress"]["bytes_total"];
+      EXPECT_EQ(load["bytes_received"], part_bytes);
+      EXPECT_LT(load["bytes_received"].get<int64_t>(), checkpoint_bytes / tp * 6 / 5);
+    }
+  }
 }
 
 TEST(WeightLifecycleTest, ATrainerPushGivesTheAutoOutputs) {

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -118,6 +120,92 @@ const bool kBadArguments = testing::RegisterRankRole("bad_arguments", [](const R
   return Expect(ones.data<float>()[2] == c.world_size, "sum after refused calls");
 });
 
+// Part r of a scatter: r * 3 rows (rank 0's is empty) of `cols` i32 values naming r and i.
+Tensor ScatterPart(int64_t r, int64_t cols) {
+  Tensor t = Tensor::Empty(DType::kI32, {r * 3, cols});
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = static_cast<int32_t>(r * 7919 + i);
+  return t;
+}
+
+// Every rank receives its own part, of its own size, from a root that is not rank 0; the root's
+// out may be its own part. A large part spans several socket writes.
+const bool kScatter = testing::RegisterRankRole("scatter", [](const RankContext& c) {
+  LOOM_ASSIGN_OR_RETURN(auto comm, Connect(c));
+  const int64_t root = c.world_size - 1;
+  for (int64_t cols : {int64_t{5}, kLargeElements / 3}) {
+    std::vector<Tensor> parts;
+    if (c.rank == root) {
+      for (int64_t r = 0; r < c.world_size; ++r) parts.push_back(ScatterPart(r, cols));
+    }
+    Tensor out = c.rank == root ? parts[root] : Tensor::Empty(DType::kI32, {c.rank * 3, cols});
+    LOOM_RETURN_IF_ERROR(comm->Scatter(parts, out, root));
+    const Tensor want = ScatterPart(c.rank, cols);
+    LOOM_RETURN_IF_ERROR(
+        Expect(std::memcmp(out.raw_data(), want.raw_data(), want.nbytes()) == 0,
+               absl::StrCat("rank ", c.rank, " got another part (", cols, " columns)")));
+  }
+  return comm->Barrier();
+});
+
+// The root refuses bad parts before sending anything (each rank is the root of its own refused
+// calls, so nobody waits), and the group still scatters afterwards.
+const bool kScatterBadArguments =
+    testing::RegisterRankRole("scatter_bad_arguments", [](const RankContext& c) {
+      LOOM_ASSIGN_OR_RETURN(auto comm, Connect(c));
+      const int64_t me = c.rank;
+      auto refused = [&](std::vector<Tensor> parts, Tensor out, int64_t root,
+                         const std::string& says) -> absl::Status {
+        const absl::Status s = comm->Scatter(parts, out, root);
+        return Expect(absl::IsInvalidArgument(s) && absl::StrContains(s.message(), says),
+                      absl::StrCat("expected \"", says, "\", got ", s.ToString()));
+      };
+      std::vector<Tensor> two = {Tensor::Empty(DType::kF32, {2}), Tensor::Empty(DType::kF32, {2})};
+      Tensor out = Tensor::Empty(DType::kF32, {2});
+      LOOM_RETURN_IF_ERROR(refused({two[0]}, out, me, "one part per rank (2), got 1"));
+      LOOM_RETURN_IF_ERROR(refused({two[0], two[1], two[0]}, out, me, "got 3"));
+      LOOM_RETURN_IF_ERROR(
+          refused(two, Tensor::Empty(DType::kF32, {3}), me, "must have its part's shape [2]"));
+      LOOM_RETURN_IF_ERROR(refused(two, Tensor::Empty(DType::kI32, {2}), me, "must be I32"));
+      LOOM_ASSIGN_OR_RETURN(Tensor strided, Tensor::Empty(DType::kF32, {2, 4}).Slice(1, 0, 2));
+      LOOM_RETURN_IF_ERROR(refused({strided, strided}, strided, me, "out must be contiguous"));
+      LOOM_RETURN_IF_ERROR(refused({two[0], strided}, out, me, "part 1 must be contiguous"));
+      LOOM_RETURN_IF_ERROR(refused(two, out, 2, "root 2 outside [0, 2)"));
+      std::vector<Tensor> parts;
+      if (me == 0) parts = {ScatterPart(0, 2), ScatterPart(1, 2)};
+      Tensor got = me == 0 ? parts[0] : Tensor::Empty(DType::kI32, {3, 2});
+      LOOM_RETURN_IF_ERROR(comm->Scatter(parts, got, 0));
+      return Expect(got.numel() == 0 || got.data<int32_t>()[5] == 7919 + 5, "scatter after");
+    });
+
+// A receiver whose out is smaller or larger than its part (or expects bytes of an empty one)
+// refuses the call, which the root cannot know, without crashing or desynchronising the group:
+// the next scatter is right.
+const bool kScatterWrongSize =
+    testing::RegisterRankRole("scatter_wrong_size", [](const RankContext& c) {
+      LOOM_ASSIGN_OR_RETURN(auto comm, Connect(c));
+      struct Case {
+        int64_t sent_rows, out_rows;
+        const char* says;
+      };
+      for (const Case& k : {Case{3, 2, "sent 48"}, Case{3, 4, "sent 48"}, Case{0, 3, "sent 0"}}) {
+        std::vector<Tensor> parts;
+        if (c.rank == 0) parts = {ScatterPart(0, 4), Tensor::Empty(DType::kI32, {k.sent_rows, 4})};
+        Tensor out = c.rank == 0 ? parts[0] : Tensor::Empty(DType::kI32, {k.out_rows, 4});
+        const absl::Status s = comm->Scatter(parts, out, 0);
+        const bool refused = absl::IsInvalidArgument(s) && absl::StrContains(s.message(), k.says);
+        LOOM_RETURN_IF_ERROR(
+            Expect(c.rank == 1 ? refused : s.ok(),
+                   absl::StrCat("rank ", c.rank, ", ", k.out_rows, " rows: ", s.ToString())));
+      }
+      const Tensor want = ScatterPart(1, 4);
+      std::vector<Tensor> parts;
+      if (c.rank == 0) parts = {ScatterPart(0, 4), want};
+      Tensor out = c.rank == 0 ? parts[0] : Tensor::Empty(DType::kI32, {3, 4});
+      LOOM_RETURN_IF_ERROR(comm->Scatter(parts, out, 0));
+      return Expect(c.rank == 0 || std::memcmp(out.raw_data(), want.raw_data(), want.nbytes()) == 0,
+                    "the scatter after a refused one");
+    });
+
 // Rank 1 leaves right after connecting; rank 0's next collective fails with a Status that names
 // the operation and the rank, and so does every later one.
 const bool kPeerDies = testing::RegisterRankRole("peer_dies", [](const RankContext& c) {
@@ -159,6 +247,23 @@ TEST(GlooCommunicatorTest, BroadcastAllGatherAndBarrierMoveRawBytes) {
 
 TEST(GlooCommunicatorTest, BadArgumentsAreRefusedAndLeaveTheGroupUsable) {
   absl::Status s = testing::RunRanks("bad_arguments", 2, {}, kGroupTimeout);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(GlooCommunicatorTest, ScatterGivesEachRankItsOwnPartOfItsOwnSize) {
+  for (int world : {2, 3, 4}) {
+    absl::Status s = testing::RunRanks("scatter", world, {}, kGroupTimeout);
+    EXPECT_TRUE(s.ok()) << "world " << world << ": " << s;
+  }
+}
+
+TEST(GlooCommunicatorTest, ScatterRefusesBadPartsClearlyAndLeavesTheGroupUsable) {
+  absl::Status s = testing::RunRanks("scatter_bad_arguments", 2, {}, kGroupTimeout);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(GlooCommunicatorTest, ScatterIntoAWronglySizedOutFailsOnThatRankAlone) {
+  absl::Status s = testing::RunRanks("scatter_wrong_size", 2, {}, kGroupTimeout);
   EXPECT_TRUE(s.ok()) << s;
 }
 
@@ -206,6 +311,9 @@ TEST(GlooCommunicatorTest, WorldOfOneNeedsNoPeers) {
   EXPECT_TRUE((*comm)->AllGatherLastDim(t, out).ok());
   EXPECT_EQ(out.data<float>()[4], 5);
   EXPECT_TRUE((*comm)->Broadcast(t, 0).ok());
+  Tensor mine = Tensor::Empty(DType::kF32, {2, 3});
+  EXPECT_TRUE((*comm)->Scatter({t}, mine, 0).ok());
+  EXPECT_EQ(mine.data<float>()[4], 5);
   EXPECT_TRUE((*comm)->Barrier().ok());
 }
 

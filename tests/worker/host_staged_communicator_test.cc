@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 
 #include "tests/worker/fake_gpu.h"
 
@@ -12,7 +13,8 @@ namespace loom {
 namespace {
 
 // Rank 1 of 2, as a device communicator sees it: refuses host tensors; a broadcast from root 0
-// writes 7s, an all-reduce doubles, an all-gather puts its input in slot 1 and 5s in slot 0.
+// writes 7s, an all-reduce doubles, an all-gather puts its input in slot 1 and 5s in slot 0, a
+// scatter from root 0 writes 9s (as root 1 it keeps its part: out is that part).
 class DeviceOnly : public Communicator {
  public:
   int64_t rank() const override { return 1; }
@@ -34,6 +36,16 @@ class DeviceOnly : public Communicator {
   absl::Status Broadcast(Tensor& t, int64_t root) override {
     if (!OnGpu(t) || root != 0) return absl::InvalidArgumentError("host tensor or root");
     for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = 7;
+    return absl::OkStatus();
+  }
+  absl::Status Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) override {
+    if (!OnGpu(out)) return absl::InvalidArgumentError("host tensor");
+    if (root == 1) {
+      const bool own =
+          parts.size() == 2 && OnGpu(parts[0]) && parts[1].raw_data() == out.raw_data();
+      return own ? absl::OkStatus() : absl::InvalidArgumentError("parts");
+    }
+    for (int64_t i = 0; i < out.numel(); ++i) out.data<float>()[i] = 9;
     return absl::OkStatus();
   }
   absl::Status Barrier() override { return absl::OkStatus(); }
@@ -61,6 +73,24 @@ TEST(HostStagedCommunicatorTest, HostTensorsTravelThroughTheDeviceAndBack) {
   Tensor wide = Tensor::Empty(DType::kF32, {2, 4});
   Tensor cols = *wide.Slice(1, 0, 2);
   EXPECT_EQ(comm.AllReduceSum(cols).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(HostStagedCommunicatorTest, ScatterStagesTheRootsPartsAndTheReceiversOut) {
+  testing::FakeGpu gpu;
+  HostStagedCommunicator comm(std::make_unique<DeviceOnly>(), &gpu);
+  Tensor received = Tensor::Empty(DType::kF32, {2});
+  ASSERT_TRUE(comm.Scatter({}, received, 0).ok());
+  EXPECT_EQ(received.data<float>()[1], 9.0f);
+  std::vector<Tensor> parts = {Tensor::Empty(DType::kF32, {3}), Tensor::Empty(DType::kF32, {2})};
+  parts[1].data<float>()[0] = 4;
+  parts[1].data<float>()[1] = 5;
+  Tensor mine = Tensor::Empty(DType::kF32, {2});
+  ASSERT_TRUE(comm.Scatter(parts, mine, 1).ok());
+  EXPECT_EQ(mine.data<float>()[1], 5.0f);
+  ASSERT_TRUE(comm.Scatter(parts, parts[1], 1).ok());  // in place: nothing comes back
+  EXPECT_EQ(parts[1].data<float>()[1], 5.0f);
+  // Refused on the host, before anything is uploaded.
+  EXPECT_EQ(comm.Scatter({parts[1]}, mine, 1).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -122,6 +122,11 @@ TEST(NcclCommunicatorTest, SingleRankRoundTripOnDeviceBuffers) {
   EXPECT_EQ(ToHost(t), values);
   EXPECT_EQ(c.Broadcast(t, 1).code(), absl::StatusCode::kInvalidArgument);
 
+  Tensor mine = DeviceTensor(std::vector<float>(6, 0), {2, 3});
+  ASSERT_TRUE(c.Scatter({t}, mine, 0).ok());
+  EXPECT_EQ(ToHost(mine), values);
+  EXPECT_EQ(c.Scatter({t, t}, mine, 0).code(), absl::StatusCode::kInvalidArgument);
+
   Tensor wrong = DeviceTensor(std::vector<float>(6, 0), {3, 2});
   EXPECT_EQ(c.AllGatherLastDim(t, wrong).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(c.Barrier().ok());  // argument errors leave the communicator usable

@@ -1,5 +1,6 @@
 #include "worker/comm/collective_args.h"
 
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -43,6 +44,35 @@ absl::Status CheckAllGatherLastDimArgs(const Tensor& in, const Tensor& out, int6
     return absl::InvalidArgumentError(
         absl::StrCat("AllGatherLastDim: out must be ", ShapeString(want), " ",
                      DTypeName(in.dtype()), ", got ", out.DebugString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckScatterArgs(absl::Span<const Tensor> parts, const Tensor& out, int64_t root,
+                              int64_t rank, int64_t world_size) {
+  if (root < 0 || root >= world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Scatter: root ", root, " outside [0, ", world_size, ")"));
+  }
+  LOOM_RETURN_IF_ERROR(CheckContiguous("Scatter", "out", out));
+  if (rank != root) return absl::OkStatus();
+  if (static_cast<int64_t>(parts.size()) != world_size) {
+    return absl::InvalidArgumentError(absl::StrCat("Scatter: the root needs one part per rank (",
+                                                   world_size, "), got ", parts.size()));
+  }
+  for (size_t r = 0; r < parts.size(); ++r) {
+    const std::string what = absl::StrCat("part ", r);
+    LOOM_RETURN_IF_ERROR(CheckContiguous("Scatter", what.c_str(), parts[r]));
+    if (parts[r].dtype() != out.dtype()) {
+      return absl::InvalidArgumentError(absl::StrCat("Scatter: ", what, " must be ",
+                                                     DTypeName(out.dtype()), " like out, got ",
+                                                     parts[r].DebugString()));
+    }
+  }
+  if (parts[root].shape() != out.shape()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Scatter: the root's out must have its part's shape ",
+                     ShapeString(parts[root].shape()), ", got ", out.DebugString()));
   }
   return absl::OkStatus();
 }

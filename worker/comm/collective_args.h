@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "common/tensor.h"
 
 namespace loom {
@@ -17,6 +18,11 @@ absl::Status CheckAllGatherArgs(const Tensor& in, const Tensor& out, int64_t wor
 // AllGatherLastDim: both contiguous, in has a dim, out = in.shape with the last dim × world, of
 // in's dtype.
 absl::Status CheckAllGatherLastDimArgs(const Tensor& in, const Tensor& out, int64_t world_size);
+// Scatter on `rank`: root in [0, world), out contiguous; on the root also one contiguous part
+// per rank of out's dtype, parts[root] of out's shape. What the root sends the other ranks
+// cannot be checked here (their sizes are theirs).
+absl::Status CheckScatterArgs(absl::Span<const Tensor> parts, const Tensor& out, int64_t root,
+                              int64_t rank, int64_t world_size);
 
 }  // namespace loom
 

@@ -15,7 +15,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "common/tensor.h"
+#include "worker/comm/collective_args.h"
 
 namespace loom {
 
@@ -34,6 +36,13 @@ class Communicator {
   virtual absl::Status AllGather(const Tensor& in, Tensor& out) = 0;
   // In place: every rank ends with `root`'s bytes. Any dtype; same shape on every rank.
   virtual absl::Status Broadcast(Tensor& tensor, int64_t root) = 0;
+  // Rank r's `out` receives `root`'s parts[r]. Read on the root only: one contiguous tensor per
+  // rank, in rank order, of out's dtype; the other ranks pass {}. Shapes may differ per rank (a
+  // rank's region of a split tensor: the last vocab shard is shorter), but each rank's `out`
+  // must hold as many bytes as its part: the root checks its own; on Gloo a receiver whose size
+  // differs fails alone with InvalidArgument, NCCL cannot tell (see each implementation). On
+  // the root, `out` may be parts[root] itself (nothing copied).
+  virtual absl::Status Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) = 0;
   // Returns once every rank has entered it.
   virtual absl::Status Barrier() = 0;
 };
@@ -59,6 +68,16 @@ class SingleRankCommunicator : public Communicator {
   absl::Status Broadcast(Tensor&, int64_t root) override {
     if (root != 0) {
       return absl::InvalidArgumentError(absl::StrCat("Broadcast: root ", root, " of 1 rank"));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) override {
+    if (absl::Status s = CheckScatterArgs(parts, out, root, 0, 1); !s.ok()) return s;
+    if (!out.device().is_cpu() || !parts[0].device().is_cpu()) {
+      return absl::InvalidArgumentError("Scatter: one rank moves host tensors only");
+    }
+    if (out.raw_data() != parts[0].raw_data() && out.nbytes() > 0) {
+      std::memcpy(out.raw_data(), parts[0].raw_data(), out.nbytes());
     }
     return absl::OkStatus();
   }

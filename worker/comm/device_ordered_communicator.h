@@ -39,6 +39,10 @@ class DeviceOrderedCommunicator : public Communicator {
     LOOM_RETURN_IF_ERROR(context_->Synchronize());
     return inner_->Broadcast(tensor, root);
   }
+  absl::Status Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) override {
+    LOOM_RETURN_IF_ERROR(context_->Synchronize());
+    return inner_->Scatter(parts, out, root);
+  }
   absl::Status Barrier() override { return inner_->Barrier(); }
 
  private:

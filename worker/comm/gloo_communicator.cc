@@ -5,6 +5,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <stdexcept>
 #include <system_error>
 #include <vector>
 
@@ -19,6 +20,8 @@
 #include "gloo/rendezvous/file_store.h"
 #include "gloo/rendezvous/prefix_store.h"
 #include "gloo/transport/tcp/device.h"
+#include "gloo/transport/unbound_buffer.h"
+#include "gloo/types.h"
 #include "worker/comm/collective_args.h"
 
 namespace loom {
@@ -193,6 +196,64 @@ absl::Status GlooCommunicator::Broadcast(Tensor& tensor, int64_t root) {
     opts.setRoot(static_cast<int>(root));
     gloo::broadcast(opts);
   });
+}
+
+absl::Status GlooCommunicator::Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) {
+  LOOM_RETURN_IF_ERROR(CheckScatterArgs(parts, out, root, rank_, world_size_));
+  if (rank_ == root && out.raw_data() != parts[root].raw_data() && out.nbytes() > 0) {
+    std::memcpy(out.raw_data(), parts[root].raw_data(), out.nbytes());
+  }
+  if (world_size_ == 1) return absl::OkStatus();
+  // Each receiver gets its part's size before its bytes: Gloo aborts the process when more
+  // bytes arrive than a receive asked for, and silently leaves the rest when fewer do. A
+  // receiver whose out does not match takes the bytes into scratch, so the group stays in step,
+  // and refuses the call.
+  absl::Status mismatch;
+  LOOM_RETURN_IF_ERROR(Run("Scatter", [&](const std::shared_ptr<gloo::Context>& context) {
+    // Fixed slots: messages between two ranks on one slot arrive in order, and collectives run
+    // one at a time.
+    const uint64_t size_slot = gloo::Slot::build(gloo::kScatterSlotPrefix, 0);
+    const uint64_t data_slot = gloo::Slot::build(gloo::kScatterSlotPrefix, 1);
+    const std::chrono::milliseconds timeout = context->getTimeout();
+    auto wait_recv = [&](gloo::transport::UnboundBuffer& b) {
+      if (!b.waitRecv(timeout)) throw std::runtime_error("receive aborted");
+    };
+    if (rank_ != root) {
+      uint64_t sent = 0;
+      auto size = context->createUnboundBuffer(&sent, sizeof(sent));
+      size->recv(static_cast<int>(root), size_slot);
+      wait_recv(*size);
+      if (sent > 0) {
+        std::vector<uint8_t> scratch(sent == out.nbytes() ? 0 : sent);
+        void* into = scratch.empty() ? out.raw_data() : scratch.data();
+        auto data = context->createUnboundBuffer(into, sent);
+        data->recv(static_cast<int>(root), data_slot);
+        wait_recv(*data);
+      }
+      if (sent != out.nbytes()) {
+        mismatch = absl::InvalidArgumentError(
+            absl::StrCat("Scatter: rank ", rank_, " expected ", out.nbytes(), " bytes (",
+                         out.DebugString(), "), root ", root, " sent ", sent));
+      }
+      return;
+    }
+    // Every send is posted before the first wait, so the ranks receive in parallel.
+    std::vector<uint64_t> sizes(world_size_);
+    std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> sends;
+    for (int64_t r = 0; r < world_size_; ++r) {
+      if (r == root) continue;
+      sizes[r] = parts[r].nbytes();
+      sends.push_back(context->createUnboundBuffer(&sizes[r], sizeof(uint64_t)));
+      sends.back()->send(static_cast<int>(r), size_slot);
+      if (sizes[r] == 0) continue;
+      sends.push_back(context->createUnboundBuffer(parts[r].raw_data(), sizes[r]));
+      sends.back()->send(static_cast<int>(r), data_slot);
+    }
+    for (auto& send : sends) {
+      if (!send->waitSend(timeout)) throw std::runtime_error("send aborted");
+    }
+  }));
+  return mismatch;
 }
 
 absl::Status GlooCommunicator::Barrier() {

@@ -64,6 +64,9 @@ class GlooCommunicator : public Communicator {
   absl::Status AllGatherLastDim(const Tensor& in, Tensor& out) override;
   absl::Status AllGather(const Tensor& in, Tensor& out) override;
   absl::Status Broadcast(Tensor& tensor, int64_t root) override;
+  // Point-to-point sends from the root (Gloo's own scatter needs equal sizes). A receiver whose
+  // `out` does not hold its part's bytes fails with InvalidArgument and the group stays usable.
+  absl::Status Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) override;
   absl::Status Barrier() override;
 
  private:

@@ -1,7 +1,10 @@
 #include "worker/comm/host_staged_communicator.h"
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "worker/comm/collective_args.h"
 
 namespace loom {
 
@@ -50,6 +53,31 @@ absl::Status HostStagedCommunicator::Broadcast(Tensor& tensor, int64_t root) {
   LOOM_ASSIGN_OR_RETURN(Tensor d, ToDevice(tensor, inner_->rank() == root));
   LOOM_RETURN_IF_ERROR(inner_->Broadcast(d, root));
   return ToHost(d, tensor);
+}
+
+absl::Status HostStagedCommunicator::Scatter(absl::Span<const Tensor> parts, Tensor& out,
+                                             int64_t root) {
+  LOOM_RETURN_IF_ERROR(CheckScatterArgs(parts, out, root, rank(), world_size()));
+  const bool is_root = rank() == root;
+  // A root whose out is its own part already holds its bytes: that part gets a device buffer
+  // (the inner call's out) but no upload and no download.
+  const bool own_in_place = is_root && out.raw_data() == parts[root].raw_data();
+  std::vector<Tensor> device_parts;
+  for (size_t r = 0; is_root && r < parts.size(); ++r) {
+    const bool upload = !(own_in_place && static_cast<int64_t>(r) == root);
+    LOOM_ASSIGN_OR_RETURN(Tensor d, ToDevice(parts[r], upload));
+    device_parts.push_back(std::move(d));
+  }
+  // A host out on the root takes its part's device copy (the checks made it out's shape and
+  // dtype), so the inner call copies nothing.
+  Tensor d;
+  if (is_root && out.device().is_cpu()) {
+    d = device_parts[root];
+  } else {
+    LOOM_ASSIGN_OR_RETURN(d, ToDevice(out, false));
+  }
+  LOOM_RETURN_IF_ERROR(inner_->Scatter(device_parts, d, root));
+  return own_in_place ? absl::OkStatus() : ToHost(d, out);
 }
 
 }  // namespace loom

@@ -26,6 +26,7 @@ class HostStagedCommunicator : public Communicator {
   absl::Status AllGatherLastDim(const Tensor& in, Tensor& out) override;
   absl::Status AllGather(const Tensor& in, Tensor& out) override;
   absl::Status Broadcast(Tensor& tensor, int64_t root) override;
+  absl::Status Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) override;
   absl::Status Barrier() override { return inner_->Barrier(); }
 
  private:

@@ -63,6 +63,31 @@ absl::Status WithPrefix(const std::string& prefix, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat(prefix, std::string(status.message())));
 }
 
+// The sends (on the root) or the receive of a scatter, in one NCCL group so that the root's
+// sends to every rank proceed at once. Empty parts are skipped on both sides (a rank's region
+// can be empty).
+absl::Status QueueScatter(absl::Span<const Tensor> parts, const Tensor& out, int64_t root,
+                          int64_t rank, ncclComm_t comm, cudaStream_t stream) {
+  LOOM_NCCL_RETURN_IF_ERROR(ncclGroupStart());
+  absl::Status queued;
+  if (rank != root && out.nbytes() > 0) {
+    queued = NcclErrorToStatus(
+        ncclRecv(out.raw_data(), out.nbytes(), ncclUint8, static_cast<int>(root), comm, stream),
+        "ncclRecv", __FILE__, __LINE__);
+  }
+  for (size_t r = 0; rank == root && r < parts.size() && queued.ok(); ++r) {
+    if (static_cast<int64_t>(r) == root || parts[r].nbytes() == 0) continue;
+    queued = NcclErrorToStatus(ncclSend(parts[r].raw_data(), parts[r].nbytes(), ncclUint8,
+                                        static_cast<int>(r), comm, stream),
+                               "ncclSend", __FILE__, __LINE__);
+  }
+  // Closed even after a failed call: a group left open would hold back every later NCCL call
+  // of this thread, on every communicator.
+  const ncclResult_t ended = ncclGroupEnd();
+  LOOM_RETURN_IF_ERROR(queued);
+  return NcclErrorToStatus(ended, "ncclGroupEnd()", __FILE__, __LINE__);
+}
+
 }  // namespace
 
 void NcclCommunicator::CommDeleter::operator()(ncclComm* comm) const { ncclCommDestroy(comm); }
@@ -268,6 +293,19 @@ absl::Status NcclCommunicator::Broadcast(Tensor& tensor, int64_t root) {
                LOOM_NCCL_RETURN_IF_ERROR(ncclBroadcast(data, data, bytes, ncclUint8,
                                                        static_cast<int>(root), comm, stream));
                return absl::OkStatus();
+             });
+}
+
+absl::Status NcclCommunicator::Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) {
+  LOOM_RETURN_IF_ERROR(CheckScatterArgs(parts, out, root, rank_, world_size_));
+  return Run("Scatter",
+             [&](ncclComm_t comm, cudaStream_t stream, Clock::time_point) -> absl::Status {
+               const void* own = rank_ == root ? parts[root].raw_data() : nullptr;
+               if (rank_ == root && out.nbytes() > 0 && out.raw_data() != own) {
+                 LOOM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out.raw_data(), own, out.nbytes(),
+                                                           cudaMemcpyDeviceToDevice, stream));
+               }
+               return QueueScatter(parts, out, root, rank_, comm, stream);
              });
 }
 

@@ -61,6 +61,10 @@ class NcclCommunicator : public Communicator {
   absl::Status AllGatherLastDim(const Tensor& in, Tensor& out) override;
   absl::Status AllGather(const Tensor& in, Tensor& out) override;
   absl::Status Broadcast(Tensor& tensor, int64_t root) override;
+  // One group of ncclSend/ncclRecv (the root's own part is a device copy). NCCL does not check
+  // that a receiver's `out` has its part's size; a mismatch is undefined (a hang until the
+  // timeout, or a short read), so callers size each `out` from the same regions as the root.
+  absl::Status Scatter(absl::Span<const Tensor> parts, Tensor& out, int64_t root) override;
   absl::Status Barrier() override;
 
  private:

@@ -1,6 +1,7 @@
 #include "worker/loader/weight_load.h"
 
 #include <chrono>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -11,6 +12,46 @@ namespace {
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Every rank's region of every parameter: [world, params, 3] of (split_dim, start, length).
+// Rank 0 cuts each rank's part by it. The regions come from the ranks' own decoders rather than
+// being recomputed, so a part always has the shape its receiver expects. The table is the same
+// on every rank, so a layout that differs between ranks stops them all, before any write.
+absl::StatusOr<Tensor> GatherRegions(Communicator& comm, const std::vector<ParameterInfo>& params) {
+  const auto n = static_cast<int64_t>(params.size());
+  Tensor mine = Tensor::Empty(DType::kI64, {n, 3});
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t* row = mine.data<int64_t>() + 3 * i;
+    row[0] = params[i].split_dim;
+    row[1] = params[i].start;
+    row[2] = params[i].length;
+  }
+  Tensor all = Tensor::Empty(DType::kI64, {comm.world_size(), n, 3});
+  LOOM_RETURN_IF_ERROR(comm.AllGather(mine, all));
+  for (int64_t r = 0; r < comm.world_size(); ++r) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (all.data<int64_t>()[3 * (r * n + i)] != params[i].split_dim) {
+        return absl::InternalError(absl::StrCat("broadcast load: rank ", r, " splits ",
+                                                params[i].name, " differently from rank ",
+                                                comm.rank()));
+      }
+    }
+  }
+  return all;
+}
+
+// Parameter i's part of every rank, cut from `full` by `regions` (GatherRegions), contiguous.
+absl::StatusOr<std::vector<Tensor>> CutRegions(const Tensor& full, const Tensor& regions,
+                                               int64_t i) {
+  const int64_t world = regions.size(0), n = regions.size(1);
+  std::vector<Tensor> parts;
+  for (int64_t r = 0; r < world; ++r) {
+    const int64_t* row = regions.data<int64_t>() + 3 * (r * n + i);
+    LOOM_ASSIGN_OR_RETURN(Tensor part, full.Slice(row[0], row[1], row[2]));
+    parts.push_back(part.is_contiguous() ? part : part.Clone());
+  }
+  return parts;
 }
 
 }  // namespace
@@ -130,10 +171,14 @@ absl::StatusOr<LoadResult> WeightLoad::WriteInto(Decoder& decoder, LoadProgress*
 
 absl::Status WeightLoad::WriteBroadcast(Decoder& decoder, LoadProgress* progress,
                                         LoadResult& result) {
-  // Per tensor: rank 0 sends a header [ok, dtype] and then, when ok, the full tensor in the
-  // file's dtype. A read failure on rank 0 travels in the header, so every rank stops together.
+  // Per tensor: rank 0 sends a header [ok, dtype] and then, when ok, in the file's dtype, a
+  // replicated tensor whole to every rank, or a split one cut so that each rank receives only its
+  // own region. A read failure on rank 0 travels in the header, so every rank stops together.
+  const std::vector<ParameterInfo>& params = decoder.Parameters();
+  LOOM_ASSIGN_OR_RETURN(const Tensor regions, GatherRegions(comm_, params));
   absl::Status mine;
-  for (const ParameterInfo& p : decoder.Parameters()) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const ParameterInfo& p = params[i];
     Tensor header = Tensor::Empty(DType::kI64, {2});
     Tensor full;
     if (comm_.rank() == 0) {
@@ -152,12 +197,23 @@ absl::Status WeightLoad::WriteBroadcast(Decoder& decoder, LoadProgress* progress
                                                          p.name))
                        : mine;
     }
-    if (comm_.rank() != 0) {
-      full = Tensor::Empty(static_cast<DType>(header.data<int64_t>()[1]), p.shape);
+    const auto dtype = static_cast<DType>(header.data<int64_t>()[1]);
+    Tensor part;
+    if (p.split_dim < 0) {
+      part = comm_.rank() == 0 ? full : Tensor::Empty(dtype, p.shape);
+      LOOM_RETURN_IF_ERROR(comm_.Broadcast(part, 0));
+    } else {
+      std::vector<Tensor> parts;
+      if (comm_.rank() == 0) {
+        LOOM_ASSIGN_OR_RETURN(parts, CutRegions(full, regions, static_cast<int64_t>(i)));
+        part = parts[0];
+      } else {
+        part = Tensor::Empty(dtype, p.local_shape());
+      }
+      LOOM_RETURN_IF_ERROR(comm_.Scatter(parts, part, 0));
     }
-    LOOM_RETURN_IF_ERROR(comm_.Broadcast(full, 0));
-    if (comm_.rank() != 0) result.bytes_received += static_cast<int64_t>(full.nbytes());
-    LOOM_RETURN_IF_ERROR(decoder.LoadWeight(p.name, full));
+    if (comm_.rank() != 0) result.bytes_received += static_cast<int64_t>(part.nbytes());
+    LOOM_RETURN_IF_ERROR(decoder.LoadWeight(p.name, part));
     ++result.tensors;
     progress->tensors_done = result.tensors;
     progress->bytes_done += static_cast<int64_t>(decoder.Part(p.name)->nbytes());

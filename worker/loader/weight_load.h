@@ -6,8 +6,9 @@
 //            agree through the communicator. If any rank failed, every rank returns an error and
 //            nothing was written: the failing rank its own cause, the others ABORTED naming it.
 //   WriteInto  every parameter's part goes into the decoder through Decoder::LoadWeight. With
-//            the broadcast strategy rank 0 reads each full tensor and sends it to the others,
-//            which keep their part. The ranks agree once more at the end.
+//            the broadcast strategy rank 0 reads each full tensor and sends every other rank its
+//            part of it (Communicator::Scatter; a replicated tensor goes whole to all), so a rank
+//            receives what it keeps and no more. The ranks agree once more at the end.
 //
 // Both phases are collective: every rank calls them, in the same order, on the communicator
 // reserved for weight traffic (never the one steps use, so loads run beside generation).

@@ -2,8 +2,8 @@
 // parameter, exactly the part this rank holds (ParameterInfo's region), reading nothing else.
 // Every source ends in the decoder's own parameter buffers (DESIGN.md §3.3): per-rank loads
 // write through ReadInto straight into Decoder::WritePart's host tensor (the part itself on a
-// host rank, a staging buffer on a GPU rank); a broadcast hands full tensors to
-// Decoder::LoadWeight, which keeps this rank's part.
+// host rank, a staging buffer on a GPU rank); a broadcast load reads full tensors on rank 0,
+// which sends each rank its part for Decoder::LoadWeight.
 //
 // A load is two passes: Check looks at every parameter (names, full shapes, dtypes, files) without
 // reading tensor data and without touching the model, so a bad source fails before any weight is
