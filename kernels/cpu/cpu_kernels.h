@@ -17,7 +17,9 @@
 
 namespace loom::kernels::cpu {
 
-// A host context of its own (HostContext() is the process's shared one).
+// A host context of its own (HostContext() is the process's shared one). Both end the process
+// with CheckHostCpu's message (kernels/cpu/cpu_isa.h) when the CPU cannot run the kernels:
+// callers that can report an error check first, as CreateExecutionContext does.
 std::unique_ptr<ExecutionContext> NewHostContext();
 
 absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);

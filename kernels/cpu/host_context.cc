@@ -1,7 +1,10 @@
 // The host's ExecutionContext and Backend: kernels/cpu's kernels, memory from Tensor::Empty.
+// Compiled without AVX flags, like cpu_isa.cc: creating a context is where a CPU too old for the
+// kernels is told so.
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -10,6 +13,7 @@
 #include "common/status.h"
 #include "kernels/backend.h"
 #include "kernels/checks.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/execution_context.h"
 
@@ -118,7 +122,10 @@ absl::Status CheckHostCopy(const char* what, const Tensor& a, const Tensor& b) {
 class HostExecutionContext : public ExecutionContext {
  public:
   Device device() const override { return Device::Cpu(); }
-  std::string Description() const override { return "cpu"; }
+  // "cpu (avx512)": which kernel variant runs, to read beside a benchmark's numbers.
+  std::string Description() const override {
+    return absl::StrCat("cpu (", CpuIsaName(ActiveIsa()), ")");
+  }
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape) override {
     return Tensor::Empty(dtype, std::move(shape));
   }
@@ -156,14 +163,26 @@ class HostExecutionContext : public ExecutionContext {
   HostBackend backend_;
 };
 
+// Running on would end in SIGILL, or in kernels other than the ones LOOM_CPU_ISA asked for.
+void RequireHostCpu() {
+  if (const absl::Status cpu = CheckHostCpu(); !cpu.ok()) {
+    std::fprintf(stderr, "loom: the host cannot run the CPU kernels: %s\n", cpu.ToString().c_str());
+    std::abort();
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<ExecutionContext> cpu::NewHostContext() {
+  RequireHostCpu();
   return std::make_unique<HostExecutionContext>();
 }
 
 ExecutionContext& HostContext() {
-  static HostExecutionContext* context = new HostExecutionContext();
+  static HostExecutionContext* context = [] {
+    RequireHostCpu();
+    return new HostExecutionContext();
+  }();
   return *context;
 }
 

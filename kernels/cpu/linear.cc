@@ -1,15 +1,17 @@
 // Linear layer: out = x · wᵀ (+ bias), with f32, bf16 or f16 weights and f32 activations.
 //
-// f32 weights go straight to OpenBLAS. 16-bit weights (bf16, or f16 widened with F16C) take one
-// of two paths, picked by the number of activation rows (tools/bench_kernels.cc measures both):
-//  - few rows (decode): a streaming AVX2 kernel reads each weight row once, widens it to f32 in
+// Two paths, picked by the number of activation rows (tools/bench_kernels.cc measures both):
+//  - few rows (decode): a streaming kernel reads each weight row once, widens it to f32 in
 //    registers and accumulates against every activation row while the row is in L1. Decode is
-//    bound by weight bytes, so reading half the bytes of an f32 copy is the whole point.
-//  - many rows (prefill): compute dominates, so blocks of weight rows are widened into a scratch
-//    buffer and handed to sgemm, whose blocking beats a hand-written loop.
-// Both paths accumulate in f32 with FMA; neither rounds the activations to bf16.
+//    bound by weight bytes, so reading half the bytes of an f32 copy is the whole point for
+//    16-bit weights; f32 weights stream too, as sgemm packs its operands first and reaches
+//    a fraction of the read bandwidth with one or a few rows.
+//  - many rows (prefill): compute dominates, so blocks of 16-bit weight rows are widened into a
+//    scratch buffer and handed to sgemm (f32 weights directly), whose blocking beats a
+//    hand-written loop.
+// Both paths accumulate in f32; neither rounds the activations to bf16. The inner loops are
+// those of the CPU's instruction set (isa_kernels.h); this file threads and blocks them.
 #include <cblas.h>
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -19,8 +21,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/checks.h"
-#include "kernels/cpu/linear16.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/linear16.h"
 
 namespace loom::kernels {
 namespace {
@@ -28,83 +31,6 @@ namespace {
 // Weight rows widened per sgemm call on the prefill path: 128 rows of K=1024 are 512 KiB of f32,
 // enough for sgemm to reach full speed and small enough to stay in a core's L2.
 constexpr int64_t kPrefillBlockRows = 128;
-
-// 8 bf16 values → 8 f32 values: bf16 is the top half of an f32, so widen and shift.
-inline __m256 LoadBf16x8(const uint16_t* p) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
-}
-
-// 8 f16 values → 8 f32 values (F16C: exact).
-inline __m256 LoadF16x8(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-// How one 16-bit weight format widens: eight at a time in registers, or one at a time.
-struct Bf16Weights {
-  static __m256 Load8(const uint16_t* p) { return LoadBf16x8(p); }
-  static float One(uint16_t v) { return BF16ToF32(v); }
-};
-struct F16Weights {
-  static __m256 Load8(const uint16_t* p) { return LoadF16x8(p); }
-  static float One(uint16_t v) { return _cvtsh_ss(v); }
-};
-
-inline float HorizontalSum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v);
-  __m128 hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
-
-// out[r, n0..n0+kW) for R activation rows and kW weight rows, each weight row read once.
-template <typename W, int R, int kW>
-inline void StreamTile(const float* x, int64_t ldx, const uint16_t* w, int64_t K, float* out,
-                       int64_t ldo) {
-  __m256 acc[kW][R];
-  for (int j = 0; j < kW; ++j)
-    for (int r = 0; r < R; ++r) acc[j][r] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    __m256 wv[kW];
-    for (int j = 0; j < kW; ++j) wv[j] = W::Load8(w + j * K + k);
-    for (int r = 0; r < R; ++r) {
-      const __m256 xv = _mm256_loadu_ps(x + r * ldx + k);
-      for (int j = 0; j < kW; ++j) acc[j][r] = _mm256_fmadd_ps(wv[j], xv, acc[j][r]);
-    }
-  }
-  for (int j = 0; j < kW; ++j) {
-    for (int r = 0; r < R; ++r) {
-      float s = HorizontalSum(acc[j][r]);
-      for (int64_t kk = k; kk < K; ++kk) s += W::One(w[j * K + kk]) * x[r * ldx + kk];
-      out[r * ldo + j] = s;
-    }
-  }
-}
-
-// All M rows against weight rows [n0, n1), activation rows taken four at a time.
-template <typename W, int kW>
-inline void StreamRows(const float* x, int64_t M, const uint16_t* w, int64_t K, float* out,
-                       int64_t N, int64_t n) {
-  const uint16_t* wn = w + n * K;
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) StreamTile<W, 4, kW>(x + m * K, K, wn, K, out + m * N + n, N);
-  switch (M - m) {
-    case 3:
-      StreamTile<W, 3, kW>(x + m * K, K, wn, K, out + m * N + n, N);
-      break;
-    case 2:
-      StreamTile<W, 2, kW>(x + m * K, K, wn, K, out + m * N + n, N);
-      break;
-    case 1:
-      StreamTile<W, 1, kW>(x + m * K, K, wn, K, out + m * N + n, N);
-      break;
-    default:
-      break;
-  }
-}
 
 // out[M, n] (row stride ldo) = x[M, K] · w[n, K]ᵀ through BLAS.
 void Sgemm(const float* x, int64_t M, const float* w, int64_t n, int64_t K, float* out,
@@ -141,59 +67,65 @@ void ForEachColumnSlice(int64_t M, int64_t N, int64_t K, Fn fn) {
   }
 }
 
+// Runs fn(n_begin, n_end) over contiguous stretches of the N weight rows, one per OpenMP
+// thread (prefetcher-friendly); tiny matrices stay on one thread so the fork costs nothing.
+template <typename Fn>
+void ForEachRowStretch(int64_t N, int64_t K, Fn fn) {
+  if (N * K < (int64_t{1} << 16)) {
+    fn(0, N);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    // Stretches of whole groups of 4 rows keep every thread on full tiles.
+    const int64_t groups = (N + 3) / 4;
+    const int64_t begin = std::min(N, groups * t / nt * 4);
+    const int64_t end = std::min(N, groups * (t + 1) / nt * 4);
+    if (begin < end) fn(begin, end);
+  }
+}
+
 }  // namespace
 
 namespace internal {
 
-namespace {
-
-template <typename W>
-void Streaming(const float* x, int64_t M, const uint16_t* w, int64_t N, int64_t K, float* out) {
-  const int64_t pairs = N / 2;
-  // Static chunks keep each thread on one contiguous stretch of weights (prefetcher-friendly);
-  // tiny matrices stay on one thread so the fork costs nothing.
-  const bool parallel = N * K >= (int64_t{1} << 16);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t p = 0; p < pairs; ++p) StreamRows<W, 2>(x, M, w, K, out, N, 2 * p);
-  if (N % 2 != 0) StreamRows<W, 1>(x, M, w, K, out, N, N - 1);
+void LinearStreaming(DType dtype, const float* x, int64_t M, const void* w, int64_t N, int64_t K,
+                     float* out) {
+  const IsaKernels& isa = ActiveKernels();
+  LinearSlice slice{x, nullptr, w, out, M, N, K};
+  auto* rows = dtype == DType::kF32   ? isa.linear_f32
+               : dtype == DType::kF16 ? isa.linear_f16
+                                      : isa.linear_bf16;
+  if (dtype == DType::kBF16 && isa.pack_bf16 != nullptr && K >= kPackBlock) {
+    // Kept per thread across calls: a fresh buffer of a few hundred KiB would be mapped and
+    // faulted in on every call.
+    thread_local std::vector<float> packed;
+    packed.resize(static_cast<size_t>(PackedFloats(M, K)));
+    isa.pack_bf16(x, M, K, packed.data());
+    slice.packed = packed.data();
+  }
+  ForEachRowStretch(N, K, [&](int64_t n_begin, int64_t n_end) { rows(slice, n_begin, n_end); });
 }
 
-template <typename W>
-void Blocked(const float* x, int64_t M, const uint16_t* w, int64_t N, int64_t K, float* out) {
+void Linear16Streaming(DType dtype, const float* x, int64_t M, const uint16_t* w, int64_t N,
+                       int64_t K, float* out) {
+  LinearStreaming(dtype == DType::kF16 ? DType::kF16 : DType::kBF16, x, M, w, N, K, out);
+}
+
+void Linear16Blocked(DType dtype, const float* x, int64_t M, const uint16_t* w, int64_t N,
+                     int64_t K, float* out) {
+  const IsaKernels& isa = ActiveKernels();
+  auto* widen = dtype == DType::kF16 ? isa.widen_f16 : isa.widen_bf16;
   ForEachColumnSlice(M, N, K, [&](int64_t n_begin, int64_t n_end) {
     const int64_t block = std::min(n_end - n_begin, kPrefillBlockRows);
     std::vector<float> scratch(static_cast<size_t>(block * K));
     for (int64_t n0 = n_begin; n0 < n_end; n0 += block) {
       const int64_t nb = std::min(block, n_end - n0);
-      const uint16_t* src = w + n0 * K;
-      float* dst = scratch.data();
-      const int64_t count = nb * K;
-      int64_t j = 0;
-      for (; j + 8 <= count; j += 8) _mm256_storeu_ps(dst + j, W::Load8(src + j));
-      for (; j < count; ++j) dst[j] = W::One(src[j]);
-      Sgemm(x, M, dst, nb, K, out + n0, N);
+      widen(w + n0 * K, nb * K, scratch.data());
+      Sgemm(x, M, scratch.data(), nb, K, out + n0, N);
     }
   });
-}
-
-}  // namespace
-
-void Linear16Streaming(DType dtype, const float* x, int64_t M, const uint16_t* w, int64_t N,
-                       int64_t K, float* out) {
-  if (dtype == DType::kF16) {
-    Streaming<F16Weights>(x, M, w, N, K, out);
-  } else {
-    Streaming<Bf16Weights>(x, M, w, N, K, out);
-  }
-}
-
-void Linear16Blocked(DType dtype, const float* x, int64_t M, const uint16_t* w, int64_t N,
-                     int64_t K, float* out) {
-  if (dtype == DType::kF16) {
-    Blocked<F16Weights>(x, M, w, N, K, out);
-  } else {
-    Blocked<Bf16Weights>(x, M, w, N, K, out);
-  }
 }
 
 }  // namespace internal
@@ -206,6 +138,8 @@ absl::Status cpu::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
   float* op = out.data<float>();
   if (K == 0) {
     std::fill(op, op + M * N, 0.0f);
+  } else if (w.dtype() == DType::kF32 && M <= internal::kLinearF32StreamingMaxRows) {
+    internal::LinearStreaming(DType::kF32, xp, M, w.data<float>(), N, K, op);
   } else if (w.dtype() == DType::kF32) {
     const float* wp = w.data<float>();
     ForEachColumnSlice(M, N, K, [&](int64_t n0, int64_t n1) {

@@ -1,9 +1,9 @@
 // Causal attention over a paged KV cache, one query row and a span of KV heads (each with its
-// GQA group of query heads) per work item. Keys are visited in chunks with an online softmax: per chunk the
-// scores of every query head in the group are computed against each key (the key row is read
-// once for the whole group), the running max and sum are rescaled once, and the weighted values
-// are accumulated. Everything is f32; dot products and value updates use AVX2 over head_dim.
-#include <immintrin.h>
+// GQA group of query heads) per work item. Keys are visited in chunks with an online softmax: per
+// chunk the scores of every query head in the group are computed against each key (the key row is
+// read once for the whole group), the running max and sum are rescaled once, and the weighted
+// values are accumulated. Everything is f32; the dot products and value updates over head_dim are
+// those of the CPU's instruction set (isa_kernels.h).
 #include <omp.h>
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "kernels/checks.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/isa_kernels.h"
 
 namespace loom::kernels {
 namespace {
@@ -23,36 +24,6 @@ namespace {
 // Keys scored per online-softmax rescale: enough to amortise the rescale, few enough that the
 // scores stay in L1.
 constexpr int64_t kChunk = 64;
-
-inline float Dot(const float* a, const float* b, int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  if (i + 8 <= n) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    i += 8;
-  }
-  acc0 = _mm256_add_ps(acc0, acc1);
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  float r = _mm_cvtss_f32(s);
-  for (; i < n; ++i) r += a[i] * b[i];
-  return r;
-}
-
-// y += p · x over n floats.
-inline void Axpy(float* y, float p, const float* x, int64_t n) {
-  const __m256 vp = _mm256_set1_ps(p);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vp, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  }
-  for (; i < n; ++i) y[i] += p * x[i];
-}
 
 struct Geometry {
   int64_t block_size, kv_heads, head_dim, group;  // group = query heads per KV head
@@ -67,10 +38,11 @@ struct Geometry {
 // `scratch` holds heads * group * (kChunk + head_dim) floats.
 void AttendRow(const float* q, const float* k_cache, const float* v_cache,
                const int32_t* block_table, int64_t first, int64_t position, int64_t g0,
-               int64_t heads, const Geometry& geo, float scale, float* out, float* scratch) {
+               int64_t heads, const Geometry& geo, float scale, const internal::IsaKernels& isa,
+               float* out, float* scratch) {
   const int64_t d = geo.head_dim, per_kv = geo.group, group = heads * per_kv;
-  float* scores = scratch;                 // [group][kChunk]
-  float* acc = scratch + group * kChunk;   // [group][d]
+  float* scores = scratch;                // [group][kChunk]
+  float* acc = scratch + group * kChunk;  // [group][d]
   std::vector<float> running_max(group), running_sum(group);
   std::fill(acc, acc + group * d, 0.0f);
   std::fill(running_max.begin(), running_max.end(), -std::numeric_limits<float>::infinity());
@@ -91,12 +63,20 @@ void AttendRow(const float* q, const float* k_cache, const float* v_cache,
         ++block_index;
       }
     }
-    for (int64_t j = 0; j < n; ++j) {
-      for (int64_t h = 0; h < group; ++h) {
-        const float* key = k_cache + offsets[j] + (h / per_kv) * d;
-        scores[h * kChunk + j] = Dot(q + h * geo.q_head_stride, key, d) * scale;
-      }
-    }
+    const internal::AttentionChunk chunk{.q = q,
+                                         .q_head_stride = geo.q_head_stride,
+                                         .k_cache = k_cache,
+                                         .v_cache = v_cache,
+                                         .offsets = offsets,
+                                         .keys = n,
+                                         .group = group,
+                                         .per_kv = per_kv,
+                                         .head_dim = d,
+                                         .scale = scale,
+                                         .scores = scores,
+                                         .score_stride = kChunk,
+                                         .acc = acc};
+    isa.attention_scores(chunk);
     for (int64_t h = 0; h < group; ++h) {
       float* s = scores + h * kChunk;
       float chunk_max = s[0];
@@ -116,12 +96,7 @@ void AttendRow(const float* q, const float* k_cache, const float* v_cache,
         for (int64_t i = 0; i < d; ++i) a[i] *= alpha;
       }
     }
-    for (int64_t j = 0; j < n; ++j) {
-      for (int64_t h = 0; h < group; ++h) {
-        const float* value = v_cache + offsets[j] + (h / per_kv) * d;
-        Axpy(acc + h * d, scores[h * kChunk + j], value, d);
-      }
-    }
+    isa.attention_values(chunk);
   }
   for (int64_t h = 0; h < group; ++h) {
     const float inv = 1.0f / running_sum[h];
@@ -132,8 +107,8 @@ void AttendRow(const float* q, const float* k_cache, const float* v_cache,
 }  // namespace
 
 absl::Status cpu::PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                            const AttentionBatch& batch, float scale, int64_t window,
-                            Tensor& out) {
+                                 const AttentionBatch& batch, float scale, int64_t window,
+                                 Tensor& out) {
   constexpr const char* kName = "PagedAttention";
   LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "q", q, DType::kF32, 3, false));
   LOOM_RETURN_IF_ERROR(internal::CheckTensor(kName, "k_cache", k_cache, DType::kF32, 4, true));
@@ -188,6 +163,7 @@ absl::Status cpu::PagedAttention(const Tensor& q, const Tensor& k_cache, const T
   const float* kp = k_cache.data<float>();
   const float* vp = v_cache.data<float>();
   float* op = out.data<float>();
+  const internal::IsaKernels& isa = internal::ActiveKernels();
 #pragma omp parallel
   {
     std::vector<float> scratch(static_cast<size_t>(span_heads * geo.group * (kChunk + head_dim)));
@@ -202,7 +178,7 @@ absl::Status cpu::PagedAttention(const Tensor& q, const Tensor& k_cache, const T
       float* out_row = op + (row * q_heads + g * geo.group) * head_dim;
       const int64_t first = window > 0 ? std::max<int64_t>(0, position - window + 1) : 0;
       AttendRow(q_row, kp, vp, batch.block_tables[s].data(), first, position, g, span_heads, geo,
-                scale, out_row, scratch.data());
+                scale, isa, out_row, scratch.data());
     }
   }
   return absl::OkStatus();

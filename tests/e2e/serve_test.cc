@@ -143,8 +143,9 @@ TEST_F(ServeTest, ClientVerbsTalkToTheServer) {
   ASSERT_EQ(testing::RunCommand(Loom() + " status" + at, &out), 0) << out;
   EXPECT_TRUE(absl::StrContains(out, "tp=2")) << out;
   EXPECT_TRUE(absl::StrContains(out, "rank 1: ready")) << out;
-  // Each rank says where its memory went.
-  EXPECT_TRUE(absl::StrContains(out, "memory: cpu: weights ")) << out;
+  // Each rank says where its memory went, on which device (the host names its kernel variant).
+  EXPECT_TRUE(absl::StrContains(out, "memory: cpu (avx")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "): weights ")) << out;
   EXPECT_TRUE(absl::StrContains(out, " blocks); host: kv_cache_bytes as configured")) << out;
   ASSERT_EQ(testing::RunCommand(Loom() + " rpc check_health" + at, &out), 0) << out;
   EXPECT_TRUE(absl::StrContains(out, "rank 0: {\"state\":\"ready\"}")) << out;

@@ -1,0 +1,76 @@
+// The inner loops that differ per instruction set, one table of function pointers per variant
+// (kernels/cpu/cpu_isa.h). linear.cc and paged_attention.cc keep the threading, the blocking and
+// the BLAS calls, and call through ActiveKernels() once per slice of work, never per element.
+//
+// Each table lives in its own translation unit, compiled with that variant's flags: isa_avx2.cc,
+// isa_avx512.cc, isa_avx512bf16.cc. Those files include only this header, <immintrin.h> and
+// isa_avx512-inl.h, and keep every function in an anonymous namespace: an inline function or
+// template with external linkage compiled there could become the copy the linker keeps for the
+// whole program, and then run AVX-512 code on a CPU without it.
+#ifndef LOOM_KERNELS_CPU_ISA_KERNELS_H_
+#define LOOM_KERNELS_CPU_ISA_KERNELS_H_
+
+#include <cstdint>
+
+namespace loom::kernels::internal {
+
+// One Linear call: out[M, N] = x[M, K] · w[N, K]ᵀ, all contiguous, M, N, K > 0.
+struct LinearSlice {
+  const float* x;
+  const float* packed;  // x rearranged by the table's pack_bf16, for linear_bf16
+  const void* w;        // float, or the bits of bf16 / f16
+  float* out;
+  int64_t M, N, K;
+};
+
+// pack_bf16 rearranges whole blocks of this many columns; the K % kPackBlock columns after them
+// are read from x itself.
+inline constexpr int64_t kPackBlock = 32;
+// Floats pack_bf16 writes for M rows of K columns.
+inline int64_t PackedFloats(int64_t M, int64_t K) { return M * (K / kPackBlock * kPackBlock); }
+
+// One online-softmax chunk of attention for a group of query heads (paged_attention.cc).
+struct AttentionChunk {
+  const float* q;  // `group` query heads, q_head_stride apart
+  int64_t q_head_stride;
+  const float* k_cache;
+  const float* v_cache;
+  const int64_t* offsets;  // key j of query head h: k_cache + offsets[j] + (h / per_kv) * head_dim
+  int64_t keys;
+  int64_t group;
+  int64_t per_kv;  // query heads per KV head
+  int64_t head_dim;
+  float scale;
+  float* scores;  // [group][score_stride]
+  int64_t score_stride;
+  float* acc;  // [group][head_dim]
+};
+
+struct IsaKernels {
+  // out[m, n] for every m < M and n in [n_begin, n_end), each weight row read once.
+  void (*linear_f32)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
+  void (*linear_bf16)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
+  void (*linear_f16)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
+  // Fills PackedFloats(M, K) floats at `packed` for linear_bf16; null when it reads x as is.
+  void (*pack_bf16)(const float* x, int64_t M, int64_t K, float* packed);
+  // dst[i] = src[i] widened to f32, for i < n.
+  void (*widen_bf16)(const uint16_t* src, int64_t n, float* dst);
+  void (*widen_f16)(const uint16_t* src, int64_t n, float* dst);
+  // scores[h][j] = scale · (q_h · key_j), for h < group and j < keys.
+  void (*attention_scores)(const AttentionChunk& c);
+  // acc[h] += Σ_j scores[h][j] · value_j, for h < group.
+  void (*attention_values)(const AttentionChunk& c);
+};
+
+// The tables each isa_*.cc defines; the AVX-512 ones exist when the compiler took their flags
+// (LOOM_HAVE_AVX512_KERNELS, LOOM_HAVE_AVX512BF16_KERNELS).
+extern const IsaKernels kAvx2Kernels;
+extern const IsaKernels kAvx512Kernels;
+extern const IsaKernels kAvx512Bf16Kernels;
+
+// The table of ActiveIsa() (kernels/cpu/cpu_isa.h). A load of one pointer after the first call.
+const IsaKernels& ActiveKernels();
+
+}  // namespace loom::kernels::internal
+
+#endif  // LOOM_KERNELS_CPU_ISA_KERNELS_H_
