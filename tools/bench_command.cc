@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "controller/in_process_executor.h"
 #include "controller/serving_engine.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/threading.h"
 #include "tools/commands.h"
 #include "tools/engine_flags.h"
@@ -202,8 +203,10 @@ absl::Status Run(const Flags& flags) {
               static_cast<long long>(d.value("num_threads", int64_t{0})), load_s);
   Bandwidth bw;  // off the step thread, whose OpenMP pool must stay the only one (threading.h)
   kernels::RunOnShortLivedThread([&bw] { bw = MeasureBandwidth(); });
-  std::printf("machine: memcpy %.2f GB/s copied (%.2f GB/s read+write), streaming read %.2f GB/s\n\n",
-              bw.memcpy_gbs, 2 * bw.memcpy_gbs, bw.read_gbs);
+  std::printf("machine: memcpy %.2f GB/s copied (%.2f GB/s read+write), streaming read %.2f GB/s; "
+              "CPU kernels %s\n\n",
+              bw.memcpy_gbs, 2 * bw.memcpy_gbs, bw.read_gbs,
+              kernels::CpuIsaName(kernels::ActiveIsa()));
   std::vector<int32_t> prefix;
   {
     std::mt19937_64 rng(99);

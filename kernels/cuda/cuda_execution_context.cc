@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -381,7 +382,10 @@ int VisibleCudaDevices() {
 }
 
 absl::StatusOr<std::unique_ptr<ExecutionContext>> CreateExecutionContext(const Device& device) {
-  if (device.is_cpu()) return cpu::NewHostContext();
+  if (device.is_cpu()) {
+    LOOM_RETURN_IF_ERROR(CheckHostCpu());  // a CPU below the kernels' baseline: an error
+    return cpu::NewHostContext();
+  }
   const std::string name = device.ToString();
   cudaError_t error = cudaSuccess;
   const int count = CountDevices(&error);
