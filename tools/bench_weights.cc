@@ -5,7 +5,8 @@
 //   1. time to ready (ServingEngine::Start returning) for load formats dummy, auto,
 //      sharded_state (saved at that TP first) and auto with the broadcast strategy;
 //   2. load throughput of auto and sharded_state (bytes read, summed over ranks, over the
-//      slowest rank's load time) next to `cat FILES > /dev/null` of the same files;
+//      slowest rank's load time) next to `cat FILES > /dev/null` of the same files and to a
+//      read of them into freshly mapped buffers with TP threads (a fresh set's floor);
 //   3. reload_weights in each mode (staged, in_place);
 //   4. the commit pause of a staged swap: the commit call, the workers' switch, and the largest gap
 //      between a decoding client's tokens around the commit against its median gap;
@@ -14,6 +15,8 @@
 // Every number is a median over --repeats runs measured in the same invocation, and every ratio
 // is against a baseline from the same invocation. The page cache is warm throughout: the files
 // are read once before anything is timed.
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -104,6 +107,44 @@ absl::StatusOr<double> CatSeconds(const FileSet& files) {
   const double seconds = Seconds(start, Clock::now());
   if (rc != 0) return absl::InternalError(absl::StrCat("`", command, "` failed (", rc, ")"));
   return seconds;
+}
+
+// Seconds to read FILES with `threads` threads, each its share of the bytes, into freshly
+// mapped buffers: what a load of a fresh weight set cannot beat (the page faults and zeroing of
+// new memory included, as a load's are), where `cat` reuses one buffer.
+absl::StatusOr<double> FreshReadSeconds(const FileSet& files, int threads) {
+  const auto start = Clock::now();
+  std::vector<std::thread> readers;
+  std::vector<absl::Status> status(threads);
+  for (int t = 0; t < threads; ++t) {
+    readers.emplace_back([&, t] {
+      const int64_t begin = files.bytes * t / threads, end = files.bytes * (t + 1) / threads;
+      int64_t offset = 0;  // of the current file in the concatenation
+      for (const std::string& path : files.paths) {
+        const int64_t size = static_cast<int64_t>(fs::file_size(path));
+        const int64_t from = std::max(begin, offset), to = std::min(end, offset + size);
+        if (from < to) {
+          const size_t n = static_cast<size_t>(to - from);
+          void* buf = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+          const int fd = open(path.c_str(), O_RDONLY);
+          size_t done = 0;
+          while (buf != MAP_FAILED && fd >= 0 && done < n) {
+            const ssize_t got = pread(fd, static_cast<char*>(buf) + done, n - done,
+                                      from - offset + static_cast<int64_t>(done));
+            if (got <= 0) break;
+            done += static_cast<size_t>(got);
+          }
+          if (done != n) status[t] = absl::InternalError(absl::StrCat("cannot read ", path));
+          if (fd >= 0) close(fd);
+          if (buf != MAP_FAILED) munmap(buf, n);
+        }
+        offset += size;
+      }
+    });
+  }
+  for (std::thread& r : readers) r.join();
+  for (const absl::Status& st : status) LOOM_RETURN_IF_ERROR(st);
+  return Seconds(start, Clock::now());
 }
 
 fs::path SelfDir() {
@@ -421,6 +462,7 @@ struct TpResult {
   int tp = 0;
   std::vector<ReadyRow> ready;  // dummy, auto, sharded_state, auto+broadcast
   std::vector<double> cat_auto_s, cat_sharded_s;
+  std::vector<double> fresh_auto_s, fresh_sharded_s;  // FreshReadSeconds with tp threads
   FileSet auto_files, sharded_files;
   ReloadRow staged, in_place;
   std::vector<CommitSample> commits;
@@ -463,6 +505,10 @@ absl::StatusOr<TpResult> RunTp(const Settings& s, int tp, const fs::path& temp) 
     LOOM_ASSIGN_OR_RETURN(double b, CatSeconds(out.sharded_files));
     out.cat_auto_s.push_back(a);
     out.cat_sharded_s.push_back(b);
+    LOOM_ASSIGN_OR_RETURN(double fa, FreshReadSeconds(out.auto_files, tp));
+    LOOM_ASSIGN_OR_RETURN(double fb, FreshReadSeconds(out.sharded_files, tp));
+    out.fresh_auto_s.push_back(fa);
+    out.fresh_sharded_s.push_back(fb);
   }
 
   EngineConfig serve = s.config;
@@ -520,8 +566,8 @@ void PrintTables(const std::vector<TpResult>& results) {
   std::printf("\n### 2. Load throughput (bytes read summed over ranks / slowest rank's load "
               "seconds) vs `cat FILES > /dev/null`\n\n");
   std::printf("| TP | load format | MB read | MB received | load s | GB/s | files MB | cat s | "
-              "cat GB/s | vs cat |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+              "cat GB/s | vs cat | fresh-buffer read s (TP threads) | vs fresh read |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const TpResult& r : results) {
     for (size_t i : {size_t{1}, size_t{2}, size_t{3}}) {
       const ReadyRow& row = r.ready[i];
@@ -534,9 +580,12 @@ void PrintTables(const std::vector<TpResult>& results) {
       }
       const double rate = Median(rates);
       const double cat_rate = Ratio(static_cast<double>(files.bytes), cat_s) / 1e9;
-      std::printf("| %d | %s | %.1f | %.1f | %.3f | %.2f | %.1f | %.3f | %.2f | %.2f |\n", r.tp,
-                  row.name.c_str(), read / 1e6, Median(row.bytes_received) / 1e6, load, rate,
-                  files.bytes / 1e6, cat_s, cat_rate, Ratio(rate, cat_rate));
+      const double fresh_s = Median(i == 2 ? r.fresh_sharded_s : r.fresh_auto_s);
+      std::printf("| %d | %s | %.1f | %.1f | %.3f | %.2f | %.1f | %.3f | %.2f | %.2f | %.3f | "
+                  "%.2f |\n",
+                  r.tp, row.name.c_str(), read / 1e6, Median(row.bytes_received) / 1e6, load,
+                  rate, files.bytes / 1e6, cat_s, cat_rate, Ratio(rate, cat_rate), fresh_s,
+                  Ratio(fresh_s, load));
     }
   }
 
