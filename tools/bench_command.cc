@@ -19,6 +19,7 @@
 #include "controller/serving_engine.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/threading.h"
+#include "tools/bench_stats.h"
 #include "tools/commands.h"
 #include "tools/engine_flags.h"
 
@@ -26,14 +27,6 @@ namespace loom::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 struct Bandwidth {
   double memcpy_gbs = 0;  // bytes copied per second (each byte is read once and written once)

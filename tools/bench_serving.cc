@@ -40,6 +40,7 @@
 #include "common/status.h"
 #include "controller/tokenizer/tokenizer.h"
 #include "loom/v1/loom.grpc.pb.h"
+#include "tools/bench_stats.h"
 
 namespace loom::cli {
 namespace {
@@ -58,21 +59,6 @@ constexpr char kUsage[] =
     "given the addresses of a running one. Fails when the protocols' outputs differ.\n";
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// The nearest-rank percentile.
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
-  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
-}
 
 std::string CpuModel() {
   std::ifstream in("/proc/cpuinfo");

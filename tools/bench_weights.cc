@@ -35,6 +35,7 @@
 #include "common/model_config.h"
 #include "common/status.h"
 #include "controller/serving_engine.h"
+#include "tools/bench_stats.h"
 #include "tools/commands.h"
 #include "tools/engine_flags.h"
 #include "worker/loader/weight_dtype.h"
@@ -54,19 +55,6 @@ constexpr char kUsage[] =
     "a Qwen3-0.6B-shaped bf16 checkpoint (loom-make-model --preset qwen3-0.6b) in a temporary\n"
     "directory. Every figure is a median of --repeats runs; ratios are against baselines measured\n"
     "in the same run, with the page cache warm.\n";
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";

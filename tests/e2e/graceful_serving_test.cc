@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "tests/e2e/http_client.h"
 #include "tests/e2e/model_dir.h"
 #include "tests/e2e/serve_process.h"
 #include "tests/test_paths.h"
@@ -29,18 +30,12 @@ namespace loom {
 namespace {
 
 using nlohmann::json;
+using testing::HttpClient;
 using testing::IdsRequest;
 using testing::Server;
 using testing::Streamed;
 
 constexpr char kSmallEngine[] = "--weight-dtype float32 --block-size 4 --kv-cache-memory 4M";
-
-httplib::Client HttpClient(const std::string& host_port) {
-  const std::vector<std::string> hp = absl::StrSplit(host_port, ':');
-  httplib::Client c(hp[0], std::stoi(hp[1]));
-  c.set_read_timeout(60, 0);
-  return c;
-}
 
 // The value of the exposition line that starts with `series` ("name{labels}"), or -1.
 double MetricValue(const std::string& text, const std::string& series) {

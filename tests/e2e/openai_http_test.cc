@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "controller/openai/chat_request.h"
+#include "tests/e2e/http_client.h"
 #include "tests/e2e/serve_process.h"
 #include "tests/test_paths.h"
 
@@ -45,10 +46,7 @@ class OpenAiHttpTest : public ::testing::Test {
     ASSERT_FALSE(server_->http_address().empty()) << server_->Log();
   }
   static httplib::Client Client() {
-    const std::vector<std::string> hp = absl::StrSplit(server_->http_address(), ':');
-    httplib::Client c(hp[0], std::stoi(hp[1]));
-    c.set_read_timeout(120, 0);
-    return c;
+    return testing::HttpClient(server_->http_address());
   }
   // POST `body` and return (status, parsed body).
   static std::pair<int, json> Post(const std::string& path, const std::string& body) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_split.h"
+#include "tests/e2e/http_client.h"
 #include "tests/e2e/in_process.h"
 #include "tests/e2e/serve_process.h"
 #include "tests/test_paths.h"
@@ -79,8 +80,7 @@ TEST(PenaltiesTest, TheServersGrpcAndHttpApisApplyThemToo) {
   ASSERT_TRUE(grpc.status.ok()) << grpc.status.error_message();
   EXPECT_EQ(grpc.ids, c["greedy_ids"].get<std::vector<int32_t>>());
 
-  const std::vector<std::string> hp = absl::StrSplit(server.http_address(), ':');
-  httplib::Client http(hp[0], std::stoi(hp[1]));
+  httplib::Client http = testing::HttpClient(server.http_address());
   json body = {{"model", "wp"}, {"prompt", c["prompt_ids"]}, {"max_tokens", c["greedy_ids"].size()},
                {"temperature", 0}, {"ignore_eos", true}, {"logprobs", 0},
                {"presence_penalty", c["penalties"]["presence_penalty"]},

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "tests/e2e/http_client.h"
 #include "tests/e2e/weight_test_util.h"
 
 namespace loom {
@@ -28,8 +29,7 @@ using testing::Server;
 using testing::Streamed;
 
 int HealthStatus(Server& server, std::string* state) {
-  const std::vector<std::string> hp = absl::StrSplit(server.http_address(), ':');
-  httplib::Client c(hp[0], std::stoi(hp[1]));
+  httplib::Client c = testing::HttpClient(server.http_address());
   auto r = c.Get("/health");
   if (!r) return -1;
   *state = json::parse(r->body, nullptr, false).value("status", "");
