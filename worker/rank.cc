@@ -19,32 +19,10 @@
 #include "worker/comm/nccl_group.h"
 #include "worker/kv_cache_sizing.h"
 #include "worker/process_memory.h"
+#include "worker/step_proto.h"
 #include "worker/loader/weight_dtype.h"
 
 namespace loom {
-namespace {
-
-// What the runner does not check itself: token ids and positions index tables that have no
-// bounds checks of their own.
-absl::Status CheckStep(const StepInput& input, const ModelConfig& model) {
-  for (const SequenceStep& s : input.sequences) {
-    for (int32_t t : s.token_ids) {
-      if (t < 0 || t >= model.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat("sequence ", s.seq_id, ": token id ", t,
-                                                       " outside [0, ", model.vocab_size, ")"));
-      }
-    }
-    const int64_t end = int64_t{s.start_position} + static_cast<int64_t>(s.token_ids.size());
-    if (s.start_position < 0 || end > model.MaxContextLength()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sequence ", s.seq_id, ": positions [", s.start_position, ", ", end,
-                       ") outside the model's ", model.MaxContextLength(), " positions"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 Rank::Rank(const RankOptions& options) : options_(options) {
   // Registration cannot fail here: the names are fixed and distinct.
@@ -422,7 +400,11 @@ absl::StatusOr<StepOutput> Rank::Step(const StepInput& step, double* compute_sec
   if (kernels::NumThreads() != num_threads_) kernels::SetNumThreads(num_threads_);
   LOOM_RETURN_IF_ERROR(context_->BindThread());
   LOOM_RETURN_IF_ERROR(weights_->CheckServing(step.weight_version));
-  LOOM_RETURN_IF_ERROR(CheckStep(step, runner_->decoder().config()));
+  const ModelConfig& model = runner_->decoder().config();
+  LOOM_RETURN_IF_ERROR(CheckStep(step, StepLimits{.vocab_size = model.vocab_size,
+                                                  .max_positions = model.MaxContextLength(),
+                                                  .block_size = runner_->block_size(),
+                                                  .num_blocks = runner_->num_kv_blocks()}));
   const auto start = std::chrono::steady_clock::now();
   try {
     LOOM_ASSIGN_OR_RETURN(StepOutput output, runner_->Execute(step));

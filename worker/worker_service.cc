@@ -5,41 +5,9 @@
 #include "common/status.h"
 #include "proto/grpc_status.h"
 #include "worker/controller_store.h"
+#include "worker/step_proto.h"
 
 namespace loom {
-namespace {
-
-StepInput ToStepInput(const loom::v1::StepRequest& request) {
-  StepInput input;
-  input.weight_version = request.weight_version();
-  input.return_logits = request.return_logits();
-  input.sequences.reserve(request.sequences_size());
-  for (const loom::v1::SequenceStep& s : request.sequences()) {
-    SequenceStep& out = input.sequences.emplace_back();
-    out.seq_id = s.seq_id();
-    out.token_ids.assign(s.token_ids().begin(), s.token_ids().end());
-    out.start_position = s.start_position();
-    out.block_table.assign(s.block_table().begin(), s.block_table().end());
-    out.sample = s.sample();
-    out.sampling.temperature = s.sampling().temperature();
-    out.sampling.top_k = s.sampling().top_k();
-    out.sampling.top_p = s.sampling().top_p() == 0 ? 1.0f : s.sampling().top_p();
-    out.sampling.seed = s.sampling().seed();
-    out.sampling.logprobs = s.sampling().logprobs() - 1;
-    out.sampling.presence_penalty = s.sampling().presence_penalty();
-    out.sampling.frequency_penalty = s.sampling().frequency_penalty();
-    out.sampling.repetition_penalty =
-        s.sampling().repetition_penalty() == 0 ? 1.0f : s.sampling().repetition_penalty();
-    out.sample_index = s.sample_index();
-    out.penalty_ids.assign(s.penalty_ids().begin(), s.penalty_ids().end());
-    out.penalty_output_counts.assign(s.penalty_output_counts().begin(),
-                                     s.penalty_output_counts().end());
-  }
-  return input;
-}
-
-}  // namespace
-
 void WorkerService::SetController(std::shared_ptr<loom::v1::Controller::StubInterface> controller,
                                   const std::string& session_id) {
   rank_.SetStore(std::make_shared<ControllerStore>(std::move(controller), session_id,
@@ -86,7 +54,7 @@ grpc::Status WorkerService::Steps(
     loom::v1::StepResponse response;
     response.set_step_id(request.step_id());
     double compute_seconds = 0;
-    absl::StatusOr<StepOutput> output = rank_.Step(ToStepInput(request), &compute_seconds);
+    absl::StatusOr<StepOutput> output = rank_.Step(StepFromProto(request), &compute_seconds);
     if (output.ok()) {
       response.set_compute_seconds(compute_seconds);
       // Every rank samples the same tokens from the same all-gathered logits; rank 0 speaks
