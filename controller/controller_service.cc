@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "proto/cluster_channel.h"
 
 namespace loom {
 namespace {
@@ -19,8 +20,11 @@ constexpr int64_t kMaxWaitMs = 10 * 60 * 1000;
 
 }  // namespace
 
-ControllerService::ControllerService(int world_size)
-    : world_size_(world_size), session_id_(NewSessionId()), workers_(world_size) {}
+ControllerService::ControllerService(int world_size, std::string cluster_secret)
+    : world_size_(world_size),
+      session_id_(NewSessionId()),
+      cluster_secret_(std::move(cluster_secret)),
+      workers_(world_size) {}
 
 std::vector<std::optional<WorkerRegistration>> ControllerService::Registrations() const {
   absl::MutexLock lock(&mu_);
@@ -33,9 +37,10 @@ void ControllerService::Shutdown() {
   store_changed_.SignalAll();
 }
 
-grpc::Status ControllerService::Register(grpc::ServerContext*,
+grpc::Status ControllerService::Register(grpc::ServerContext* context,
                                          const loom::v1::RegisterRequest* request,
                                          loom::v1::RegisterResponse* response) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   const int rank = request->rank();
   if (request->world_size() != world_size_) {
     return grpc::Status(
@@ -68,9 +73,10 @@ grpc::Status ControllerService::Register(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::Heartbeat(grpc::ServerContext*,
+grpc::Status ControllerService::Heartbeat(grpc::ServerContext* context,
                                           const loom::v1::HeartbeatRequest* request,
                                           loom::v1::HeartbeatResponse*) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   if (request->session_id() != session_id_) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("session ", request->session_id(),
@@ -86,9 +92,10 @@ grpc::Status ControllerService::Heartbeat(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::StoreSet(grpc::ServerContext*,
+grpc::Status ControllerService::StoreSet(grpc::ServerContext* context,
                                          const loom::v1::StoreSetRequest* request,
                                          loom::v1::StoreSetResponse*) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   if (request->key().empty() || request->value().size() > kMaxValueBytes) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "store keys must be non-empty and values at most 1 MiB");
@@ -102,6 +109,7 @@ grpc::Status ControllerService::StoreSet(grpc::ServerContext*,
 grpc::Status ControllerService::StoreGet(grpc::ServerContext* context,
                                          const loom::v1::StoreGetRequest* request,
                                          loom::v1::StoreGetResponse* response) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   const int64_t wait_ms = std::min(std::max<int64_t>(request->timeout_ms(), 0), kMaxWaitMs);
   const absl::Time deadline = absl::Now() + absl::Milliseconds(wait_ms);
   absl::MutexLock lock(&mu_);

@@ -34,7 +34,9 @@ struct WorkerRegistration {
 
 class ControllerService final : public loom::v1::Controller::Service {
  public:
-  explicit ControllerService(int world_size);
+  // With a `cluster_secret`, every call must carry it (proto/cluster_channel.h): a process
+  // without it can neither register as a rank nor read or write the rendezvous store.
+  explicit ControllerService(int world_size, std::string cluster_secret = "");
 
   // Random per controller run; workers scope their store keys by it and stop heartbeating
   // (and exit) when a controller at their address answers with another one.
@@ -59,6 +61,7 @@ class ControllerService final : public loom::v1::Controller::Service {
  private:
   const int world_size_;
   const std::string session_id_;
+  const std::string cluster_secret_;
   mutable absl::Mutex mu_;
   absl::CondVar store_changed_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

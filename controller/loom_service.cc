@@ -8,8 +8,21 @@
 
 namespace loom {
 
+grpc::Status LoomService::Authorize(const grpc::ServerContextBase& context, Access need) const {
+  if (!options_.keys.any()) return grpc::Status::OK;
+  std::string_view authorization;
+  const auto& metadata = context.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization = std::string_view(it->second.data(), it->second.size());
+  }
+  return ToGrpcStatus(CheckAuthorization(options_.keys, authorization, need));
+}
+
 grpc::ServerWriteReactor<loom::v1::GenerateResponse>* LoomService::Generate(
-    grpc::CallbackServerContext*, const loom::v1::GenerateRequest* request) {
+    grpc::CallbackServerContext* context, const loom::v1::GenerateRequest* request) {
+  if (grpc::Status s = Authorize(*context, Access::kClient); !s.ok()) {
+    return new GenerateReactor(s);
+  }
   ServingRequest r;
   r.prompt = request->prompt();
   GenerationRequest& g = r.generation;
@@ -38,9 +51,16 @@ grpc::ServerWriteReactor<loom::v1::GenerateResponse>* LoomService::Generate(
   return new GenerateReactor(*std::move(streams));
 }
 
-grpc::Status LoomService::CollectiveRpc(grpc::ServerContext*,
+grpc::Status LoomService::CollectiveRpc(grpc::ServerContext* context,
                                         const loom::v1::CollectiveRpcRequest* request,
                                         loom::v1::CollectiveRpcResponse* response) {
+  if (grpc::Status s = Authorize(*context, engine_->MethodNeedsAdmin(request->method())
+                                               ? Access::kAdmin
+                                               : Access::kClient);
+      !s.ok()) {
+    return grpc::Status(s.error_code(),
+                        absl::StrCat("method ", request->method(), ": ", s.error_message()));
+  }
   const std::chrono::milliseconds timeout = request->timeout_ms() > 0
                                                 ? std::chrono::milliseconds(request->timeout_ms())
                                                 : options_.default_rpc_timeout;
@@ -63,8 +83,10 @@ grpc::Status LoomService::CollectiveRpc(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetStatusRequest*,
+grpc::Status LoomService::GetStatus(grpc::ServerContext* context,
+                                    const loom::v1::GetStatusRequest*,
                                     loom::v1::GetStatusResponse* response) {
+  if (grpc::Status s = Authorize(*context, Access::kClient); !s.ok()) return s;
   const EngineStatus status = engine_->Status();
   response->set_model(status.model);
   response->set_tensor_parallel_size(status.world_size);
@@ -131,26 +153,44 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext*, const loom::v1::GetSta
   return grpc::Status::OK;
 }
 
-grpc::Status LoomService::Shutdown(grpc::ServerContext*, const loom::v1::ShutdownRequest*,
+grpc::Status LoomService::Shutdown(grpc::ServerContext* context,
+                                   const loom::v1::ShutdownRequest*,
                                    loom::v1::ShutdownResponse*) {
+  if (grpc::Status s = Authorize(*context, Access::kAdmin); !s.ok()) return s;
   if (options_.on_shutdown) options_.on_shutdown();
   return grpc::Status::OK;
 }
 
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartLoomServer(grpc::Service* service,
-                                                              const std::string& address,
+                                                              const LoomServerOptions& options,
                                                               std::string* bound_address) {
+  if (options.tls_cert_pem.empty() != options.tls_key_pem.empty()) {
+    return absl::InvalidArgumentError("TLS needs both a certificate and its private key");
+  }
+  if (options.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError("the message size limit must be positive");
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options.tls_cert_pem.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.address, credentials, &port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.address,
+        options.tls_cert_pem.empty() ? "" : " (or the TLS certificate and key do not match)"));
   }
-  const size_t colon = address.rfind(':');
-  *bound_address = absl::StrCat(address.substr(0, colon), ":", port);
+  const size_t colon = options.address.rfind(':');
+  *bound_address = absl::StrCat(options.address.substr(0, colon), ":", port);
   return server;
 }
 

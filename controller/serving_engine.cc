@@ -140,6 +140,10 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
   if (progress.joinable()) progress.join();
   LOOM_RETURN_IF_ERROR(init.status());
   engine->num_kv_blocks_ = init->num_kv_blocks;
+  if (!init->describe.empty() && init->describe[0].is_object()) {
+    const nlohmann::json specs = init->describe[0].value("methods", nlohmann::json::object());
+    if (specs.is_object()) engine->method_specs_ = specs;
+  }
   engine->NewScheduler();
   WeightCoordinatorHooks hooks;
   ServingEngine* e = engine.get();
@@ -288,6 +292,22 @@ int64_t ServingEngine::InFlight() const {
 absl::StatusOr<std::vector<RankResult>> ServingEngine::CollectiveCall(
     const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout,
     const std::vector<int>& ranks) {
+  if (options_.path_roots.confined()) {
+    const nlohmann::json spec = method_specs_.value(method, nlohmann::json::object());
+    const nlohmann::json pointers = spec.value("path_args", nlohmann::json::array());
+    if (pointers.is_array() && !pointers.empty()) {
+      const nlohmann::json args =
+          args_json.empty() ? nlohmann::json() : nlohmann::json::parse(args_json, nullptr, false);
+      if (args.is_discarded()) {
+        return absl::InvalidArgumentError(absl::StrCat(method, ": args are not JSON"));
+      }
+      std::vector<std::string> paths;
+      for (const nlohmann::json& p : pointers) {
+        if (p.is_string()) paths.push_back(p.get<std::string>());
+      }
+      LOOM_RETURN_IF_ERROR(options_.path_roots.CheckArgs(method, paths, args));
+    }
+  }
   if (WeightCoordinator::Handles(method)) {
     if (!ranks.empty()) {
       return absl::InvalidArgumentError(
@@ -297,6 +317,13 @@ absl::StatusOr<std::vector<RankResult>> ServingEngine::CollectiveCall(
     return weights_->Call(method, args_json, timeout);
   }
   return executor_->CollectiveCall(method, args_json, timeout, ranks);
+}
+
+bool ServingEngine::MethodNeedsAdmin(const std::string& method) const {
+  const auto it = method_specs_.find(method);
+  if (it == method_specs_.end() || !it->is_object()) return true;
+  const auto admin = it->find("admin");
+  return admin == it->end() || !admin->is_boolean() || admin->get<bool>();
 }
 
 absl::Status ServingEngine::CheckRanks() const { return executor_->Health(); }

@@ -49,6 +49,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/engine_config.h"
 #include "common/model_config.h"
+#include "controller/path_roots.h"
 #include "controller/request.h"
 #include "controller/scheduler.h"
 #include "controller/latency_histogram.h"
@@ -85,6 +86,9 @@ struct ServingEngineOptions {
   std::function<void(const StepStats& stats)> on_step;
   // Submit refuses (ResourceExhausted: HTTP 429) while this many requests wait to run; 0: no limit.
   int64_t max_waiting = 0;
+  // Where the path args of collective methods may point (the method registry says which args
+  // are paths); a call outside is refused before any rank sees it. Default: nothing confined.
+  PathRoots path_roots;
 };
 
 // One message of a request's stream.
@@ -251,6 +255,10 @@ class ServingEngine {
                                                          std::chrono::milliseconds timeout,
                                                          const std::vector<int>& ranks = {});
 
+  // Whether `method` needs the admin key, as the ranks' method registry declares it (a method
+  // the ranks do not have counts as one that does).
+  bool MethodNeedsAdmin(const std::string& method) const;
+
   EngineStatus Status() const;
   int world_size() const { return executor_->world_size(); }
   // The shape the ranks were built with (a directory switch never changes it).
@@ -316,6 +324,8 @@ class ServingEngine {
 
   const ServingEngineOptions options_;
   ModelConfig model_config_;
+  // Rank 0's method registry, {name: {"admin", "path_args"}}: set by Start, read-only after.
+  nlohmann::json method_specs_ = nlohmann::json::object();
   int64_t num_kv_blocks_ = 0;
   // Stopped (not reset) by Stop, after the engine thread is joined: calls from other threads
   // then fail with Unavailable.

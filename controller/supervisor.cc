@@ -14,16 +14,20 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "kernels/threading.h"
 #include "loom/v1/worker.grpc.pb.h"
+#include "proto/cluster_channel.h"
 
 extern char** environ;
 
 namespace loom {
 namespace {
+
+const std::string kSecretEnvPrefix = absl::StrCat(kClusterSecretEnv, "=");
 
 std::string DescribeWaitStatus(int status) {
   if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
@@ -58,7 +62,7 @@ absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Start(const SupervisorOp
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   s->threads_per_worker_ = options.threads_per_worker > 0 ? options.threads_per_worker
                                                           : std::max(1, cores / options.world_size);
-  s->service_ = std::make_unique<ControllerService>(options.world_size);
+  s->service_ = std::make_unique<ControllerService>(options.world_size, options.cluster_secret);
   absl::Status status = s->StartServer();
   if (status.ok() && options.on_listening) options.on_listening(s->controller_address_);
   for (int rank = 0; status.ok() && !options.external && rank < options.world_size; ++rank) {
@@ -88,6 +92,7 @@ absl::Status Supervisor::StartServer() {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  LimitClusterMessages(builder);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   const bool unix_socket = address.rfind("unix:", 0) == 0;
@@ -117,7 +122,12 @@ absl::Status Supervisor::Spawn(int rank) {
   args.insert(args.end(), options_.extra_worker_args.begin(), options_.extra_worker_args.end());
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (!kernels::IsNumThreadsEnv(*e)) env.push_back(*e);
+    if (!kernels::IsNumThreadsEnv(*e) && !absl::StartsWith(*e, kSecretEnvPrefix)) {
+      env.push_back(*e);
+    }
+  }
+  if (!options_.cluster_secret.empty()) {
+    env.push_back(absl::StrCat(kSecretEnvPrefix, options_.cluster_secret));
   }
   env.push_back(kernels::NumThreadsEnv(threads_per_worker_));
   // Everything the child touches is ready before fork: between fork and exec it may only make
@@ -297,9 +307,8 @@ void Supervisor::Stop() {
       if (!reg.has_value() || reg->address.empty() || !reg->error.empty()) continue;
       const std::string address = reg->address;
       const auto deadline = std::chrono::system_clock::now() + options_.stop_phase_timeout;
-      asks.emplace_back([address, deadline] {
-        auto stub = loom::v1::Worker::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      asks.emplace_back([address, deadline, secret = options_.cluster_secret] {
+        auto stub = loom::v1::Worker::NewStub(ClusterChannel(address, secret));
         grpc::ClientContext context;
         context.set_deadline(deadline);
         loom::v1::WorkerShutdownRequest request;

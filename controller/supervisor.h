@@ -57,6 +57,10 @@ struct SupervisorOptions {
   std::function<void(const std::string& controller_address)> on_listening;
   // An external worker whose heartbeats stop for this long is reported dead.
   std::chrono::milliseconds heartbeat_timeout = std::chrono::seconds(5);
+  // The per-cluster secret (proto/cluster_channel.h): required of every worker's calls to the
+  // Controller service, carried by the controller's calls to the workers, and handed to local
+  // workers in their environment (never on a command line, which others can read). Empty: none.
+  std::string cluster_secret;
 };
 
 class Supervisor {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/engine_config_json.h"
+#include "proto/cluster_channel.h"
 #include "proto/grpc_status.h"
 
 namespace loom {
@@ -58,7 +59,7 @@ absl::StatusOr<std::unique_ptr<WorkerGroup>> WorkerGroup::Connect(
   }
   for (int r = 0; r < n; ++r) {
     Rank& rank = group->ranks_[r];
-    rank.channel = grpc::CreateChannel(options.addresses[r], grpc::InsecureChannelCredentials());
+    rank.channel = ClusterChannel(options.addresses[r], options.cluster_secret);
     rank.stub = loom::v1::Worker::NewStub(rank.channel);
     rank.stream_context = std::make_unique<grpc::ClientContext>();
     rank.stream = rank.stub->Steps(rank.stream_context.get());

@@ -49,6 +49,8 @@ struct WorkerGroupOptions {
   // How a rank's process is doing, e.g. Supervisor::RankStatus; optional. Lets a failure name
   // the rank that died rather than the ranks whose collectives broke because of it.
   std::function<absl::Status(int rank)> rank_status;
+  // Carried by every call to the workers (proto/cluster_channel.h); empty: none.
+  std::string cluster_secret;
 };
 
 class WorkerGroup {

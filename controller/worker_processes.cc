@@ -15,6 +15,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcesses>> WorkerProcesses::Start(
   LOOM_ASSIGN_OR_RETURN(p->supervisor_, Supervisor::Start(options));
   WorkerGroupOptions group;
   group.addresses = p->supervisor_->worker_addresses();
+  group.cluster_secret = options.cluster_secret;
   group.init_timeout = init_timeout;
   Supervisor* supervisor = p->supervisor_.get();
   group.rank_status = [supervisor](int rank) { return supervisor->RankStatus(rank); };

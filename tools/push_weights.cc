@@ -24,6 +24,7 @@
 #include "common/model_config.h"
 #include "common/safetensors.h"
 #include "common/status.h"
+#include "proto/cluster_channel.h"
 #include "proto/grpc_status.h"
 #include "tools/server_client.h"
 #include "common/device.h"
@@ -139,8 +140,11 @@ absl::Status Run(const Flags& flags) {
     LOOM_RETURN_IF_ERROR(FromGrpc(stub->GetStatus(&context, {}, &status), Address(flags)));
   }
   const int64_t world = status.tensor_parallel_size() + 1;
-  auto controller = loom::v1::Controller::NewStub(
-      grpc::CreateChannel(status.controller_address(), grpc::InsecureChannelCredentials()));
+  // The rendezvous store is the cluster's: it takes calls with the cluster secret only.
+  LOOM_ASSIGN_OR_RETURN(const std::string secret,
+                        ClusterSecretFrom(flags.String("cluster-secret-file")));
+  auto controller =
+      loom::v1::Controller::NewStub(ClusterChannel(status.controller_address(), secret));
   GlooOptions gloo;
   gloo.rank = 0;
   gloo.world_size = world;
@@ -204,6 +208,8 @@ int main(int argc, char** argv) {
        "gloo"},
       {"device", false, "--backend nccl: the GPU this process uses", "cuda:0"},
       {"rpc-timeout", false, "deadline of each call, in seconds", "600"},
+      {"cluster-secret-file", false, "the cluster's secret, when the server has one",
+       "$LOOM_CLUSTER_SECRET"},
       {"help", true, "show this help", ""},
   };
   specs.insert(specs.end(), more.begin(), more.end());

@@ -8,13 +8,18 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/secret.h"
 #include "common/status.h"
 #include "controller/loom_service.h"
 #include "controller/openai/openai_server.h"
 #include "controller/serving_engine.h"
+#include "proto/cluster_channel.h"
 #include "tools/commands.h"
 #include "tools/load_progress.h"
 #include "tools/engine_flags.h"
@@ -66,10 +71,60 @@ std::vector<FlagSpec> ServeFlagSpecs() {
        "on SIGTERM, seconds the running requests have to finish (new ones are refused) before "
        "the server stops; a second SIGTERM or SIGINT stops at once",
        "30"},
+      {"api-key", false,
+       "the client API's key: gRPC metadata and HTTP header \"authorization: Bearer KEY\" "
+       "(visible to `ps`: prefer --api-key-file)",
+       "none: open"},
+      {"api-key-file", false, "file holding the client API's key", ""},
+      {"admin-key", false,
+       "key for the calls that change state or touch files (weights, update_config, sleep, "
+       "shutdown, ...); without it the client key is needed for those too",
+       "none"},
+      {"admin-key-file", false, "file holding the admin key", ""},
+      {"metrics-need-key", true, "GET /metrics needs the key too (it is open by default)", ""},
+      {"allowed-path-roots", false,
+       "comma-separated directories the path args of collective methods (save_sharded_state, "
+       "update_config and stage_weights model dirs) must lie in; repeatable",
+       "none: any path"},
+      {"max-message-size", false,
+       "largest gRPC message the client API takes or sends (larger: RESOURCE_EXHAUSTED)", "16M"},
+      {"tls-cert", false, "PEM certificate chain: the gRPC and HTTP APIs speak TLS", ""},
+      {"tls-key", false, "PEM private key of --tls-cert", ""},
+      {"cluster-secret-file", false,
+       "the per-cluster secret every controller <-> worker call carries (external workers "
+       "must be given the same one)",
+       "$LOOM_CLUSTER_SECRET"},
       {"help", true, "show this help", ""},
   };
   specs.insert(specs.end(), more.begin(), more.end());
   return specs;
+}
+
+// The key of --NAME or --NAME-file (not both); "" when neither.
+absl::StatusOr<std::string> KeyFlag(const Flags& flags, const std::string& name) {
+  const std::string value = flags.String(name);
+  const std::string file = flags.String(name + "-file");
+  if (!value.empty() && !file.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pass --", name, " or --", name, "-file, not both"));
+  }
+  if (!file.empty()) return ReadSecretFile(file, absl::StrCat("--", name, "-file"));
+  if (flags.Has(name)) LOOM_RETURN_IF_ERROR(CheckSecret(value, absl::StrCat("--", name)));
+  return value;
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
+  std::ifstream in(path);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  if (!in || pem.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  }
+  return pem.str();
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]";
 }
 
 absl::Status Run(const Flags& flags) {
@@ -101,6 +156,43 @@ absl::Status Run(const Flags& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("--launcher must be local or external, not \"", launcher, "\""));
   }
+  ApiKeys keys;
+  LOOM_ASSIGN_OR_RETURN(keys.client, KeyFlag(flags, "api-key"));
+  LOOM_ASSIGN_OR_RETURN(keys.admin, KeyFlag(flags, "admin-key"));
+  if (!keys.admin.empty() && keys.admin == keys.client) {
+    return absl::InvalidArgumentError("the admin key must differ from the client key");
+  }
+  std::vector<std::string> roots;
+  for (const std::string& list : flags.All("allowed-path-roots")) {
+    for (absl::string_view root : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+      roots.emplace_back(root);
+    }
+  }
+  LOOM_ASSIGN_OR_RETURN(options.path_roots, PathRoots::Make(roots));
+  LoomServerOptions server_options;
+  LOOM_ASSIGN_OR_RETURN(const int64_t max_message, flags.Bytes("max-message-size", 16 << 20));
+  if (max_message < 1024 || max_message > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError("--max-message-size must be in [1K, 1G]");
+  }
+  server_options.max_message_bytes = static_cast<int>(max_message);
+  const std::string tls_cert = flags.String("tls-cert");
+  const std::string tls_key = flags.String("tls-key");
+  if (tls_cert.empty() != tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!tls_cert.empty()) {
+    LOOM_ASSIGN_OR_RETURN(server_options.tls_cert_pem, ReadPem(tls_cert, "--tls-cert"));
+    LOOM_ASSIGN_OR_RETURN(server_options.tls_key_pem, ReadPem(tls_key, "--tls-key"));
+  }
+  const std::string host = flags.String("host", "127.0.0.1");
+  server_options.address = absl::StrCat(host, ":", port);
+  if (!IsLoopback(host) && !keys.any()) {
+    std::fprintf(stderr,
+                 "loom serve: warning: --host %s without --api-key: whoever reaches the port "
+                 "can generate, and load or save weights (docs/security.md)\n",
+                 host.c_str());
+  }
+
   SupervisorOptions& sup = options.supervisor;
   sup.world_size = static_cast<int>(tp);
   sup.external = launcher == "external";
@@ -109,6 +201,13 @@ absl::Status Run(const Flags& flags) {
   sup.threads_per_worker = options.config.num_threads;
   sup.extra_worker_args = flags.All("worker-arg");
   sup.register_timeout = std::chrono::seconds(register_s);
+  LOOM_ASSIGN_OR_RETURN(sup.cluster_secret, ClusterSecretFrom(flags.String("cluster-secret-file")));
+  if (sup.external && sup.cluster_secret.empty()) {
+    std::fprintf(stderr,
+                 "loom serve: warning: external workers without a cluster secret: whoever "
+                 "reaches the controller or a worker port can join or drive the cluster "
+                 "(--cluster-secret-file, docs/security.md)\n");
+  }
   if (sup.external) {
     sup.controller_address = flags.String("controller-address", "127.0.0.1:0");
     sup.on_listening = [](const std::string& address) {
@@ -130,15 +229,20 @@ absl::Status Run(const Flags& flags) {
   // while they do, and a port in use fails at once rather than after the load.
   std::unique_ptr<openai::OpenAiServer> http;
   openai::OpenAiServerOptions http_options;
+  const char* scheme = tls_cert.empty() ? "http" : "https";
   if (http_port != 0) {
     http_options.host = flags.String("host", "127.0.0.1");
     http_options.port = http_port < 0 ? 0 : static_cast<int>(http_port);
     http_options.model_name = flags.String(
         "served-model-name", std::filesystem::path(options.config.load.model).filename().string());
     if (http_options.model_name.empty()) http_options.model_name = options.config.load.model;
+    http_options.keys = keys;
+    http_options.tls_cert_path = tls_cert;
+    http_options.tls_key_path = tls_key;
+    http_options.metrics_need_key = flags.Bool("metrics-need-key");
     LOOM_ASSIGN_OR_RETURN(http, openai::OpenAiServer::Start(nullptr, http_options));
-    std::printf("loom serve: HTTP on http://%s:%d (GET /health is 503 until the weights load)\n",
-                http_options.host.c_str(), http->port());
+    std::printf("loom serve: HTTP on %s://%s:%d (GET /health is 503 until the weights load)\n",
+                scheme, http_options.host.c_str(), http->port());
     std::fflush(stdout);
   }
 
@@ -165,12 +269,12 @@ absl::Status Run(const Flags& flags) {
   LoomServiceOptions service_options;
   service_options.default_rpc_timeout = std::chrono::seconds(rpc_s);
   service_options.on_shutdown = [] { stop_requested.store(true); };
+  service_options.keys = keys;
   LoomService service(engine.get(), service_options);
   std::string address;
   LOOM_ASSIGN_OR_RETURN(
       std::unique_ptr<grpc::Server> server,
-      StartLoomServer(&service, absl::StrCat(flags.String("host", "127.0.0.1"), ":", port),
-                      &address));
+      StartLoomServer(&service, server_options, &address));
 
   const EngineStatus status = engine->Status();
   std::string ranks;
@@ -179,7 +283,7 @@ absl::Status Run(const Flags& flags) {
   }
   if (http != nullptr) {
     http->Attach(engine.get());
-    std::printf("loom serve: OpenAI API on http://%s:%d/v1 (model \"%s\")\n",
+    std::printf("loom serve: OpenAI API on %s://%s:%d/v1 (model \"%s\")\n", scheme,
                 http_options.host.c_str(), http->port(), http_options.model_name.c_str());
   }
   std::printf("loom serve: listening on %s\n", address.c_str());
@@ -227,7 +331,9 @@ int ServeCommand(int argc, char** argv) {
       "SIGINT or `loom stop` (at once), or SIGTERM (drains: running requests get\n"
       "--shutdown-grace seconds to finish, new ones are refused). A dead worker fails the\n"
       "requests in flight and shows in `loom status`; stop the server and start it again\n"
-      "to recover.\n",
+      "to recover.\n\n"
+      "Keys (--api-key-file, --admin-key-file), path roots, message limits, TLS and the\n"
+      "cluster secret of external workers: docs/security.md.\n",
       Run);
 }
 

@@ -5,12 +5,17 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/secret.h"
 #include "common/status.h"
 #include "common/sampling_params.h"
+#include "proto/cluster_channel.h"
 #include "proto/grpc_status.h"
 #include "tools/commands.h"
 
@@ -32,13 +37,38 @@ std::vector<FlagSpec> ClientFlagSpecs() {
   return {
       {"address", false, "the server (HOST:PORT)", absl::StrCat("127.0.0.1:", kDefaultPort)},
       {"timeout", false, "seconds to wait for the server to answer the connection", "5"},
+      {"api-key-file", false, "file holding the server's API key", "$LOOM_API_KEY"},
+      {"tls-ca", false, "the server speaks TLS: PEM file of the CA that signed its certificate",
+       ""},
   };
 }
 
 absl::StatusOr<std::unique_ptr<loom::v1::Loom::Stub>> ConnectToServer(const Flags& flags) {
   const std::string address = Address(flags);
   LOOM_ASSIGN_OR_RETURN(double timeout_s, flags.Double("timeout", 5));
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  std::string key;
+  if (const std::string file = flags.String("api-key-file"); !file.empty()) {
+    LOOM_ASSIGN_OR_RETURN(key, ReadSecretFile(file, "--api-key-file"));
+  } else if (const char* env = std::getenv("LOOM_API_KEY"); env != nullptr && *env != 0) {
+    LOOM_RETURN_IF_ERROR(CheckSecret(env, "LOOM_API_KEY"));
+    key = env;
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (const std::string ca = flags.String("tls-ca"); !ca.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    std::ifstream in(ca);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--tls-ca: cannot read ", ca));
+    }
+    ssl.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(ssl);
+  }
+  std::vector<std::pair<std::string, std::string>> metadata;
+  if (!key.empty()) metadata.push_back({"authorization", absl::StrCat("Bearer ", key)});
+  auto channel = ChannelWithMetadata(address, credentials, grpc::ChannelArguments(),
+                                     std::move(metadata));
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   // Fail at the first refused connection rather than retrying until the deadline.

@@ -15,7 +15,7 @@
 
 namespace loom::cli {
 
-// The flags every client verb has (--address, --timeout).
+// The flags every client verb has (--address, --timeout, --api-key-file, --tls-ca).
 std::vector<FlagSpec> ClientFlagSpecs();
 
 // --address, or the default.
@@ -24,7 +24,9 @@ std::string Address(const Flags& flags);
 absl::Status FromGrpc(const grpc::Status& status, const std::string& address);
 
 // A stub for the server named by --address; Unavailable, naming the address, when nothing
-// answers there within --timeout.
+// answers there within --timeout. Every call carries the key of --api-key-file (else
+// $LOOM_API_KEY) as "authorization: Bearer KEY"; with --tls-ca the channel is TLS, the server's
+// certificate checked against that CA bundle.
 absl::StatusOr<std::unique_ptr<loom::v1::Loom::Stub>> ConnectToServer(const Flags& flags);
 
 // `loom generate` without --model: one prompt (--prompt TEXT or --prompt-ids) on the server,

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libgloo-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libcpp-httplib-dev  # the OpenAI-compatible HTTP API
+  openssl  # the TLS tests make a self-signed certificate with it
   python3 python3-venv  # the example Python client and its test (tools/test.sh makes the venv)
 )
 

@@ -6,11 +6,12 @@
 
 namespace loom {
 
-absl::Status MethodRegistry::Register(const std::string& name, MethodHandler handler) {
+absl::Status MethodRegistry::Register(const std::string& name, MethodHandler handler,
+                                     MethodSpec spec) {
   if (name.empty() || !handler) {
     return absl::InvalidArgumentError("a method needs a name and a handler");
   }
-  if (!handlers_.emplace(name, std::move(handler)).second) {
+  if (!handlers_.emplace(name, Entry{std::move(handler), std::move(spec)}).second) {
     return absl::AlreadyExistsError(absl::StrCat("method ", name, " is already registered"));
   }
   return absl::OkStatus();
@@ -23,7 +24,7 @@ absl::StatusOr<nlohmann::json> MethodRegistry::Call(const std::string& name,
     return absl::NotFoundError(absl::StrCat(
         "unknown method \"", name, "\"; registered methods: ", absl::StrJoin(Names(), ", ")));
   }
-  return it->second(args);
+  return it->second.handler(args);
 }
 
 std::vector<std::string> MethodRegistry::Names() const {
@@ -31,6 +32,14 @@ std::vector<std::string> MethodRegistry::Names() const {
   names.reserve(handlers_.size());
   for (const auto& [name, handler] : handlers_) names.push_back(name);
   return names;
+}
+
+nlohmann::json MethodRegistry::Specs() const {
+  nlohmann::json specs = nlohmann::json::object();
+  for (const auto& [name, entry] : handlers_) {
+    specs[name] = {{"admin", entry.spec.admin}, {"path_args", entry.spec.path_args}};
+  }
+  return specs;
 }
 
 absl::Status RegisterTestMethods(MethodRegistry& registry, int rank,

@@ -2,6 +2,10 @@
 // touching the transport (DESIGN.md §1). A handler takes the call's JSON args and returns a JSON
 // result or a Status; the Worker service turns that Status into the gRPC one.
 //
+// Each method declares what calling it takes (MethodSpec): the controller reads the table from
+// `describe` and checks every CollectiveRpc against it before any rank sees the call (the
+// admin key, the allowed path roots; docs/security.md).
+//
 // Registration happens before the worker serves; after that the table is only read, so Call may
 // run from any number of threads at once (each handler guards its own state).
 #ifndef LOOM_WORKER_METHOD_REGISTRY_H_
@@ -21,18 +25,38 @@ namespace loom {
 
 using MethodHandler = std::function<absl::StatusOr<nlohmann::json>(const nlohmann::json& args)>;
 
+struct MethodSpec {
+  // Needs the admin key: the method changes state (weights, config, sleep) or touches the file
+  // system. The default, so a method is only open to client keys when it says so.
+  bool admin = true;
+  // JSON pointers of the args that name a file or directory ("/path", "/source/model"); each
+  // must lie in the server's allowed roots.
+  std::vector<std::string> path_args;
+};
+
+// A method that only reads: callable with the client key.
+inline MethodSpec ReadOnlyMethod() { return MethodSpec{.admin = false}; }
+
 class MethodRegistry {
  public:
   // AlreadyExists when `name` is taken; InvalidArgument for an empty name or handler.
-  absl::Status Register(const std::string& name, MethodHandler handler);
+  absl::Status Register(const std::string& name, MethodHandler handler, MethodSpec spec = {});
 
   // Runs `name`; NotFound (listing the registered names) when there is no such method.
   absl::StatusOr<nlohmann::json> Call(const std::string& name, const nlohmann::json& args) const;
 
   std::vector<std::string> Names() const;  // sorted
 
+  // {name: {"admin": bool, "path_args": [pointer, ...]}} for every method, as `describe` reports
+  // it under "methods".
+  nlohmann::json Specs() const;
+
  private:
-  std::map<std::string, MethodHandler> handlers_;
+  struct Entry {
+    MethodHandler handler;
+    MethodSpec spec;
+  };
+  std::map<std::string, Entry> handlers_;
 };
 
 // Test-only methods, registered when a worker runs with --enable-test-methods:

@@ -29,7 +29,8 @@ Rank::Rank(const RankOptions& options) : options_(options) {
   methods_
       .Register(
           "describe",
-          [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> { return Describe(); })
+          [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> { return Describe(); },
+          ReadOnlyMethod())
       .IgnoreError();
   methods_
       .Register("check_health",
@@ -39,7 +40,8 @@ Rank::Rank(const RankOptions& options) : options_(options) {
                     return absl::UnavailableError(absl::StrCat("failed: ", error_));
                   }
                   return nlohmann::json{{"state", StateName(state_)}};
-                })
+                },
+                ReadOnlyMethod())
       .IgnoreError();
   methods_
       .Register("sleep",
@@ -110,6 +112,7 @@ nlohmann::json Rank::Describe() const {
       {"state", StateName(state_)},
       {"rss_bytes", ResidentBytes()},
       {"memory_available_bytes", AvailableMemoryBytes()},
+      {"methods", methods_.Specs()},  // what calling each takes (controller/loom_service.h)
   };
   if (!error_.empty()) j["error"] = error_;
   if (model_info_.is_object()) j.update(model_info_);

@@ -49,20 +49,27 @@ EngineConfig WeightMethods::config() const {
 absl::Status WeightMethods::Register(MethodRegistry& registry,
                                      std::function<WeightMethods*()> target) {
   using Member = absl::StatusOr<json> (WeightMethods::*)(const json&);
-  const std::pair<const char*, Member> methods[] = {
-      {"update_config", &WeightMethods::UpdateConfig},
-      {"reload_weights", &WeightMethods::ReloadWeights},
-      {"stage_weights", &WeightMethods::StageWeights},
-      {"commit_weights", &WeightMethods::CommitWeights},
-      {"abort_staged_weights", &WeightMethods::AbortStagedWeights},
-      {"rollback_weights", &WeightMethods::RollbackWeights},
-      {"release_previous_weights", &WeightMethods::ReleasePreviousWeights},
-      {"save_sharded_state", &WeightMethods::SaveShardedState},
-      {"init_weight_update_group", &WeightMethods::InitWeightUpdateGroup},
-      {"update_weights_from_distributed", &WeightMethods::UpdateWeightsFromDistributed},
-      {"destroy_weight_update_group", &WeightMethods::DestroyWeightUpdateGroup},
+  // Every one changes the weights or the config, or writes files: all need the admin key. The
+  // args that name a directory are confined to the server's allowed roots.
+  struct Method {
+    const char* name;
+    Member member;
+    std::vector<std::string> path_args;
   };
-  for (const auto& [name, member] : methods) {
+  const Method methods[] = {
+      {"update_config", &WeightMethods::UpdateConfig, {"/patch/load_config/model"}},
+      {"reload_weights", &WeightMethods::ReloadWeights, {}},
+      {"stage_weights", &WeightMethods::StageWeights, {"/source/model"}},
+      {"commit_weights", &WeightMethods::CommitWeights, {}},
+      {"abort_staged_weights", &WeightMethods::AbortStagedWeights, {}},
+      {"rollback_weights", &WeightMethods::RollbackWeights, {}},
+      {"release_previous_weights", &WeightMethods::ReleasePreviousWeights, {}},
+      {"save_sharded_state", &WeightMethods::SaveShardedState, {"/path"}},
+      {"init_weight_update_group", &WeightMethods::InitWeightUpdateGroup, {}},
+      {"update_weights_from_distributed", &WeightMethods::UpdateWeightsFromDistributed, {}},
+      {"destroy_weight_update_group", &WeightMethods::DestroyWeightUpdateGroup, {}},
+  };
+  for (const auto& [name, member, path_args] : methods) {
     LOOM_RETURN_IF_ERROR(registry.Register(
         name, [target, member, name = std::string(name)](const json& args) -> absl::StatusOr<json> {
           WeightMethods* m = target();
@@ -71,7 +78,8 @@ absl::Status WeightMethods::Register(MethodRegistry& registry,
                 absl::StrCat(name, " needs an initialised worker"));
           }
           return (m->*member)(args);
-        }));
+        },
+        MethodSpec{.admin = true, .path_args = path_args}));
   }
   return absl::OkStatus();
 }

@@ -4,13 +4,17 @@
 //
 //   loom-worker --controller ADDR --rank R --world-size N [--device cpu|cuda|cuda:K] [--threads T]
 //               [--listen ADDR] [--enable-test-methods] [--controller-timeout-ms MS]
+//               [--cluster-secret-file PATH]
 //
 // --listen takes "unix:/path" or "host:port" (default 127.0.0.1:0, any free port). A worker that
 // cannot serve (bad device, no listening port) still registers, with the error, so the controller
 // can report "rank R: <error>"; then it exits 1. Exit codes: 0 stopped by the controller, 1 could
-// not start, 2 bad command line, 3 lost the controller.
+// not start, 2 bad command line, 3 lost the controller. With a cluster secret (the file, or
+// $LOOM_CLUSTER_SECRET) every call this worker takes must carry it, and its own calls to the
+// controller carry it (proto/cluster_channel.h); a Unix socket it listens on is made 0600.
 #include <grpcpp/grpcpp.h>
 #include <malloc.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +35,7 @@
 #include "common/status.h"
 #include "kernels/execution_context.h"
 #include "loom/v1/worker.grpc.pb.h"
+#include "proto/cluster_channel.h"
 #include "worker/worker_service.h"
 
 namespace loom {
@@ -46,6 +51,7 @@ struct Flags {
   bool enable_test_methods = false;
   int64_t controller_timeout_ms = 5000;
   int64_t register_timeout_ms = 60000;
+  std::string cluster_secret;
 };
 
 // The help text is kUsage below; the specs only declare the flags to the parser.
@@ -59,6 +65,7 @@ const std::vector<cli::FlagSpec>& FlagSpecs() {
       {"listen"},
       {"controller-timeout-ms"},
       {"register-timeout-ms"},
+      {"cluster-secret-file"},
       {"enable-test-methods", true},
       {"help", true, "", "", 'h'},
   };
@@ -85,6 +92,8 @@ absl::StatusOr<Flags> FlagsFrom(const cli::Flags& parsed) {
                         parsed.Int("controller-timeout-ms", flags.controller_timeout_ms));
   LOOM_ASSIGN_OR_RETURN(flags.register_timeout_ms,
                         parsed.Int("register-timeout-ms", flags.register_timeout_ms));
+  LOOM_ASSIGN_OR_RETURN(flags.cluster_secret,
+                        ClusterSecretFrom(parsed.String("cluster-secret-file")));
   if (flags.controller.empty()) return absl::InvalidArgumentError("--controller is required");
   if (flags.world_size < 1 || flags.rank < 0 || flags.rank >= flags.world_size) {
     return absl::InvalidArgumentError(absl::StrCat("--rank ", flags.rank, " --world-size ",
@@ -133,6 +142,8 @@ constexpr char kUsage[] =
     "  --listen ADDR                where to serve: host:port or unix:/path (default 127.0.0.1:0)\n"
     "  --controller-timeout-ms MS   exit when the controller is unreachable this long (5000)\n"
     "  --register-timeout-ms MS     give up registering after this long (60000)\n"
+    "  --cluster-secret-file PATH   the cluster's secret (default $LOOM_CLUSTER_SECRET): every\n"
+    "                               call to and from this worker must carry it\n"
     "  --enable-test-methods        register the test-only stall and fail_on_rank methods\n";
 
 int Run(int argc, char** argv) {
@@ -161,7 +172,7 @@ int Run(int argc, char** argv) {
   options.num_threads = flags.threads;
   options.enable_test_methods = flags.enable_test_methods;
   options.hostname = host;
-  WorkerService service(options);
+  WorkerService service(options, flags.cluster_secret);
 
   absl::Status start_error = CheckDevice(flags.device, flags.rank, flags.world_size);
   std::unique_ptr<grpc::Server> server;
@@ -170,16 +181,20 @@ int Run(int argc, char** argv) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &port);
+    LimitClusterMessages(builder);
     builder.RegisterService(&service);
     server = builder.BuildAndStart();
     if (server == nullptr || (!unix_socket && port == 0)) {
       start_error = absl::UnavailableError(absl::StrCat("cannot listen on ", flags.listen));
+    } else if (unix_socket && chmod(flags.listen.substr(5).c_str(), 0600) != 0) {
+      start_error = absl::UnavailableError(
+          absl::StrCat("cannot make ", flags.listen, " private (chmod 0600)"));
     } else {
       address = unix_socket ? flags.listen : absl::StrCat(host, ":", port);
     }
   }
 
-  auto channel = grpc::CreateChannel(flags.controller, grpc::InsecureChannelCredentials());
+  auto channel = ClusterChannel(flags.controller, flags.cluster_secret);
   std::shared_ptr<loom::v1::Controller::StubInterface> controller =
       loom::v1::Controller::NewStub(channel);
   loom::v1::RegisterRequest request;

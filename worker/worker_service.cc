@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/engine_config_json.h"
 #include "common/status.h"
+#include "proto/cluster_channel.h"
 #include "proto/grpc_status.h"
 #include "worker/controller_store.h"
 #include "worker/step_proto.h"
@@ -14,8 +15,9 @@ void WorkerService::SetController(std::shared_ptr<loom::v1::Controller::StubInte
                                                    rank_.options().collective_timeout));
 }
 
-grpc::Status WorkerService::Init(grpc::ServerContext*, const loom::v1::InitRequest* request,
+grpc::Status WorkerService::Init(grpc::ServerContext* context, const loom::v1::InitRequest* request,
                                  loom::v1::InitResponse* response) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   absl::StatusOr<EngineConfig> config = EngineConfigFromJson(request->engine_config_json());
   if (!config.ok()) return ToGrpcStatus(config.status());
   RankInit init;
@@ -29,8 +31,9 @@ grpc::Status WorkerService::Init(grpc::ServerContext*, const loom::v1::InitReque
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Call(grpc::ServerContext*, const loom::v1::CallRequest* request,
+grpc::Status WorkerService::Call(grpc::ServerContext* context, const loom::v1::CallRequest* request,
                                  loom::v1::CallResponse* response) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   nlohmann::json args;
   if (!request->args_json().empty()) {
     args = nlohmann::json::parse(request->args_json(), nullptr, /*allow_exceptions=*/false);
@@ -47,8 +50,9 @@ grpc::Status WorkerService::Call(grpc::ServerContext*, const loom::v1::CallReque
 }
 
 grpc::Status WorkerService::Steps(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerReaderWriter<loom::v1::StepResponse, loom::v1::StepRequest>* stream) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   loom::v1::StepRequest request;
   while (stream->Read(&request)) {
     loom::v1::StepResponse response;
@@ -83,16 +87,19 @@ grpc::Status WorkerService::Steps(
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Health(grpc::ServerContext*, const loom::v1::HealthRequest*,
+grpc::Status WorkerService::Health(grpc::ServerContext* context, const loom::v1::HealthRequest*,
                                    loom::v1::HealthResponse* response) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   const Rank::Health health = rank_.health();
   response->set_state(health.state);
   response->set_error(health.error);
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Shutdown(grpc::ServerContext*, const loom::v1::WorkerShutdownRequest*,
+grpc::Status WorkerService::Shutdown(grpc::ServerContext* context,
+                                     const loom::v1::WorkerShutdownRequest*,
                                      loom::v1::WorkerShutdownResponse*) {
+  if (grpc::Status s = CheckClusterSecret(*context, cluster_secret_); !s.ok()) return s;
   // The main thread stops the server once this reply is on its way.
   rank_.RequestStop();
   return grpc::Status::OK;

@@ -20,7 +20,10 @@ using WorkerServiceOptions = RankOptions;
 
 class WorkerService final : public loom::v1::Worker::Service {
  public:
-  explicit WorkerService(const WorkerServiceOptions& options) : rank_(options) {}
+  // With a `cluster_secret`, every call must carry it (proto/cluster_channel.h): others get
+  // UNAUTHENTICATED before their request is looked at.
+  explicit WorkerService(const WorkerServiceOptions& options, std::string cluster_secret = "")
+      : rank_(options), cluster_secret_(std::move(cluster_secret)) {}
 
   // The controller this worker registered with: its store is where the Gloo ranks meet.
   // Must be called before Init can succeed at world size > 1.
@@ -46,6 +49,7 @@ class WorkerService final : public loom::v1::Worker::Service {
 
  private:
   Rank rank_;
+  const std::string cluster_secret_;
 };
 
 }  // namespace loom

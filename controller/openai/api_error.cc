@@ -12,6 +12,8 @@ constexpr char kParamUrl[] = "loom.dev/openai/param";
 const char* TypeOf(int http_status) {
   switch (http_status) {
     case 400:
+    case 401:
+    case 403:
     case 413:
       return "invalid_request_error";
     case 404:
@@ -40,6 +42,10 @@ int HttpStatusOf(const absl::Status& status) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange:
       return 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      return 403;
     case absl::StatusCode::kNotFound:
       return 404;
     case absl::StatusCode::kResourceExhausted:

@@ -15,7 +15,8 @@ namespace loom::openai {
 // field, shown as "param" in the error body).
 absl::Status BadParam(const std::string& param, const std::string& message);
 
-// InvalidArgument, OutOfRange -> 400; NotFound -> 404; ResourceExhausted -> 429;
+// InvalidArgument, OutOfRange -> 400; Unauthenticated -> 401; PermissionDenied -> 403;
+// NotFound -> 404; ResourceExhausted -> 429;
 // Unavailable, FailedPrecondition, Aborted -> 503; DeadlineExceeded -> 504; anything else 500.
 int HttpStatusOf(const absl::Status& status);
 

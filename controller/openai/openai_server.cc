@@ -147,8 +147,9 @@ void WaitForOutput(Choices& c) {
 
 }  // namespace
 
-OpenAiServer::OpenAiServer(ServingEngine* engine, const OpenAiServerOptions& options)
-    : engine_(engine), options_(options), http_(std::make_unique<httplib::Server>()) {}
+OpenAiServer::OpenAiServer(ServingEngine* engine, const OpenAiServerOptions& options,
+                           std::unique_ptr<httplib::Server> http)
+    : engine_(engine), options_(options), http_(std::move(http)) {}
 
 void OpenAiServer::Attach(ServingEngine* engine) { engine_.store(engine); }
 
@@ -166,7 +167,30 @@ OpenAiServer::~OpenAiServer() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<OpenAiServer>> OpenAiServer::Start(
     ServingEngine* engine, const OpenAiServerOptions& options) {
-  std::unique_ptr<OpenAiServer> server(new OpenAiServer(engine, options));
+  std::unique_ptr<httplib::Server> plain_or_tls;
+  if (options.tls_cert_path.empty() != options.tls_key_path.empty()) {
+    return absl::InvalidArgumentError("HTTPS needs both a certificate and its private key");
+  }
+  if (options.tls_cert_path.empty()) {
+    plain_or_tls = std::make_unique<httplib::Server>();
+  } else {
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    auto tls = std::make_unique<httplib::SSLServer>(options.tls_cert_path.c_str(),
+                                                    options.tls_key_path.c_str());
+    if (!tls->is_valid()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("HTTPS: cannot use the certificate ", options.tls_cert_path,
+                       " with the key ", options.tls_key_path,
+                       " (unreadable, not PEM, or not a pair)"));
+    }
+    plain_or_tls = std::move(tls);
+#else
+    return absl::UnimplementedError(
+        "this build's HTTP library has no TLS: serve HTTPS through a reverse proxy "
+        "(docs/security.md)");
+#endif
+  }
+  std::unique_ptr<OpenAiServer> server(new OpenAiServer(engine, options, std::move(plain_or_tls)));
   httplib::Server& http = *server->http_;
   const int threads = std::max(1, options.threads);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -229,6 +253,18 @@ void OpenAiServer::Routes() {
   // Until the engine is attached only these answer; the rest is 503 (the weights are loading).
   // A draining server refuses new generations whatever they ask.
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // /health stays open: load balancers and orchestrators probe it without a key.
+    const bool open =
+        req.path == "/health" || (req.path == "/metrics" && !options_.metrics_need_key);
+    if (!open && options_.keys.any()) {
+      absl::Status allowed =
+          CheckAuthorization(options_.keys, req.get_header_value("Authorization"), Access::kClient);
+      if (!allowed.ok()) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        Reply(res, HttpStatusOf(allowed), ErrorBody(allowed));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     if (req.path == "/health" || req.path == "/metrics" || req.path == "/version") {
       return httplib::Server::HandlerResponse::Unhandled;
     }

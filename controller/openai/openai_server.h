@@ -5,7 +5,8 @@
 // with `data: [DONE]`), GET /v1/models, GET /health (200 serving; 503 loading, draining or
 // broken; says whether the weights are dummy), GET /metrics (Prometheus text, metrics_text.h),
 // POST /tokenize, POST /detokenize,
-// GET /version. Every response and chunk carries `weight_version` (and `system_fingerprint`
+// GET /version. With API keys (OpenAiServerOptions::keys) all but /health need one.
+// Every response and chunk carries `weight_version` (and `system_fingerprint`
 // "loom-wv<version>"). POST /v1/chat/completions renders the model's chat template
 // (chat_request.h) and answers in the chat API's shape.
 // Errors have OpenAI's shape (api_error.h); a body over max_body_bytes is 413; a client that
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "controller/api_keys.h"
 #include "controller/openai/chat_request.h"
 #include "controller/openai/completion_request.h"
 #include "controller/openai/metrics_text.h"
@@ -46,6 +48,14 @@ struct OpenAiServerOptions {
   std::string model_name;  // what clients pass as `model`; GET /v1/models lists it
   size_t max_body_bytes = size_t{8} << 20;
   int threads = 160;  // connections served at once
+  // With a key, every path but /health (and /metrics unless metrics_need_key) needs
+  // `Authorization: Bearer KEY`, the client or the admin key (controller/api_keys.h); else 401.
+  ApiKeys keys;
+  bool metrics_need_key = false;
+  // HTTPS: PEM files of the certificate chain and its private key (both or neither). Needs
+  // cpp-httplib built with OpenSSL (Debian's is); otherwise Start fails saying so.
+  std::string tls_cert_path;
+  std::string tls_key_path;
 };
 
 class OpenAiServer {
@@ -66,7 +76,8 @@ class OpenAiServer {
   void Stop();
 
  private:
-  OpenAiServer(ServingEngine* engine, const OpenAiServerOptions& options);
+  OpenAiServer(ServingEngine* engine, const OpenAiServerOptions& options,
+               std::unique_ptr<httplib::Server> http);
   void Routes();
   // Submits the request's choices and answers with them, whole or streamed, in the completions
   // or the chat API's shape.
