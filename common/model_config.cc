@@ -38,6 +38,10 @@ std::string SupportedArchitectures() {
 
 std::string TypeName(const json& v) { return v.type_name(); }
 
+// More layers than any model has (the largest have a few hundred); the bound keeps a corrupt
+// count from sizing the per-layer tables.
+constexpr int64_t kMaxHiddenLayers = 4096;
+
 // config.json as HF writes it: null is "unset", and hand-edited files hold integers as 1024.0.
 JsonPlace InConfig(const std::string& source) {
   return JsonPlace{.file = source, .null_is_absent = true, .integral_floats = true};
@@ -140,6 +144,11 @@ absl::Status ParseRopeScaling(const json& obj, const std::string& field, const s
 // Llama: none (HF's Llama ignores both fields).
 absl::Status ParseWindows(const json& j, const std::string& source, ModelConfig* c) {
   const JsonPlace place = InConfig(source);
+  // A count outside [1, kMaxHiddenLayers] sizes no table: Validate refuses it once parsing is
+  // done (a negative one cast to size_t was a length_error thrown out of the parser).
+  if (c->num_hidden_layers <= 0 || c->num_hidden_layers > kMaxHiddenLayers) {
+    return absl::OkStatus();
+  }
   c->layer_windows.assign(static_cast<size_t>(c->num_hidden_layers), 0);
   if (c->model_type == "llama") return absl::OkStatus();
   LOOM_ASSIGN_OR_RETURN(int64_t window, JsonInt(j, "sliding_window", place, 0));
@@ -365,6 +374,10 @@ absl::Status ModelConfig::Validate() const {
   };
   for (const auto& [name, value] : positive) {
     if (value <= 0) return bad(absl::StrCat(name, " must be positive, got ", value));
+  }
+  if (num_hidden_layers > kMaxHiddenLayers) {
+    return bad(absl::StrCat("num_hidden_layers must be at most ", kMaxHiddenLayers, ", got ",
+                            num_hidden_layers));
   }
   if (num_attention_heads % num_key_value_heads != 0) {
     return bad(absl::StrCat("num_attention_heads (", num_attention_heads,

@@ -383,6 +383,34 @@ TEST(ModelConfigTest, ValidateRejectsInconsistentShapes) {
   EXPECT_FALSE(c.Validate().ok());
 }
 
+// Found by the config.json fuzzer: a negative num_hidden_layers, cast to size_t, sized the
+// per-layer window table (std::length_error thrown out of FromJson, ending the process), and a
+// huge one allocated it; both are now refused with the field named.
+TEST(ModelConfigTest, LayerCountsOutsideTheBoundAreRefusedBeforeSizingTables) {
+  auto config = [](const std::string& architecture, const std::string& layers) {
+    std::string text = Minimal(R"("use_sliding_window": true)");
+    text.replace(text.find("LlamaForCausalLM"), 16, architecture);
+    text.replace(text.find(R"("num_hidden_layers": 2)"), 22, R"("num_hidden_layers": )" + layers);
+    return text;
+  };
+  for (const char* architecture :
+       {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}) {
+    for (const char* layers : {"-1", "-2147483649", "-9223372036854775807"}) {
+      EXPECT_THAT(ParseError(config(architecture, layers)),
+                  HasSubstr("num_hidden_layers must be positive, got"))
+          << architecture << " " << layers;
+    }
+    for (const char* layers : {"4097", "1000000000000", "9223372036854775807"}) {
+      EXPECT_THAT(ParseError(config(architecture, layers)),
+                  HasSubstr("num_hidden_layers must be at most 4096, got"))
+          << architecture << " " << layers;
+    }
+    const ModelConfig c = ParseOk(config(architecture, "4096"));
+    EXPECT_EQ(c.num_hidden_layers, 4096);
+    EXPECT_EQ(c.layer_windows.size(), 4096u);
+  }
+}
+
 void ExpectSameConfig(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.architecture, b.architecture);
   EXPECT_EQ(a.model_type, b.model_type);
