@@ -11,6 +11,9 @@ packages=(
   libcpp-httplib-dev  # the OpenAI-compatible HTTP API
   openssl  # the TLS tests make a self-signed certificate with it
   python3 python3-venv  # the example Python client and its test (tools/test.sh makes the venv)
+  # The fuzz targets only (tools/fuzz.sh, tests/fuzz): clang with libFuzzer and the sanitizer
+  # runtimes, and clang's OpenMP for the configure step. The main build stays on g++.
+  clang-14 libclang-rt-14-dev libomp-14-dev
 )
 
 missing=()

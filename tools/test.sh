@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test on a fresh machine: install what is missing, build, run the suite, then rebuild the
-# parser tests under AddressSanitizer/UBSan and run them.
+# parser tests under AddressSanitizer/UBSan and run them, and fuzz the parsers for a bounded time
+# (tools/fuzz.sh; LOOM_FUZZ_SECONDS per target, 20 by default; 0 skips it).
 # A test whose client or tool is missing fails, saying why. Only three kinds skip, and the list
 # of skipped tests with the reason of each is printed after the suite: GPU tests where there is
 # no GPU, tests of ../shared/fixtures where that folder is absent, and tests that need a privilege
@@ -51,3 +52,9 @@ fi
 cmake --build "$asan" -j "$jobs" --target loom_common_tests
 echo "== parser tests under AddressSanitizer =="
 "$asan/tests/loom_common_tests" --gtest_brief=1
+
+# Each fuzz target for a bounded time from its seed corpus; a crash fails the run.
+fuzz_seconds=${LOOM_FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" != 0 ]; then
+  "$root/tools/fuzz.sh" "$fuzz_seconds"
+fi
