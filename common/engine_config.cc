@@ -35,6 +35,10 @@ absl::Status EngineConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("load_config.dummy_range must be finite and > 0, got ", load.dummy_range));
   }
+  if (!std::isfinite(load.stage_share) || !(load.stage_share > 0) || load.stage_share > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("load_config.stage_share must be in (0, 1], got ", load.stage_share));
+  }
   if (load.weight_dtype.has_value() && !IsFloat(*load.weight_dtype)) {
     return absl::InvalidArgumentError(
         "load_config.weight_dtype must be auto, float32, bfloat16 or float16");

@@ -36,6 +36,10 @@ struct LoadConfig {
   // In-memory storage of matmul/embedding weights: f32, bf16 or f16. Unset ("auto") = the
   // checkpoint's own type (ResolveWeightDType), so a user's weights are never silently rounded.
   std::optional<DType> weight_dtype;
+  // The share of wall time a stage (stage_weights, a staged reload) may spend loading while the
+  // rank is serving steps, in (0, 1]; it sleeps the rest between chunks of its reads. 1 never
+  // waits. An idle rank's stage always runs flat out (worker/loader/stage_pacer.h).
+  double stage_share = 0.5;
 };
 
 struct CacheConfig {

@@ -42,12 +42,14 @@ absl::Status ReadLoadConfig(const json& j, LoadConfig& load) {
   const std::string p = "load_config.";
   const JsonPlace place = Strict("load_config");
   LOOM_RETURN_IF_ERROR(CheckKeys(
-      j, p, {"model", "load_format", "strategy", "dummy_seed", "dummy_range", "weight_dtype"}));
+      j, p, {"model", "load_format", "strategy", "dummy_seed", "dummy_range", "weight_dtype",
+                                  "stage_share"}));
   LOOM_ASSIGN_OR_RETURN(load.model, JsonString(j, "model", place, load.model));
   LOOM_ASSIGN_OR_RETURN(load.load_format, JsonString(j, "load_format", place, load.load_format));
   LOOM_ASSIGN_OR_RETURN(load.strategy, JsonString(j, "strategy", place, load.strategy));
   LOOM_ASSIGN_OR_RETURN(load.dummy_seed, JsonUint(j, "dummy_seed", place, load.dummy_seed));
   LOOM_ASSIGN_OR_RETURN(load.dummy_range, JsonNumber(j, "dummy_range", place, load.dummy_range));
+  LOOM_ASSIGN_OR_RETURN(load.stage_share, JsonNumber(j, "stage_share", place, load.stage_share));
   LOOM_ASSIGN_OR_RETURN(const std::string dtype, JsonString(j, "weight_dtype", place, ""));
   if (dtype == "auto") {
     load.weight_dtype.reset();
@@ -72,6 +74,7 @@ std::string EngineConfigToJson(const EngineConfig& config) {
         {"strategy", config.load.strategy},
         {"dummy_seed", config.load.dummy_seed},
         {"dummy_range", config.load.dummy_range},
+        {"stage_share", config.load.stage_share},
         {"weight_dtype", config.load.weight_dtype ? FloatDTypeName(*config.load.weight_dtype)
                                                   : "auto"}}},
       {"cache_config",

@@ -37,7 +37,7 @@ std::string KeyPath(const std::string& pointer) {
 
 std::vector<std::string> RuntimeConfigKeys() {
   return {"load_config.model", "load_config.load_format", "load_config.strategy",
-          "load_config.dummy_seed", "load_config.dummy_range"};
+          "load_config.dummy_seed", "load_config.dummy_range", "load_config.stage_share"};
 }
 
 absl::StatusOr<EngineConfig> ApplyConfigPatch(const EngineConfig& current,

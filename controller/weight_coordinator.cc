@@ -105,10 +105,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Call(
   if (method == "update_config") return UpdateConfig(args, timeout);
   if (method == "stage_weights") {
     LOOM_ASSIGN_OR_RETURN(const bool release, BoolArg(args, "release_previous"));
-    if (release && previous_version() != 0) {
-      LOOM_RETURN_IF_ERROR(ReleasePrevious(timeout).status());
-    }
-    return Stage(args.value("source", json()), timeout);
+    return Stage(args.value("source", json()), release && previous_version() != 0, timeout);
   }
   if (method == "rollback_weights") {
     LOOM_ASSIGN_OR_RETURN(SwitchPolicy policy, ParseSwitchPolicy(args));
@@ -175,9 +172,11 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::UpdateConfig(
 }
 
 absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Stage(
-    const json& source, std::chrono::milliseconds timeout) {
+    const json& source, bool release_previous, std::chrono::milliseconds timeout) {
   const uint64_t version = NextVersion();
   json args = {{"version", version}};
+  // Each rank frees its kept set by loading the new one into its buffers (no fresh memory).
+  if (release_previous) args["release_previous"] = true;
   EngineConfig next = config();
   if (!source.is_null()) {
     // Validate the source as a load-config patch before any rank starts loading.
@@ -189,6 +188,11 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Stage(
   absl::StatusOr<std::vector<RankResult>> results =
       hooks_.call("stage_weights", args.dump(), timeout);
   absl::MutexLock lock(&mu_);
+  if (release_previous) {
+    // Gone on every rank that got the call, whether its stage then succeeded or not.
+    previous_version_ = 0;
+    previous_model_ = nullptr;
+  }
   // A failed stage leaves nothing staged on any rank (they agree before returning).
   staged_version_ = results.ok() ? version : 0;
   staged_config_ = results.ok() ? next : config_;
@@ -380,7 +384,7 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Reload(
   }
   std::vector<RankResult> results;
   if (mode == "staged") {
-    LOOM_ASSIGN_OR_RETURN(results, Stage(json(), timeout));
+    LOOM_ASSIGN_OR_RETURN(results, Stage(json(), /*release_previous=*/false, timeout));
     LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> committed,
                           Commit(staged_version(), policy, /*keep_previous=*/false, timeout));
     for (size_t i = 0; i < results.size() && i < committed.size(); ++i) {

@@ -105,7 +105,10 @@ class WeightCoordinator {
  private:
   absl::StatusOr<std::vector<RankResult>> UpdateConfig(const nlohmann::json& patch,
                                                        std::chrono::milliseconds timeout);
+  // `release_previous`: the ranks' kept previous sets are freed by the stage, which loads into
+  // their buffers.
   absl::StatusOr<std::vector<RankResult>> Stage(const nlohmann::json& source,
+                                                bool release_previous,
                                                 std::chrono::milliseconds timeout);
   absl::StatusOr<std::vector<RankResult>> Commit(uint64_t version, SwitchPolicy policy,
                                                  bool keep_previous,

@@ -7,10 +7,13 @@
 //   2. load throughput of auto and sharded_state (bytes read, summed over ranks, over the
 //      slowest rank's load time) next to `cat FILES > /dev/null` of the same files and to a
 //      read of them into freshly mapped buffers with TP threads (a fresh set's floor);
-//   3. reload_weights in each mode (staged, in_place);
+//   3. reload_weights in each mode (staged, in_place), and a stage double-buffered (into the
+//      buffers of the set a commit kept);
 //   4. the commit pause of a staged swap: the commit call, the workers' switch, and the largest gap
 //      between a decoding client's tokens around the commit against its median gap;
-//   5. decode tokens/s of concurrent streams, idle and while stage_weights runs in a loop.
+//   4 also splits the largest gap into a step and the re-prefill the recompute policy runs;
+//   5. decode tokens/s of concurrent streams, idle and while stage_weights runs in a loop at
+//      each --stage-shares value, with each stage's time against an idle one's.
 //
 // Every number is a median over --repeats runs measured in the same invocation, and every ratio
 // is against a baseline from the same invocation. The page cache is warm throughout: the files
@@ -30,7 +33,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/flags.h"
 #include "common/model_config.h"
 #include "common/status.h"
@@ -176,9 +181,10 @@ struct Settings {
   int64_t repeats = 3;
   int64_t serve_kv_bytes = int64_t{256} << 20;
   int64_t streams = 4;
-  int64_t new_tokens = 16;
+  int64_t new_tokens = 48;  // enough decode for paced stages to finish during it
   int64_t prompt_len = 16;
   int64_t commit_tokens = 10;  // tokens before the commit, and again after it
+  std::vector<double> shares = {1.0, 0.5, 0.25};  // load_config.stage_share of section 5
   std::chrono::milliseconds rpc_timeout{std::chrono::minutes(10)};
 };
 
@@ -257,6 +263,37 @@ absl::Status TimeReload(const Settings& s, ServingEngine& engine, const std::str
   return absl::OkStatus();
 }
 
+// Double buffering: after a commit that kept the previous set, a stage that releases it loads
+// into its buffers (memory written before, no page faults), then commits keeping the replaced
+// set in turn. Times the stage (wall, and the slowest rank's load) of each round.
+absl::Status TimeDoubleBuffered(const Settings& s, ServingEngine& engine, int64_t rounds,
+                                ReloadRow& row) {
+  // The first round makes the second set; the timed ones reuse it.
+  for (int64_t i = 0; i <= rounds; ++i) {
+    const json stage = i == 0 ? json::object() : json{{"release_previous", true}};
+    const auto start = Clock::now();
+    LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> results,
+                          engine.CollectiveCall("stage_weights", stage.dump(), s.rpc_timeout));
+    const double wall = Seconds(start, Clock::now());
+    LOOM_RETURN_IF_ERROR(engine.CollectiveCall("commit_weights", R"({"keep_previous": true})",
+                                               s.rpc_timeout)
+                             .status());
+    if (i == 0) continue;
+    double load = 0, read = 0;
+    bool reused = true;
+    for (const RankResult& r : results) {
+      load = std::max(load, r.result.value("seconds", 0.0));
+      read += r.result.value("bytes_read", 0.0);
+      reused = reused && r.result.value("reused_buffers", false);
+    }
+    row.wall_s.push_back(wall);
+    row.load_s.push_back(load);
+    row.bytes_read.push_back(read);
+    row.mode_ran = reused ? "staged into the kept set" : "staged (no reuse!)";
+  }
+  return engine.CollectiveCall("release_previous_weights", "{}", s.rpc_timeout).status();
+}
+
 // ---- 4 and 5: streams ------------------------------------------------------------------------
 
 // One client stream read on its own thread: when each delta with tokens arrived.
@@ -304,6 +341,9 @@ struct CommitSample {
   double busy_switch_s = 0;
   double max_gap_s = 0;      // largest gap between token arrivals overlapping the commit
   double median_gap_s = 0;   // of the other gaps
+  // What the recompute policy adds to that gap: a prefill of the request's prompt and tokens so
+  // far (a request of that many prompt tokens, one new token, on the idle engine).
+  double reprefill_s = 0;
   // The idle stage's memory, on the rank that peaked highest: RSS before it, its peak, and the
   // bytes of one weight set.
   double rss_before = 0, peak_rss = 0, weight_bytes = 0;
@@ -366,18 +406,52 @@ absl::StatusOr<CommitSample> MeasureCommit(const Settings& s, ServingEngine& eng
     }
   }
   sample.median_gap_s = Median(others);
+  ServingRequest again = MakeRequest(s, engine.model_config(), 0, 1);
+  const int64_t so_far = static_cast<int64_t>(log.arrivals.size());
+  for (int64_t i = 0; i < s.commit_tokens && i < so_far; ++i) {
+    again.generation.prompt_ids.push_back(static_cast<int32_t>((i * 131 + 7) % 1000));
+  }
+  const auto prefill_start = Clock::now();
+  LOOM_ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> prefill, engine.Submit(again));
+  StreamLog prefill_log;
+  ReadStream(*prefill, prefill_log);
+  LOOM_RETURN_IF_ERROR(prefill_log.error);
+  sample.reprefill_s = Seconds(prefill_start, Clock::now());
   return sample;
 }
 
 struct DecodeSample {
   double tokens_per_s = 0;
   int64_t stages = 0;  // stage_weights calls completed while the streams ran
+  std::vector<double> stage_s;  // each of those stages, slowest rank's load seconds
 };
 
-// `streams` concurrent requests; decode tokens/s once every prompt is in. With `staging`, a thread
-// loops stage_weights / abort_staged_weights from before the first Submit until the last is done.
+// The load seconds (slowest rank) of a stage_weights call.
+double StageSeconds(const std::vector<RankResult>& results) {
+  double load = 0;
+  for (const RankResult& r : results) load = std::max(load, r.result.value("seconds", 0.0));
+  return load;
+}
+
+// A stage on the idle engine that replaces a staged set (so it writes buffers written before,
+// as the stages of MeasureDecode after their first do); its load seconds.
+absl::StatusOr<double> IdleStageSeconds(const Settings& s, ServingEngine& engine) {
+  LOOM_RETURN_IF_ERROR(engine.CollectiveCall("stage_weights", "{}", s.rpc_timeout).status());
+  LOOM_ASSIGN_OR_RETURN(std::vector<RankResult> again,
+                        engine.CollectiveCall("stage_weights", "{}", s.rpc_timeout));
+  LOOM_RETURN_IF_ERROR(
+      engine.CollectiveCall("abort_staged_weights", "{}", s.rpc_timeout).status());
+  return StageSeconds(again);
+}
+
+// `streams` concurrent requests; decode tokens/s once every prompt is in. With `share` > 0, a
+// thread loops stage_weights with that load_config.stage_share from before the first Submit until
+// the last is done, each stage replacing the one before (then one abort).
 absl::StatusOr<DecodeSample> MeasureDecode(const Settings& s, ServingEngine& engine,
-                                           bool staging) {
+                                           double share) {
+  const bool staging = share > 0;
+  std::vector<double> stage_s;
+  const std::string stage_args = json{{"source", {{"stage_share", share}}}}.dump();
   std::atomic<bool> finished{false};
   std::atomic<bool> staging_started{false};
   std::atomic<int64_t> stages{0};
@@ -387,16 +461,18 @@ absl::StatusOr<DecodeSample> MeasureDecode(const Settings& s, ServingEngine& eng
     stager = std::thread([&] {
       while (!finished.load()) {
         staging_started = true;
-        absl::Status st = engine.CollectiveCall("stage_weights", "{}", s.rpc_timeout).status();
-        if (st.ok() && !finished.load()) ++stages;
-        if (st.ok()) {
-          st = engine.CollectiveCall("abort_staged_weights", "{}", s.rpc_timeout).status();
-        }
+        absl::StatusOr<std::vector<RankResult>> st =
+            engine.CollectiveCall("stage_weights", stage_args, s.rpc_timeout);
         if (!st.ok()) {
-          stage_error = st;
+          stage_error = st.status();
           return;
         }
+        if (!finished.load()) {
+          ++stages;
+          stage_s.push_back(StageSeconds(*st));
+        }
       }
+      stage_error = engine.CollectiveCall("abort_staged_weights", "{}", s.rpc_timeout).status();
     });
     while (!staging_started.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the load begin
@@ -441,6 +517,7 @@ absl::StatusOr<DecodeSample> MeasureDecode(const Settings& s, ServingEngine& eng
   DecodeSample sample;
   sample.tokens_per_s = Ratio(static_cast<double>(tokens), Seconds(first, last));
   sample.stages = stages.load();
+  sample.stage_s = stage_s;
   return sample;
 }
 
@@ -454,7 +531,10 @@ struct TpResult {
   FileSet auto_files, sharded_files;
   ReloadRow staged, in_place;
   std::vector<CommitSample> commits;
-  std::vector<DecodeSample> idle, busy;
+  ReloadRow double_buffered;
+  std::vector<DecodeSample> idle;
+  std::vector<std::vector<DecodeSample>> busy;  // per s.shares
+  std::vector<double> idle_stage_s;
 };
 
 absl::StatusOr<TpResult> RunTp(const Settings& s, int tp, const fs::path& temp) {
@@ -508,6 +588,8 @@ absl::StatusOr<TpResult> RunTp(const Settings& s, int tp, const fs::path& temp) 
     LOOM_RETURN_IF_ERROR(TimeReload(s, *engine, "staged", out.staged));
     LOOM_RETURN_IF_ERROR(TimeReload(s, *engine, "in_place", out.in_place));
   }
+  Progress(absl::StrCat("TP=", tp, ": double-buffered stages"));
+  LOOM_RETURN_IF_ERROR(TimeDoubleBuffered(s, *engine, s.repeats, out.double_buffered));
   for (int64_t rep = 0; rep < s.repeats; ++rep) {
     Progress(absl::StrCat("TP=", tp, ": commit pause, round ", rep + 1, "/", s.repeats));
     LOOM_ASSIGN_OR_RETURN(CommitSample c, MeasureCommit(s, *engine));
@@ -516,10 +598,15 @@ absl::StatusOr<TpResult> RunTp(const Settings& s, int tp, const fs::path& temp) 
   for (int64_t rep = 0; rep < s.repeats; ++rep) {
     Progress(absl::StrCat("TP=", tp, ": decode idle / while staging, round ", rep + 1, "/",
                           s.repeats));
-    LOOM_ASSIGN_OR_RETURN(DecodeSample idle, MeasureDecode(s, *engine, false));
-    LOOM_ASSIGN_OR_RETURN(DecodeSample busy, MeasureDecode(s, *engine, true));
+    LOOM_ASSIGN_OR_RETURN(DecodeSample idle, MeasureDecode(s, *engine, 0));
     out.idle.push_back(idle);
-    out.busy.push_back(busy);
+    LOOM_ASSIGN_OR_RETURN(double idle_stage, IdleStageSeconds(s, *engine));
+    out.idle_stage_s.push_back(idle_stage);
+    out.busy.resize(s.shares.size());
+    for (size_t k = 0; k < s.shares.size(); ++k) {
+      LOOM_ASSIGN_OR_RETURN(DecodeSample busy, MeasureDecode(s, *engine, s.shares[k]));
+      out.busy[k].push_back(busy);
+    }
   }
   engine->Stop();
   std::error_code ec;
@@ -585,8 +672,11 @@ void PrintTables(const std::vector<TpResult>& results) {
   for (const TpResult& r : results) {
     const double initial = Median(r.ready[1].load_s), ready = Median(r.ready[1].ready_s);
     for (const auto& [name, row] :
-         std::vector<std::pair<const char*, const ReloadRow*>>{{"staged", &r.staged},
-                                                               {"in_place", &r.in_place}}) {
+         std::vector<std::pair<const char*, const ReloadRow*>>{
+             {"staged", &r.staged},
+             {"in_place", &r.in_place},
+             {"stage_weights {release_previous} after a commit {keep_previous}",
+              &r.double_buffered}}) {
       const double wall = Median(row->wall_s), load = Median(row->load_s);
       std::printf("| %d | %s (ran %s) | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f |\n", r.tp,
                   name, row->mode_ran.c_str(), wall,
@@ -600,18 +690,19 @@ void PrintTables(const std::vector<TpResult>& results) {
   std::printf("\n### 4. Commit pause of a staged swap (stage_weights, then commit_weights)\n\n");
   std::printf("| TP | commit ms, idle | max switch ms, idle | commit ms, decoding | "
               "max switch ms, decoding | largest token gap around commit ms | median token gap "
-              "ms | gap ratio |\n");
-  std::printf("|---|---|---|---|---|---|---|---|\n");
+              "ms (a step) | re-prefill ms | gap − step − re-prefill ms |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (const TpResult& r : results) {
     const auto& c = r.commits;
     const double gap = Median(Map(c, [](const CommitSample& x) { return x.max_gap_s; }));
     const double med = Median(Map(c, [](const CommitSample& x) { return x.median_gap_s; }));
-    std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", r.tp,
+    const double prefill = Median(Map(c, [](const CommitSample& x) { return x.reprefill_s; }));
+    std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", r.tp,
                 1e3 * Median(Map(c, [](const CommitSample& x) { return x.idle_commit_s; })),
                 1e3 * Median(Map(c, [](const CommitSample& x) { return x.idle_switch_s; })),
                 1e3 * Median(Map(c, [](const CommitSample& x) { return x.busy_commit_s; })),
                 1e3 * Median(Map(c, [](const CommitSample& x) { return x.busy_switch_s; })),
-                1e3 * gap, 1e3 * med, Ratio(gap, med));
+                1e3 * gap, 1e3 * med, 1e3 * prefill, 1e3 * (gap - med - prefill));
   }
   std::printf("\nMemory of a stage (the rank that peaked highest): RSS before (the serving set, "
               "its KV cache and the process), the peak while staging, and one weight set.\n\n");
@@ -632,16 +723,27 @@ void PrintDecodeTable(const std::vector<TpResult>& results, const Settings& s) {
               "ignore_eos); tokens/s from the last stream's first token to the last token\n\n",
               static_cast<long long>(s.streams), static_cast<long long>(s.new_tokens),
               static_cast<long long>(s.prompt_len));
-  std::printf("| TP | idle tok/s | while staging tok/s | staging / idle | stages completed "
-              "during generation |\n");
-  std::printf("|---|---|---|---|---|\n");
+  std::printf("Each stage replaces the one before it (so after the first it writes buffers "
+              "written before); stage s is its load seconds (slowest rank), against the same kind "
+              "of stage on the idle engine.\n\n");
+  std::printf("| TP | stage_share | idle tok/s | while staging tok/s | staging / idle | stages "
+              "completed | stage s while decoding | idle stage s | stage slow-down |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (const TpResult& r : results) {
     const double idle = Median(Map(r.idle, [](const DecodeSample& x) { return x.tokens_per_s; }));
-    const double busy = Median(Map(r.busy, [](const DecodeSample& x) { return x.tokens_per_s; }));
-    const double stages =
-        Median(Map(r.busy, [](const DecodeSample& x) { return static_cast<double>(x.stages); }));
-    std::printf("| %d | %.2f | %.2f | %.2f | %.1f |\n", r.tp, idle, busy, Ratio(busy, idle),
-                stages);
+    const double idle_stage = Median(r.idle_stage_s);
+    for (size_t k = 0; k < r.busy.size(); ++k) {
+      const auto& runs = r.busy[k];
+      const double busy = Median(Map(runs, [](const DecodeSample& x) { return x.tokens_per_s; }));
+      const double stages =
+          Median(Map(runs, [](const DecodeSample& x) { return static_cast<double>(x.stages); }));
+      std::vector<double> each;
+      for (const DecodeSample& x : runs) each.insert(each.end(), x.stage_s.begin(), x.stage_s.end());
+      const double stage = each.empty() ? 0 : Median(each);
+      std::printf("| %d | %.2f | %.2f | %.2f | %.2f | %.1f | %.3f | %.3f | %.2f |\n", r.tp,
+                  s.shares[k], idle, busy, Ratio(busy, idle), stages, stage, idle_stage,
+                  Ratio(stage, idle_stage));
+    }
   }
 }
 
@@ -654,6 +756,17 @@ absl::Status Run(const Flags& flags) {
   LOOM_ASSIGN_OR_RETURN(s.new_tokens, flags.Int("new-tokens", s.new_tokens));
   LOOM_ASSIGN_OR_RETURN(s.prompt_len, flags.Int("prompt-len", s.prompt_len));
   LOOM_ASSIGN_OR_RETURN(s.commit_tokens, flags.Int("commit-tokens", s.commit_tokens));
+  if (flags.Has("stage-shares")) {
+    s.shares.clear();
+    for (absl::string_view part : absl::StrSplit(flags.String("stage-shares"), ',')) {
+      double share = 0;
+      if (!absl::SimpleAtod(part, &share) || !(share > 0) || share > 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--stage-shares: \"", part, "\" is not a share in (0, 1]"));
+      }
+      s.shares.push_back(share);
+    }
+  }
   LOOM_ASSIGN_OR_RETURN(int64_t timeout_s, flags.Int("rpc-timeout", 600));
   s.rpc_timeout = std::chrono::seconds(timeout_s);
   for (int64_t tp : tps) {
@@ -749,7 +862,9 @@ std::vector<FlagSpec> Specs() {
       {"preset", false, "loom-make-model preset made when --model is absent", "qwen3-0.6b"},
       {"serve-kv-cache-memory", false, "KV cache of the engine that reloads and decodes", "256M"},
       {"streams", false, "concurrent streams in the decode measurement", "4"},
-      {"new-tokens", false, "tokens each decode stream generates", "16"},
+      {"new-tokens", false, "tokens each decode stream generates", "48"},
+      {"stage-shares", false, "load_config.stage_share values the decode-while-staging rows use",
+       "1,0.5,0.25"},
       {"prompt-len", false, "prompt ids per stream", "16"},
       {"commit-tokens", false, "tokens the commit-pause stream gets before and after the commit",
        "10"},

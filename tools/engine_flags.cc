@@ -34,6 +34,8 @@ std::vector<FlagSpec> EngineFlagSpecs() {
        "per_rank (each rank reads its part) or broadcast (rank 0 reads and sends)", "per_rank"},
       {"dummy-seed", false, "seed of --load-format dummy weights", "0"},
       {"dummy-range", false, "dummy weights are uniform in +-this", "0.001"},
+      {"stage-share", false,
+       "share of time a stage may spend loading while the rank serves steps, in (0, 1]", "0.5"},
       {"weight-dtype", false, "in-memory weight type: auto (the checkpoint's own), float16, bfloat16 or float32", "auto"},
       {"kv-cache-memory", false, "memory for the paged KV cache of CPU ranks, e.g. 512M, 2G", "2G"},
       {"gpu-memory-utilization", false,
@@ -61,6 +63,7 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags(const Flags& flags) {
                         OneOf(flags, "load-strategy", c.load.strategy, kLoadStrategies));
   LOOM_ASSIGN_OR_RETURN(c.load.dummy_seed, flags.Uint("dummy-seed", c.load.dummy_seed));
   LOOM_ASSIGN_OR_RETURN(c.load.dummy_range, flags.Double("dummy-range", c.load.dummy_range));
+  LOOM_ASSIGN_OR_RETURN(c.load.stage_share, flags.Double("stage-share", c.load.stage_share));
   if (!(c.load.dummy_range > 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--dummy-range: \"", flags.String("dummy-range"), "\" must be > 0"));

@@ -19,8 +19,9 @@
 #include "worker/comm/nccl_group.h"
 #include "worker/kv_cache_sizing.h"
 #include "worker/process_memory.h"
-#include "worker/step_proto.h"
+#include "worker/loader/stage_pacer.h"
 #include "worker/loader/weight_dtype.h"
+#include "worker/step_proto.h"
 
 namespace loom {
 
@@ -411,6 +412,7 @@ absl::StatusOr<StepOutput> Rank::Step(const StepInput& step, double* compute_sec
   const auto start = std::chrono::steady_clock::now();
   try {
     LOOM_ASSIGN_OR_RETURN(StepOutput output, runner_->Execute(step));
+    NoteStepEnd();  // a stage running beside paces itself while steps come (stage_pacer.h)
     if (compute_seconds != nullptr) {
       *compute_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

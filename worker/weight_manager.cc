@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "worker/loader/stage_pacer.h"
 #include "worker/process_memory.h"
 
 namespace loom {
@@ -119,32 +120,43 @@ absl::StatusOr<nlohmann::json> WeightManager::InitialLoad(const LoadConfig& load
   return report;
 }
 
-absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint64_t version) {
+absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint64_t version,
+                                                   bool release_previous) {
   YieldToSteps();
   absl::MutexLock op(&op_mu_);
   FinishRelease();
   State before;
+  // The set whose buffers this stage writes: one it replaces, or none (then a new one).
+  std::unique_ptr<Decoder> shadow;
+  uint64_t released = 0;
   {
     absl::MutexLock lock(&mu_);
     if (state_ == State::kFailed) {
       return absl::FailedPreconditionError(absl::StrCat("this rank has failed: ", error_));
     }
     LOOM_RETURN_IF_ERROR(CheckAwake("stage_weights"));
-    LOOM_RETURN_IF_ERROR(CheckNoPrevious("stage_weights"));
+    if (previous_ != nullptr && release_previous) {
+      released = previous_info_.version;
+      shadow = std::move(previous_);
+      shadow_.reset();
+    } else {
+      LOOM_RETURN_IF_ERROR(CheckNoPrevious("stage_weights"));
+      shadow = std::move(shadow_);  // a new stage replaces an earlier one
+    }
     before = state_;
     state_ = State::kStaging;
-    shadow_.reset();  // a new stage replaces an earlier one; free its memory first
     shadow_ready_ = false;
   }
   progress_.bytes_done = 0;
   progress_.tensors_done = 0;
   const int64_t rss_before = ResidentBytes();
   const bool peak_reset = ResetPeakResident();
+  const bool reused = shadow != nullptr;
+  StagePacer pacer(load.stage_share);
   absl::StatusOr<LoadResult> result;
-  std::unique_ptr<Decoder> shadow;
   {
     absl::StatusOr<std::unique_ptr<Decoder>> created =
-        Decoder::Create(serving_->config(), shadow_options_);
+        reused ? std::move(shadow) : Decoder::Create(serving_->config(), shadow_options_);
     if (!created.ok()) {
       // Take part in the check's agreement (Prepare's one collective) so no rank waits for us.
       (void)AgreeAcrossRanks(*weight_comm_, created.status(), "load check");
@@ -153,18 +165,23 @@ absl::StatusOr<nlohmann::json> WeightManager::Stage(const LoadConfig& load, uint
       shadow = std::move(*created);
       absl::StatusOr<std::unique_ptr<WeightLoad>> prepared =
           WeightLoad::Prepare(load, *serving_, *weight_comm_);
+      ScopedStagePacer paced(&pacer);
       result = prepared.ok() ? (*prepared)->WriteInto(*shadow, &progress_) : prepared.status();
     }
   }
+  if (!result.ok()) shadow.reset();  // half written: the serving set was never touched
   ReturnFreedMemory();
   absl::MutexLock lock(&mu_);
   state_ = before == State::kStaging ? State::kReady : before;
-  if (!result.ok()) return result.status();  // the serving set was never touched
+  if (!result.ok()) return result.status();
   shadow_ = std::move(shadow);
   shadow_ready_ = true;
   shadow_info_ = InfoOf(load, version);
   nlohmann::json report = ReportOf(*result);
   report["staged_version"] = version;
+  report["reused_buffers"] = reused;
+  report["paced_seconds"] = pacer.slept_seconds();  // asleep, leaving the cores to steps
+  if (released != 0) report["released_previous"] = released;
   // What staging cost in memory: at most one more weight set (two while it is committed).
   report["rss_bytes_before"] = rss_before;
   report["peak_rss_bytes"] = peak_reset ? PeakResidentBytes() : -1;

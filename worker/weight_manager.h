@@ -6,8 +6,9 @@
 //   the whole source on every rank before writing anything (see WeightLoad).
 // * Stage loads into a shadow decoder with the serving one's layout; Commit switches the serving
 //   decoder to its buffers in constant time and frees the replaced ones, or keeps them as the
-//   previous set for Rollback (then a stage is refused until ReleasePrevious: the kept set holds
-//   the memory a staged one needs); Abort frees the staged set.
+//   previous set for Rollback (then a stage is refused unless it releases that set, whose
+//   buffers it then reuses: the kept set holds the memory a staged one needs); Abort frees the
+//   staged set.
 // * ReloadInPlace writes straight into the serving buffers while holding the step lock (no step
 //   runs with half-written weights; serving pauses for the write). A failure after the checks
 //   passed (an I/O error mid-read) leaves this rank's weights mixed: the rank turns "failed" and
@@ -56,8 +57,15 @@ class WeightManager {
 
   // The first load, into the serving set, as version 1.
   absl::StatusOr<nlohmann::json> InitialLoad(const LoadConfig& load);
-  // Loads `load` into a new shadow set tagged `version` (replacing an earlier staged one).
-  absl::StatusOr<nlohmann::json> Stage(const LoadConfig& load, uint64_t version);
+  // Loads `load` into a shadow set tagged `version`. The buffers of a set this replaces are
+  // written again rather than freed and mapped afresh: an earlier staged set's, or with
+  // `release_previous` the kept previous set's (refused while one is kept without it). Memory
+  // that has been written before loads several times faster than fresh pages, which fault in
+  // one at a time — so a commit that keeps the previous set, then a stage that releases it,
+  // double-buffers: no stage after the first maps new memory, and each set's buffers keep their
+  // addresses (their device graphs stay valid).
+  absl::StatusOr<nlohmann::json> Stage(const LoadConfig& load, uint64_t version,
+                                       bool release_previous = false);
   // Makes the staged set `version` the serving one: a constant-time switch of the buffers
   // between two steps (Decoder::SwapWeights), not a copy. The replaced set is freed (after the
   // call returns), or with `keep_previous` kept for Rollback. FailedPrecondition when `version`

@@ -118,7 +118,8 @@ absl::StatusOr<json> WeightMethods::StageWeights(const json& args) {
     // The source is a patch of the load config, validated like update_config's.
     LOOM_ASSIGN_OR_RETURN(staged, Patched(staged, json{{"load_config", args["source"]}}));
   }
-  LOOM_ASSIGN_OR_RETURN(json report, weights_->Stage(staged.load, version));
+  LOOM_ASSIGN_OR_RETURN(const bool release, JsonBool(args, "release_previous", Args(), false));
+  LOOM_ASSIGN_OR_RETURN(json report, weights_->Stage(staged.load, version, release));
   absl::MutexLock lock(&mu_);
   staged_load_ = staged.load;
   return report;

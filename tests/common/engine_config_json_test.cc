@@ -20,6 +20,7 @@ EngineConfig NonDefaultConfig() {
   c.load.strategy = "broadcast";
   c.load.dummy_seed = 18446744073709551615ull;  // above int64's range
   c.load.dummy_range = 0.0123456789012345;
+  c.load.stage_share = 0.25;
   c.load.weight_dtype = DType::kF32;
   c.cache.block_size = 32;
   c.cache.kv_cache_bytes = int64_t{3} << 33;
@@ -36,6 +37,7 @@ void ExpectSame(const EngineConfig& a, const EngineConfig& b) {
   EXPECT_EQ(a.load.strategy, b.load.strategy);
   EXPECT_EQ(a.load.dummy_seed, b.load.dummy_seed);
   EXPECT_EQ(a.load.dummy_range, b.load.dummy_range);  // exactly: JSON keeps every double
+  EXPECT_EQ(a.load.stage_share, b.load.stage_share);
   EXPECT_EQ(a.load.weight_dtype, b.load.weight_dtype);
   EXPECT_EQ(a.cache.block_size, b.cache.block_size);
   EXPECT_EQ(a.cache.kv_cache_bytes, b.cache.kv_cache_bytes);
@@ -111,7 +113,7 @@ TEST(EngineConfigJsonTest, StrictErrorsNameTheKeyPath) {
       {R"({"cache": {}})", "(known: cache_config, enforce_eager, load_config, num_threads, scheduler_config)"},
       {R"({"load_config": {"modle": "m"}})",
        "unknown key \"load_config.modle\" (known: dummy_range, dummy_seed, load_format, model, "
-       "strategy, weight_dtype)"},
+       "stage_share, strategy, weight_dtype)"},
       {R"({"load_config": 3})", "load_config: expected an object, got number"},
       {R"({"load_config": {"dummy_range": "big"}})",
        "load_config.dummy_range: expected a number, got string"},

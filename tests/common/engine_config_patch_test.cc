@@ -40,7 +40,8 @@ std::string Error(const std::string& patch) {
 TEST(EngineConfigPatchTest, RuntimeKeysAreExactlyTheLoadSettings) {
   EXPECT_THAT(RuntimeConfigKeys(),
               ElementsAre("load_config.model", "load_config.load_format", "load_config.strategy",
-                          "load_config.dummy_seed", "load_config.dummy_range"));
+                          "load_config.dummy_seed", "load_config.dummy_range",
+                          "load_config.stage_share"));
 }
 
 TEST(EngineConfigPatchTest, ChangesModelAndLoadFormat) {
@@ -119,7 +120,7 @@ TEST(EngineConfigPatchTest, NullIsRejectedNamingTheKey) {
 TEST(EngineConfigPatchTest, UnknownKeyIsRejectedListingTheKnownOnes) {
   EXPECT_THAT(Error(R"({"load_config": {"modl": "/models/b"}})"),
               HasSubstr("unknown key \"load_config.modl\" (known: dummy_range, dummy_seed, "
-                        "load_format, model, strategy, weight_dtype)"));
+                        "load_format, model, stage_share, strategy, weight_dtype)"));
   EXPECT_THAT(Error(R"({"load": {"model": "/models/b"}})"),
               HasSubstr("unknown key \"load\" (known: cache_config, enforce_eager, load_config, "
                         "num_threads, scheduler_config)"));

@@ -49,6 +49,8 @@ TEST(EngineConfigValidateTest, RejectsEachBadSettingByName) {
       {[](EngineConfig& c) { c.load.strategy = "scatter"; },
        "load_config.strategy \"scatter\" is not supported (supported: per_rank, broadcast)"},
       {[](EngineConfig& c) { c.load.dummy_range = 0; }, "load_config.dummy_range"},
+      {[](EngineConfig& c) { c.load.stage_share = 0; }, "load_config.stage_share"},
+      {[](EngineConfig& c) { c.load.stage_share = 1.5; }, "load_config.stage_share"},
       {[](EngineConfig& c) { c.load.dummy_range = -1; }, "load_config.dummy_range"},
       {[](EngineConfig& c) { c.load.dummy_range = std::numeric_limits<double>::infinity(); },
        "load_config.dummy_range"},

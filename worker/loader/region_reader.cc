@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "worker/loader/stage_pacer.h"
 
 namespace loom {
 
@@ -27,10 +28,11 @@ PositionalFile::~PositionalFile() { ::close(fd_); }
 
 absl::Status PositionalFile::ReadAt(uint64_t offset, void* dst, size_t n) const {
   char* out = static_cast<char*>(dst);
+  // Chunked: some kernels cap a single read at ~2 GB, and a paced stage pauses between chunks.
+  StagePacer* pacer = ActivePacer();
+  const size_t chunk = pacer != nullptr ? size_t{StagePacer::kChunkBytes} : size_t{1} << 30;
   while (n > 0) {
-    // Chunked: some kernels cap a single read at ~2 GB.
-    const ssize_t r =
-        ::pread(fd_, out, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(offset));
+    const ssize_t r = ::pread(fd_, out, std::min(n, chunk), static_cast<off_t>(offset));
     if (r < 0) {
       if (errno == EINTR) continue;
       return absl::InternalError(
@@ -43,6 +45,7 @@ absl::Status PositionalFile::ReadAt(uint64_t offset, void* dst, size_t n) const 
     out += r;
     offset += static_cast<uint64_t>(r);
     n -= static_cast<size_t>(r);
+    if (pacer != nullptr) pacer->Pace();
   }
   return absl::OkStatus();
 }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
+#include "worker/loader/stage_pacer.h"
 
 namespace loom {
 namespace {
@@ -154,6 +155,7 @@ absl::StatusOr<LoadResult> WeightLoad::WriteInto(Decoder& decoder, LoadProgress*
             p.name, [&](Tensor& host) { return source_->ReadInto(p, host); }, &staging);
       }
       if (!mine.ok()) break;
+      if (StagePacer* pacer = ActivePacer(); pacer != nullptr) pacer->Pace();
       ++result.tensors;
       progress->tensors_done = result.tensors;
       progress->bytes_done += static_cast<int64_t>(decoder.Part(p.name)->nbytes());
