@@ -45,9 +45,17 @@ class Executor {
 
   virtual int world_size() const = 0;
 
-  // Initialises every rank with `config` (each builds its model and loads its weights);
-  // num_threads 0 keeps each rank's own budget. Once.
-  virtual absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads) = 0;
+  // Initialises every rank with `config` (each builds its model and loads its weights as
+  // `weight_version`); num_threads 0 keeps each rank's own budget. Once per start or Restart.
+  virtual absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads,
+                                               uint64_t weight_version) = 0;
+
+  // Ends every rank and starts the group again: fresh processes and communicators, not yet
+  // initialised (Init next). Unimplemented where the ranks cannot be restarted (a rank in this
+  // process, workers an outside launcher started).
+  virtual absl::Status Restart() {
+    return absl::UnimplementedError("this executor cannot restart its ranks");
+  }
 
   // Runs `method` with `args_json` ("" = null) on `ranks` (empty = all) within `timeout`;
   // results in the order of `ranks`. Any failing rank fails the call, naming it.

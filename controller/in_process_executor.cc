@@ -34,10 +34,12 @@ InProcessExecutor::InProcessExecutor(const InProcessOptions& options)
     : rank_(ToRankOptions(options)) {}
 
 absl::StatusOr<GroupInitResult> InProcessExecutor::Init(const EngineConfig& config,
-                                                        int num_threads) {
+                                                        int num_threads,
+                                                        uint64_t weight_version) {
   if (stopped_) return Stopped();
   RankInit init;
   init.num_threads = num_threads;
+  init.weight_version = weight_version;
   absl::StatusOr<int64_t> blocks = rank_.Init(config, init);
   if (!blocks.ok()) return Named(blocks.status());
   GroupInitResult result;

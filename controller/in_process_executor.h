@@ -31,7 +31,8 @@ class InProcessExecutor final : public Executor {
   explicit InProcessExecutor(const InProcessOptions& options);
 
   int world_size() const override { return 1; }
-  absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads) override;
+  absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads,
+                                       uint64_t weight_version) override;
   absl::StatusOr<std::vector<RankResult>> CollectiveCall(
       const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout,
       const std::vector<int>& ranks = {}) override;

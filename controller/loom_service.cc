@@ -137,6 +137,9 @@ grpc::Status LoomService::GetStatus(grpc::ServerContext* context,
   response->set_staged_weight_version(status.staged_weight_version);
   response->set_previous_weight_version(status.previous_weight_version);
   response->set_sleep_level(status.sleep_level);
+  response->set_restarts(status.restarts);
+  response->set_last_failure(status.last_failure);
+  response->set_healing(status.healing);
   response->set_controller_address(status.controller_address);
   response->set_session_id(status.session_id);
   response->set_steps(status.steps);

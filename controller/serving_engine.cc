@@ -135,7 +135,7 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Start(
     });
   }
   absl::StatusOr<GroupInitResult> init =
-      engine->executor_->Init(options.config, options.num_threads);
+      engine->executor_->Init(options.config, options.num_threads, /*weight_version=*/1);
   initialised = true;
   if (progress.joinable()) progress.join();
   LOOM_RETURN_IF_ERROR(init.status());
@@ -353,6 +353,9 @@ EngineStatus ServingEngine::Status() const {
     status.broken = broken_;
     status.draining = draining_;
     status.sleep_level = sleep_level_;
+    status.restarts = restarts_;
+    status.last_failure = last_failure_;
+    status.healing = healing_;
   }
   status.model = model->dir();
   if (model->tokenizer() != nullptr) {
@@ -443,10 +446,12 @@ void ServingEngine::Loop() {
       RunStep();
     } else {
       absl::Status health = CheckRanks();
-      if (!health.ok()) {
+      bool broken;
+      {
         absl::MutexLock lock(&mu_);
-        if (broken_.ok()) broken_ = health;
+        broken = !broken_.ok();
       }
+      if (!health.ok() && !broken) HealOrBreak(health);
     }
   }
   FailAll(absl::UnavailableError("the server is shutting down"));
@@ -464,13 +469,18 @@ absl::Status ServingEngine::BetweenSteps(std::function<absl::Status()> fn) {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the server is shutting down");
-    between_steps_.push_back([this, fn, done, result] {
-      bool stopping;
+    between_steps_.push_back([this, fn, done, result, restarts = restarts_] {
+      bool stopping, restarted;
       {
         absl::MutexLock lock(&mu_);
         stopping = stopping_;
+        restarted = restarts_ != restarts;
       }
-      *result = stopping ? absl::UnavailableError("the server is shutting down") : fn();
+      // An operation that began on ranks a failure has since replaced applies to none.
+      *result = stopping    ? absl::UnavailableError("the server is shutting down")
+                : restarted ? absl::AbortedError("the ranks were restarted after a failure "
+                                                 "while this waited; nothing was applied")
+                            : fn();
       done->Notify();
     });
   }
@@ -580,6 +590,95 @@ void ServingEngine::Publish() {
   num_scheduler_waiting_ = scheduler_->num_waiting();
   prefix_queries_ = prefix_base_queries_ + scheduler_->block_manager().prefix_queries();
   prefix_hits_ = prefix_base_hits_ + scheduler_->block_manager().prefix_hits();
+}
+
+void ServingEngine::HealOrBreak(const absl::Status& failure) {
+  absl::Status why_not;
+  if (Heal(failure, &why_not)) return;
+  Break(absl::UnavailableError(absl::StrCat(failure.message(), "; ", why_not.message())));
+}
+
+bool ServingEngine::Heal(const absl::Status& failure, absl::Status* why_not) {
+  const RecoveryOptions& policy = options_.recovery;
+  const auto now = std::chrono::steady_clock::now();
+  while (!restart_times_.empty() && now - restart_times_.front() > policy.window) {
+    restart_times_.pop_front();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    last_failure_ = std::string(failure.message());
+  }
+  int attempt = 0;
+  absl::Status last = failure;
+  while (true) {
+    if (static_cast<int>(restart_times_.size()) >= policy.max_restarts) {
+      *why_not = absl::UnavailableError(absl::StrCat(
+          "not restarted: ", restart_times_.size(), " restart(s) within the last ",
+          std::chrono::duration_cast<std::chrono::seconds>(policy.window).count(),
+          " s (the budget is ", policy.max_restarts, ")",
+          attempt > 0 ? absl::StrCat("; the last attempt failed: ", last.message()) : ""));
+      absl::MutexLock lock(&mu_);
+      healing_ = false;
+      return false;
+    }
+    if (attempt == 0) {
+      {
+        absl::MutexLock lock(&mu_);
+        healing_ = true;
+        ++restarts_;  // operations queued for the old ranks are refused from here (BetweenSteps)
+      }
+      // The ranks' KV is gone with them: what ran is recomputed on the new ranks, or ends now.
+      if (policy.fail_in_flight) {
+        FailAll(failure);
+      } else {
+        scheduler_->RecomputeAll();
+      }
+      scheduler_->ResetPrefixCache();
+      Publish();
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        *why_not = absl::UnavailableError("the server is shutting down");
+        healing_ = false;
+        return false;
+      }
+    }
+    std::this_thread::sleep_for(policy.backoff * (1 << std::min<int>(attempt, 6)));
+    restart_times_.push_back(std::chrono::steady_clock::now());
+    ++attempt;
+    last = executor_->Restart();
+    if (absl::IsUnimplemented(last)) {
+      restart_times_.pop_back();
+      *why_not = absl::UnavailableError(absl::StrCat("not restarted: ", last.message()));
+      absl::MutexLock lock(&mu_);
+      healing_ = false;
+      return false;
+    }
+    if (!last.ok()) continue;
+    const uint64_t version = weights_->Restarted();
+    absl::StatusOr<GroupInitResult> init =
+        executor_->Init(weights_->config(), options_.num_threads, version);
+    if (!init.ok()) {
+      last = init.status();
+      continue;
+    }
+    serving_version_ = version;
+    scheduler_->SetWeightVersion(version);
+    if (init->num_kv_blocks != num_kv_blocks_) {
+      // Another cache size (memory changed): the scheduler's plan no longer holds.
+      FailAll(absl::UnavailableError("the restarted ranks hold a KV cache of another size"));
+      num_kv_blocks_ = init->num_kv_blocks;
+      NewScheduler();
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      healing_ = false;
+      sleep_level_ = 0;
+    }
+    Publish();
+    return true;
+  }
 }
 
 void ServingEngine::Break(const absl::Status& error) {
@@ -695,9 +794,8 @@ void ServingEngine::RunStep() {
     absl::Status error = out.status();
     absl::Status broken = executor_->Health();
     if (!broken.ok()) {
-      absl::MutexLock lock(&mu_);
-      if (broken_.ok()) broken_ = absl::UnavailableError(std::string(broken.message()));
-      error = broken_;
+      HealOrBreak(absl::UnavailableError(std::string(broken.message())));
+      return;
     }
     FailAll(error);
     return;

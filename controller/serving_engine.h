@@ -12,9 +12,12 @@
 //
 // A dead rank: the step in flight fails with UNAVAILABLE naming the rank (the executor knows
 // it), and so does every request in flight; an idle engine notices a dead
-// rank within kHealthPollInterval. From then on the engine is broken: Submit fails with the same
-// error, Status shows the failed rank, and collective calls still reach the live ranks. The
-// documented way back is to stop the server and start it again (`loom stop`, `loom serve`).
+// rank within kHealthPollInterval. Then the engine heals (RecoveryOptions): every rank is
+// restarted and loads the serving load config as a new version; requests in flight are
+// recomputed (or fail, by option), requests arriving meanwhile wait, and the prefix cache is
+// emptied. Past the restart budget — or with an executor that cannot restart its ranks — the
+// engine is broken: Submit fails with the error, Status shows the failed rank and why no restart
+// followed, and collective calls still reach the live ranks.
 //
 // A client that goes away (RequestStream::Cancel: a cancel, a disconnect or a passed deadline,
 // as the API layer learns of it) wakes the engine thread, which aborts its sequence before the
@@ -71,6 +74,19 @@ struct StepStats {
   double seconds = 0;              // the step's wall time, as the engine saw it
 };
 
+// Self-healing: when a rank's process ends or stops answering, the engine kills every rank and
+// starts the group again (fresh processes and communicators), loads the serving load config as a
+// new version, and resumes. Bounded: at most max_restarts within `window`, each attempt after a
+// backoff that doubles; past that the engine is broken (as without healing) and says why.
+struct RecoveryOptions {
+  int max_restarts = 3;  // 0: never restart (a failure breaks the engine)
+  std::chrono::milliseconds window = std::chrono::minutes(10);
+  std::chrono::milliseconds backoff = std::chrono::milliseconds(100);
+  // false: requests in flight are recomputed from prompt + tokens so far on the restarted ranks
+  // (none fails); true (`--on-rank-failure fail`): they end with the failure.
+  bool fail_in_flight = false;
+};
+
 struct ServingEngineOptions {
   EngineConfig config;
   // Worker processes: world_size, launcher, worker binary, device, ... (Start without an
@@ -89,6 +105,7 @@ struct ServingEngineOptions {
   // Where the path args of collective methods may point (the method registry says which args
   // are paths); a call outside is refused before any rank sees it. Default: nothing confined.
   PathRoots path_roots;
+  RecoveryOptions recovery;
 };
 
 // One message of a request's stream.
@@ -205,6 +222,9 @@ struct EngineStatus {
   std::vector<RankState> ranks;
   absl::Status broken;  // OK while the engine serves
   bool draining = false;  // Drain was called: no new requests, the running ones finish
+  int64_t restarts = 0;       // times the ranks were restarted after a failure
+  std::string last_failure;   // what failed last ("" when nothing did)
+  bool healing = false;       // a restart is under way: requests wait
   int sleep_level = 0;    // 0 awake; 1 or 2: asleep (sleep), new requests refused
   uint64_t serving_weight_version = 0;
   uint64_t staged_weight_version = 0;
@@ -317,6 +337,12 @@ class ServingEngine {
   // The weights switched to `version`, served as `model` says (on the engine thread).
   void Switched(uint64_t version, SwitchPolicy policy, std::shared_ptr<const ServedModel> model);
   void Break(const absl::Status& error);
+  // A rank failed with `failure`: restarts the ranks within the recovery budget (on the engine
+  // thread). True once they serve again; false when the budget is spent or healing is not
+  // possible here (the caller then breaks the engine with the returned reason).
+  bool Heal(const absl::Status& failure, absl::Status* why_not);
+  // Heal, or break the engine when it cannot.
+  void HealOrBreak(const absl::Status& failure);
   // The ranks slept at `level` (in-flight sequences follow `policy`) or woke (level 0).
   void Slept(int level, SwitchPolicy policy);
   absl::Status CheckRanks() const;
@@ -345,6 +371,10 @@ class ServingEngine {
   int sleep_level_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t admitting_ ABSL_GUARDED_BY(mu_) = 0;  // taken off queue_, not yet in active_
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  int64_t restarts_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string last_failure_ ABSL_GUARDED_BY(mu_);
+  bool healing_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<std::chrono::steady_clock::time_point> restart_times_;  // engine thread
   int num_running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t num_free_blocks_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t num_scheduler_waiting_ ABSL_GUARDED_BY(mu_) = 0;  // admitted, not running

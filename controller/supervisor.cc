@@ -293,7 +293,7 @@ bool Supervisor::WaitForChildren(std::chrono::milliseconds timeout) {
   }
 }
 
-void Supervisor::Stop() {
+void Supervisor::Stop(bool kill_now) {
   absl::MutexLock stop_lock(&stop_mu_);
   {
     absl::MutexLock lock(&mu_);
@@ -302,7 +302,7 @@ void Supervisor::Stop() {
   }
   // 1. Ask every registered worker to shut down, all at once.
   std::vector<std::thread> asks;
-  if (service_ != nullptr) {
+  if (service_ != nullptr && !kill_now) {
     for (const auto& reg : service_->Registrations()) {
       if (!reg.has_value() || reg->address.empty() || !reg->error.empty()) continue;
       const std::string address = reg->address;
@@ -320,6 +320,7 @@ void Supervisor::Stop() {
   for (std::thread& t : asks) t.join();
   // 2. SIGTERM, then 3. SIGKILL, for whatever is still running; the watchers reap.
   for (int sig : {0, SIGTERM, SIGKILL}) {
+    if (kill_now && sig != SIGKILL) continue;
     if (sig != 0) {
       absl::MutexLock lock(&mu_);
       for (const Child& c : children_) {

@@ -92,8 +92,10 @@ class Supervisor {
   std::string StderrTail(int rank, size_t max_chars = 2000) const;
 
   // Stops every worker and the Controller service; idempotent. After it returns no child is
-  // left (all reaped). The stderr logs and sockets are removed with the directory.
-  void Stop();
+  // left (all reaped). The stderr logs and sockets are removed with the directory. `kill_now`
+  // skips the polite phases (a group being restarted after a failure: its ranks hold nothing
+  // worth a clean exit, and one may hang in a collective with the dead one).
+  void Stop(bool kill_now = false);
 
  private:
   struct Child {

@@ -74,6 +74,19 @@ uint64_t WeightCoordinator::NextVersion() {
   return ++last_version_;
 }
 
+uint64_t WeightCoordinator::Restarted() {
+  absl::MutexLock lock(&mu_);
+  ++restarts_;
+  serving_version_ = ++last_version_;
+  staged_version_ = 0;
+  staged_model_ = nullptr;
+  staged_config_ = config_;
+  previous_version_ = 0;
+  previous_model_ = nullptr;
+  sleep_level_ = 0;
+  return serving_version_;
+}
+
 uint64_t WeightCoordinator::serving_version() const {
   absl::MutexLock lock(&mu_);
   return serving_version_;
@@ -185,9 +198,19 @@ absl::StatusOr<std::vector<RankResult>> WeightCoordinator::Stage(
   }
   // The directory's own files too: a model the ranks cannot serve is refused before any loads.
   LOOM_ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> model, PrepareModel(next));
+  int64_t restarts_before;
+  {
+    absl::MutexLock lock(&mu_);
+    restarts_before = restarts_;
+  }
   absl::StatusOr<std::vector<RankResult>> results =
       hooks_.call("stage_weights", args.dump(), timeout);
   absl::MutexLock lock(&mu_);
+  if (restarts_ != restarts_before) {
+    // The ranks that staged are gone (a failure restarted them): nothing is staged now.
+    return absl::AbortedError("stage_weights: the ranks were restarted after a failure while "
+                              "it ran; nothing is staged");
+  }
   if (release_previous) {
     // Gone on every rank that got the call, whether its stage then succeeded or not.
     previous_version_ = 0;

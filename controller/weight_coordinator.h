@@ -94,6 +94,11 @@ class WeightCoordinator {
                                                const std::string& args_json,
                                                std::chrono::milliseconds timeout);
 
+  // The engine restarted every rank after a failure: they load the serving load config afresh,
+  // as the version returned (above every earlier one), with nothing staged or kept, awake. A
+  // stage still answering from the old ranks records nothing (see restarts_).
+  uint64_t Restarted();
+
   uint64_t serving_version() const;
   uint64_t staged_version() const;
   // The version of the set kept for a rollback (0: none).
@@ -140,6 +145,7 @@ class WeightCoordinator {
   // The set kept by commit_weights {"keep_previous": true} (or replaced by a rollback).
   uint64_t previous_version_ ABSL_GUARDED_BY(mu_) = 0;
   int sleep_level_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t restarts_ ABSL_GUARDED_BY(mu_) = 0;  // Restarted calls
   std::shared_ptr<const ServedModel> previous_model_ ABSL_GUARDED_BY(mu_);
   LoadConfig previous_load_ ABSL_GUARDED_BY(mu_);
 };

@@ -110,13 +110,15 @@ std::string WorkerGroup::DeadRankReason(int rank) const {
   return s.ok() ? "" : std::string(s.message());
 }
 
-absl::StatusOr<GroupInitResult> WorkerGroup::Init(const EngineConfig& config, int num_threads) {
+absl::StatusOr<GroupInitResult> WorkerGroup::Init(const EngineConfig& config, int num_threads,
+                                                  uint64_t weight_version) {
   absl::MutexLock init_lock(&init_mu_);
   const int n = world_size();
   loom::v1::InitRequest request;
   request.set_engine_config_json(EngineConfigToJson(config));
   // Empty: each rank uses its device's own (Gloo on the host, NCCL on GPUs).
   request.set_num_threads(num_threads);
+  request.set_weight_version(weight_version);
   request.set_store_prefix(absl::StrCat("gloo/init", init_generation_++));
 
   struct Pending {

@@ -64,7 +64,8 @@ class WorkerGroup {
   int world_size() const { return static_cast<int>(ranks_.size()); }
 
   // Initialises every rank with `config`; num_threads 0 keeps each worker's own budget.
-  absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads = 0);
+  absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads = 0,
+                                       uint64_t weight_version = 1);
 
   // Runs `method` with `args_json` ("" = null) on `ranks` (empty = all) with a deadline of
   // `timeout` (a non-positive one is an InvalidArgument error). Results in the order of `ranks`.

@@ -11,27 +11,54 @@ absl::Status ShuttingDown() { return absl::UnavailableError("the server is shutt
 
 absl::StatusOr<std::unique_ptr<WorkerProcesses>> WorkerProcesses::Start(
     const SupervisorOptions& options, std::chrono::milliseconds init_timeout) {
-  std::unique_ptr<WorkerProcesses> p(new WorkerProcesses());
-  LOOM_ASSIGN_OR_RETURN(p->supervisor_, Supervisor::Start(options));
-  WorkerGroupOptions group;
-  group.addresses = p->supervisor_->worker_addresses();
-  group.cluster_secret = options.cluster_secret;
-  group.init_timeout = init_timeout;
-  Supervisor* supervisor = p->supervisor_.get();
-  group.rank_status = [supervisor](int rank) { return supervisor->RankStatus(rank); };
-  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<WorkerGroup> connected, WorkerGroup::Connect(group));
-  absl::MutexLock lock(&p->group_mu_);
-  p->group_ = std::move(connected);
+  std::unique_ptr<WorkerProcesses> p(new WorkerProcesses(options, init_timeout));
+  absl::WriterMutexLock lock(&p->group_mu_);
+  LOOM_RETURN_IF_ERROR(p->Launch());
   return p;
+}
+
+absl::Status WorkerProcesses::Launch() {
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<Supervisor> supervisor, Supervisor::Start(options_));
+  WorkerGroupOptions group;
+  group.addresses = supervisor->worker_addresses();
+  group.cluster_secret = options_.cluster_secret;
+  group.init_timeout = init_timeout_;
+  Supervisor* s = supervisor.get();
+  group.rank_status = [s](int rank) { return s->RankStatus(rank); };
+  absl::StatusOr<std::unique_ptr<WorkerGroup>> connected = WorkerGroup::Connect(group);
+  if (!connected.ok()) {
+    supervisor->Stop();
+    return connected.status();
+  }
+  supervisor_ = std::move(supervisor);
+  group_ = std::move(*connected);
+  return absl::OkStatus();
+}
+
+absl::Status WorkerProcesses::Restart() {
+  if (options_.external) {
+    return absl::UnimplementedError(
+        "workers started by an outside launcher are not restarted by the controller");
+  }
+  {
+    // Killed first, under the shared lock: a call still waiting on a rank (one stuck in a
+    // collective with the dead rank) fails now instead of holding the lock to its deadline.
+    absl::ReaderMutexLock lock(&group_mu_);
+    if (supervisor_) supervisor_->Stop(/*kill_now=*/true);
+  }
+  absl::WriterMutexLock lock(&group_mu_);
+  group_.reset();
+  supervisor_.reset();
+  return Launch();
 }
 
 WorkerProcesses::~WorkerProcesses() { Stop(); }
 
 absl::StatusOr<GroupInitResult> WorkerProcesses::Init(const EngineConfig& config,
-                                                      int num_threads) {
+                                                      int num_threads, uint64_t weight_version) {
   absl::ReaderMutexLock lock(&group_mu_);
   if (group_ == nullptr) return ShuttingDown();
-  return group_->Init(config, num_threads);
+  return group_->Init(config, num_threads, weight_version);
 }
 
 absl::StatusOr<std::vector<RankResult>> WorkerProcesses::CollectiveCall(
@@ -49,18 +76,23 @@ absl::StatusOr<StepOutput> WorkerProcesses::Step(const StepInput& step) {
 }
 
 absl::Status WorkerProcesses::Health() const {
+  absl::ReaderMutexLock lock(&group_mu_);
+  if (group_ == nullptr || supervisor_ == nullptr) return ShuttingDown();
   for (int r = 0; r < supervisor_->world_size(); ++r) {
     absl::Status s = supervisor_->RankStatus(r);
     if (!s.ok()) return absl::UnavailableError(std::string(s.message()));
   }
-  absl::ReaderMutexLock lock(&group_mu_);
-  if (group_ == nullptr) return ShuttingDown();
   return group_->broken();
 }
 
 std::vector<RankProcess> WorkerProcesses::Processes() const {
+  std::vector<RankProcess> out(static_cast<size_t>(options_.world_size));
+  absl::ReaderMutexLock lock(&group_mu_);
+  if (supervisor_ == nullptr) {
+    for (RankProcess& p : out) p.status = ShuttingDown();
+    return out;
+  }
   const auto regs = supervisor_->controller_service().Registrations();
-  std::vector<RankProcess> out(static_cast<size_t>(supervisor_->world_size()));
   for (int r = 0; r < supervisor_->world_size(); ++r) {
     if (regs[r]) {
       out[r].pid = regs[r]->pid;
@@ -77,11 +109,19 @@ double WorkerProcesses::last_step_compute_seconds() const {
   return group_ == nullptr ? 0 : group_->last_step_compute_seconds();
 }
 
+std::string WorkerProcesses::controller_address() const {
+  absl::ReaderMutexLock lock(&group_mu_);
+  return supervisor_ == nullptr ? "" : supervisor_->controller_address();
+}
+
+std::string WorkerProcesses::session_id() const {
+  absl::ReaderMutexLock lock(&group_mu_);
+  return supervisor_ == nullptr ? "" : supervisor_->session_id();
+}
+
 void WorkerProcesses::Stop() {
-  {
-    absl::WriterMutexLock lock(&group_mu_);
-    group_.reset();
-  }
+  absl::WriterMutexLock lock(&group_mu_);
+  group_.reset();
   if (supervisor_) supervisor_->Stop();
 }
 

@@ -29,10 +29,13 @@ class WorkerProcesses final : public Executor {
       const SupervisorOptions& options, std::chrono::milliseconds init_timeout);
   ~WorkerProcesses() override;  // Stop()
 
-  const Supervisor& supervisor() const { return *supervisor_; }
 
-  int world_size() const override { return supervisor_->world_size(); }
-  absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads) override;
+  int world_size() const override { return options_.world_size; }
+  absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads,
+                                       uint64_t weight_version) override;
+  // Stops every worker and spawns the group again (local launcher; Unimplemented for external
+  // workers, which only their launcher can bring back).
+  absl::Status Restart() override;
   absl::StatusOr<std::vector<RankResult>> CollectiveCall(
       const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout,
       const std::vector<int>& ranks = {}) override;
@@ -40,16 +43,21 @@ class WorkerProcesses final : public Executor {
   absl::Status Health() const override;
   std::vector<RankProcess> Processes() const override;
   double last_step_compute_seconds() const override;
-  std::string controller_address() const override { return supervisor_->controller_address(); }
-  std::string session_id() const override { return supervisor_->session_id(); }
+  std::string controller_address() const override;
+  std::string session_id() const override;
   void Stop() override;
 
  private:
-  WorkerProcesses() = default;
+  WorkerProcesses(const SupervisorOptions& options, std::chrono::milliseconds init_timeout)
+      : options_(options), init_timeout_(init_timeout) {}
+  // Spawns (or waits for) the workers and connects to them (group_mu_ held for writing).
+  absl::Status Launch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(group_mu_);
 
-  std::unique_ptr<Supervisor> supervisor_;
-  // Reset by Stop before the workers are asked to exit.
+  const SupervisorOptions options_;
+  const std::chrono::milliseconds init_timeout_;
+  // Both replaced by Restart; the group is reset by Stop before the workers are asked to exit.
   mutable absl::Mutex group_mu_;
+  std::unique_ptr<Supervisor> supervisor_ ABSL_GUARDED_BY(group_mu_);
   std::unique_ptr<WorkerGroup> group_ ABSL_GUARDED_BY(group_mu_);
 };
 

@@ -114,6 +114,11 @@ absl::Status Status(const Flags& flags) {
   if (s.sleep_level() > 0) {
     std::printf("asleep: level %d (requests refused until wake_up)\n", s.sleep_level());
   }
+  if (s.healing()) std::printf("healing: restarting the ranks (requests wait)\n");
+  if (s.restarts() > 0 || !s.last_failure().empty()) {
+    std::printf("restarts: %lld; last failure: %s\n", static_cast<long long>(s.restarts()),
+                s.last_failure().c_str());
+  }
   std::printf("KV blocks: %lld free of %lld\n", static_cast<long long>(s.num_free_kv_blocks()),
               static_cast<long long>(s.num_kv_blocks()));
   std::printf("weights: serving version %llu, staged %s, kept for rollback %s\n",

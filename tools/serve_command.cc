@@ -67,6 +67,13 @@ std::vector<FlagSpec> ServeFlagSpecs() {
       {"worker-arg", false, "an extra argument for every worker; repeatable", ""},
       {"register-timeout", false, "seconds to wait for every worker to register", "60"},
       {"rpc-timeout", false, "default deadline of a collective RPC, in seconds", "30"},
+      {"max-restarts", false,
+       "times the ranks are restarted after a worker fails, within --restart-window; 0: never",
+       "3"},
+      {"restart-window", false, "seconds over which --max-restarts counts", "600"},
+      {"on-rank-failure", false,
+       "requests in flight when a worker fails: recompute (on the restarted ranks) or fail",
+       "recompute"},
       {"shutdown-grace", false,
        "on SIGTERM, seconds the running requests have to finish (new ones are refused) before "
        "the server stops; a second SIGTERM or SIGINT stops at once",
@@ -149,6 +156,20 @@ absl::Status Run(const Flags& flags) {
   if (register_s <= 0 || rpc_s <= 0) {
     return absl::InvalidArgumentError("--register-timeout and --rpc-timeout must be positive");
   }
+  LOOM_ASSIGN_OR_RETURN(int64_t max_restarts, flags.Int("max-restarts", 3));
+  LOOM_ASSIGN_OR_RETURN(int64_t window_s, flags.Int("restart-window", 600));
+  if (max_restarts < 0 || max_restarts > 1000 || window_s <= 0) {
+    return absl::InvalidArgumentError(
+        "--max-restarts must be in [0, 1000] and --restart-window positive");
+  }
+  options.recovery.max_restarts = static_cast<int>(max_restarts);
+  options.recovery.window = std::chrono::seconds(window_s);
+  const std::string on_failure = flags.String("on-rank-failure", "recompute");
+  if (on_failure != "recompute" && on_failure != "fail") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--on-rank-failure: \"", on_failure, "\" is not recompute or fail"));
+  }
+  options.recovery.fail_in_flight = on_failure == "fail";
   LOOM_ASSIGN_OR_RETURN(int64_t grace_s, flags.Int("shutdown-grace", 30));
   if (grace_s < 0) return absl::InvalidArgumentError("--shutdown-grace must be >= 0");
   const std::string launcher = flags.String("launcher", "local");
@@ -329,9 +350,10 @@ int ServeCommand(int argc, char** argv) {
       "Starts one loom-worker process per tensor-parallel rank and serves the Loom gRPC\n"
       "API (Generate, CollectiveRpc, GetStatus, Shutdown; server reflection on) until\n"
       "SIGINT or `loom stop` (at once), or SIGTERM (drains: running requests get\n"
-      "--shutdown-grace seconds to finish, new ones are refused). A dead worker fails the\n"
-      "requests in flight and shows in `loom status`; stop the server and start it again\n"
-      "to recover.\n\n"
+      "--shutdown-grace seconds to finish, new ones are refused). A dead worker makes the\n"
+      "server restart every worker (--max-restarts within --restart-window) and reload the\n"
+      "serving weights; requests in flight are recomputed (--on-rank-failure) and new ones\n"
+      "wait. docs/fault_tolerance.md.\n\n"
       "Keys (--api-key-file, --admin-key-file), path roots, message limits, TLS and the\n"
       "cluster secret of external workers: docs/security.md.\n",
       Run);

@@ -261,7 +261,7 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
     runner_ = std::move(runner);
     weights_ = std::move(weights);
   }
-  LOOM_ASSIGN_OR_RETURN(nlohmann::json report, weights_->InitialLoad(config.load));
+  LOOM_ASSIGN_OR_RETURN(nlohmann::json report, weights_->InitialLoad(config.load, init.weight_version));
   std::string memory_plan = "host: kv_cache_bytes as configured";
   if (!device.is_cpu()) {
     absl::StatusOr<MemoryPlan> plan;

@@ -52,6 +52,7 @@ struct RankInit {
   std::string communicator;  // "gloo" or "nccl"; empty: the device's own (gloo on cpu)
   std::string store_prefix = "gloo";  // the group generation's keys in the store
   int num_threads = 0;                // 0: RankOptions::num_threads
+  uint64_t weight_version = 1;        // the first load's version
 };
 
 class Rank {

@@ -94,7 +94,8 @@ nlohmann::json WeightManager::ReportOf(const LoadResult& r) {
           {"files", r.files}};
 }
 
-absl::StatusOr<nlohmann::json> WeightManager::InitialLoad(const LoadConfig& load) {
+absl::StatusOr<nlohmann::json> WeightManager::InitialLoad(const LoadConfig& load,
+                                                         uint64_t version) {
   absl::MutexLock op(&op_mu_);
   FinishRelease();
   {
@@ -114,9 +115,9 @@ absl::StatusOr<nlohmann::json> WeightManager::InitialLoad(const LoadConfig& load
     return result.status();
   }
   state_ = State::kReady;
-  serving_info_ = InfoOf(load, 1);
+  serving_info_ = InfoOf(load, version);
   nlohmann::json report = ReportOf(*result);
-  report["version"] = 1;
+  report["version"] = version;
   return report;
 }
 

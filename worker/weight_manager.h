@@ -55,8 +55,8 @@ class WeightManager {
                 absl::Mutex* step_mu);
   ~WeightManager();  // waits for a committed shadow set to be freed
 
-  // The first load, into the serving set, as version 1.
-  absl::StatusOr<nlohmann::json> InitialLoad(const LoadConfig& load);
+  // The first load, into the serving set, as `version`.
+  absl::StatusOr<nlohmann::json> InitialLoad(const LoadConfig& load, uint64_t version = 1);
   // Loads `load` into a shadow set tagged `version`. The buffers of a set this replaces are
   // written again rather than freed and mapped afresh: an earlier staged set's, or with
   // `release_previous` the kept previous set's (refused while one is kept without it). Memory

@@ -24,6 +24,7 @@ grpc::Status WorkerService::Init(grpc::ServerContext* context, const loom::v1::I
   init.communicator = request->communicator();
   init.store_prefix = request->store_prefix();
   init.num_threads = request->num_threads();
+  if (request->weight_version() != 0) init.weight_version = request->weight_version();
   absl::StatusOr<int64_t> blocks = rank_.Init(*config, init);
   if (!blocks.ok()) return ToGrpcStatus(blocks.status());
   response->set_num_kv_blocks(*blocks);

@@ -59,8 +59,9 @@ std::string LoadingMetricsText(const std::vector<RankLoadBytes>& loads) {
 std::string MetricsText(const EngineStatus& s) {
   std::string m;
   Gauge(m, "server_ready", "1 when the server serves requests.",
-        s.broken.ok() && !s.draining && s.sleep_level == 0 ? 1 : 0);
+        s.broken.ok() && !s.healing && !s.draining && s.sleep_level == 0 ? 1 : 0);
   Gauge(m, "sleep_level", "0 awake; 1 or 2 while asleep.", s.sleep_level);
+  Gauge(m, "rank_restarts", "Times the ranks were restarted after a failure.", s.restarts);
   Gauge(m, "num_requests_running", "Requests admitted to the scheduler.", s.running_requests);
   Gauge(m, "num_requests_waiting", "Requests submitted, not yet admitted.", s.waiting_requests);
   Gauge(m, "kv_cache_usage_perc", "Share of KV blocks in use (0..1).",

@@ -299,6 +299,7 @@ void OpenAiServer::Routes() {
       }
     }
     const char* state = !s.broken.ok()      ? "failed"
+                        : s.healing           ? "healing"
                         : s.draining          ? "draining"
                         : s.sleep_level > 0   ? "asleep"
                                               : "ok";
@@ -307,6 +308,8 @@ void OpenAiServer::Routes() {
                  {"dummy_weights", dummy}};
     if (!s.broken.ok()) body["error"] = std::string(s.broken.message());
     if (s.sleep_level > 0) body["sleep_level"] = s.sleep_level;
+    if (s.restarts > 0) body["restarts"] = s.restarts;
+    if (!s.last_failure.empty()) body["last_failure"] = s.last_failure;
     Reply(res, std::string(state) == "ok" ? 200 : 503, body);
   });
 

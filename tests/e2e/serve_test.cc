@@ -337,9 +337,11 @@ TEST(ServeLifecycleTest, LogprobsTravelWithEveryTokenOverGrpc) {
   EXPECT_EQ(without.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// Without restarts (--max-restarts 0; self_healing_test.cc covers them).
 TEST(ServeLifecycleTest, AKilledWorkerEndsInFlightRequestsUnavailableNamingItsRank) {
   Server server(absl::StrCat("--model ", TokenizerModel(),
-                             " --tp 2 --weight-dtype float32 --kv-cache-memory 256M"));
+                             " --tp 2 --weight-dtype float32 --kv-cache-memory 256M "
+                             "--max-restarts 0"));
   ASSERT_TRUE(server.ready()) << server.Log();
   const std::vector<int64_t> pids = server.WorkerPids();
   ASSERT_EQ(pids.size(), 2u);
