@@ -50,14 +50,18 @@ absl::Status WeightMethods::Register(MethodRegistry& registry,
                                      std::function<WeightMethods*()> target) {
   using Member = absl::StatusOr<json> (WeightMethods::*)(const json&);
   // Every one changes the weights or the config, or writes files: all need the admin key. The
-  // args that name a directory are confined to the server's allowed roots.
+  // args that name a directory are confined to the server's allowed roots; the pointers are
+  // into the args a client's CollectiveRpc passes (update_config's are the patch itself, which
+  // the controller hands the ranks as {"patch": ...}: both shapes are named).
   struct Method {
     const char* name;
     Member member;
     std::vector<std::string> path_args;
   };
   const Method methods[] = {
-      {"update_config", &WeightMethods::UpdateConfig, {"/patch/load_config/model"}},
+      {"update_config",
+       &WeightMethods::UpdateConfig,
+       {"/load_config/model", "/patch/load_config/model"}},
       {"reload_weights", &WeightMethods::ReloadWeights, {}},
       {"stage_weights", &WeightMethods::StageWeights, {"/source/model"}},
       {"commit_weights", &WeightMethods::CommitWeights, {}},

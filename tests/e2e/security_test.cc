@@ -146,8 +146,7 @@ TEST(SecurityTest, TheClientKeyServesButAdminMethodsNeedTheAdminKey) {
   const std::string saved = keyed.root() + "/saved";
   const json denied_calls[] = {
       {{"method", "reload_weights"}, {"args", json::object()}},
-      {{"method", "update_config"},
-       {"args", {{"patch", {{"scheduler_config", {{"max_num_seqs", 2}}}}}}}},
+      {{"method", "update_config"}, {"args", {{"load_config", {{"dummy_seed", 5}}}}}},
       {{"method", "save_sharded_state"}, {"args", {{"path", saved}}}},
       {{"method", "sleep"}, {"args", {{"level", 1}}}},
       {{"method", "stage_weights"}, {"args", json::object()}},
@@ -173,6 +172,9 @@ TEST(SecurityTest, TheClientKeyServesButAdminMethodsNeedTheAdminKey) {
   // The admin key does what the client key may not.
   ASSERT_TRUE(CallMethod(*admin, "reload_weights", json::object()).ok());
   EXPECT_GT(ServingVersion(*admin), version);
+  grpc::Status patched =
+      CallMethod(*admin, "update_config", {{"load_config", {{"dummy_seed", 5}}}});
+  EXPECT_TRUE(patched.ok()) << patched.error_message();
   ASSERT_TRUE(CallMethod(*admin, "save_sharded_state", {{"path", saved}}).ok());
   EXPECT_TRUE(fs::exists(saved));
   grpc::ClientContext stop;
@@ -209,10 +211,11 @@ TEST(SecurityTest, PathsOutsideTheAllowedRootsAreRefusedAndNothingIsWritten) {
   EXPECT_TRUE(fs::is_empty(keyed.dir() + "/elsewhere"));
   EXPECT_FALSE(fs::exists(keyed.root() + "2"));
   // Model directories of update_config and stage_weights are confined alike.
-  grpc::Status s =
-      CallMethod(*admin, "update_config",
-                 {{"patch", {{"load_config", {{"model", testing::WeightTestModel()}}}}}});
+  grpc::Status s = CallMethod(*admin, "update_config",
+                              {{"load_config", {{"model", testing::WeightTestModel()}}}});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "outside the allowed roots"))
+      << s.error_message();
   s = CallMethod(*admin, "stage_weights", {{"source", {{"model", testing::WeightTestModel()}}}});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
   loom::v1::GetStatusResponse status;
@@ -295,8 +298,8 @@ TEST(SecurityTest, BadKeyFilesAreClearErrors) {
   for (const Case& c : cases) {
     std::string out;
     const int code = testing::RunCommand(
-        absl::StrCat(testing::BinaryDir(), "/tools/loom serve --model ", testing::WeightTestModel(),
-                     " --port 0 --http-port 0 ", c.args, " 2>&1"),
+        absl::StrCat("timeout -s KILL 30 ", testing::BinaryDir(), "/tools/loom serve --model ",
+                     testing::WeightTestModel(), " --port 0 --http-port 0 ", c.args, " 2>&1"),
         &out);
     EXPECT_NE(code, 0) << c.args;
     EXPECT_TRUE(absl::StrContains(out, c.says)) << c.args << ": " << out;
@@ -330,6 +333,14 @@ TEST(SecurityTest, OversizeMessagesAreRefused) {
   unlimited.SetMaxSendMessageSize(-1);
   auto worker = loom::v1::Worker::NewStub(grpc::CreateCustomChannel(
       status.ranks(0).address(), grpc::InsecureChannelCredentials(), unlimited));
+  // Well over gRPC's 4 MiB default: the limit is the one set, not the library's.
+  grpc::ClientContext fits_context;
+  loom::v1::CallRequest fits;
+  fits.set_method("describe");
+  fits.set_args_json(json{{"pad", std::string(8 << 20, 'c')}}.dump());
+  loom::v1::CallResponse described;
+  grpc::Status fit = worker->Call(&fits_context, fits, &described);
+  EXPECT_TRUE(fit.ok()) << fit.error_message();
   grpc::ClientContext worker_context;
   worker_context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(1));
   loom::v1::CallRequest huge;
