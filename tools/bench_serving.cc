@@ -11,10 +11,6 @@
 // against the gRPC ids. Any difference ends the run with an error.
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,7 +22,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +36,7 @@
 #include "controller/tokenizer/tokenizer.h"
 #include "loom/v1/loom.grpc.pb.h"
 #include "tools/bench_stats.h"
+#include "tools/serve_child.h"
 
 namespace loom::cli {
 namespace {
@@ -67,90 +63,6 @@ std::string CpuModel() {
   }
   return "unknown CPU";
 }
-
-fs::path SelfDir() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::current_path() : self.parent_path();
-}
-
-// A `loom serve` child process: its output goes to a log file, it dies with this process, and
-// it gets SIGTERM (then SIGKILL) when this object goes away.
-class ServeProcess {
- public:
-  static absl::StatusOr<std::unique_ptr<ServeProcess>> Start(std::vector<std::string> args) {
-    std::string dir = (fs::temp_directory_path() / "loom-bench-serving-XXXXXX").string();
-    if (mkdtemp(dir.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-    auto p = std::unique_ptr<ServeProcess>(new ServeProcess(dir));
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    p->pid_ = fork();
-    if (p->pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      FILE* log = std::fopen(p->log_.c_str(), "w");
-      if (log != nullptr) {
-        dup2(fileno(log), STDOUT_FILENO);
-        dup2(fileno(log), STDERR_FILENO);
-      }
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    if (p->pid_ < 0) return absl::InternalError("fork failed");
-    // Loading a model on a busy CPU can take a while; the log says what went wrong otherwise.
-    const auto deadline = Clock::now() + std::chrono::minutes(5);
-    while (Clock::now() < deadline) {
-      const std::string out = p->Log();
-      const size_t listening = out.find("loom serve: listening on ");
-      const size_t http = out.find("OpenAI API on http://");
-      if (listening != std::string::npos && out.find("loom serve: ready:") != std::string::npos) {
-        if (http == std::string::npos) {
-          return absl::FailedPreconditionError("the server started without its HTTP API");
-        }
-        const size_t a = listening + 25, h = http + 21;
-        p->address_ = out.substr(a, out.find('\n', a) - a);
-        p->http_address_ = out.substr(h, out.find("/v1", h) - h);
-        return p;
-      }
-      int status = 0;
-      if (waitpid(p->pid_, &status, WNOHANG) == p->pid_) {
-        p->pid_ = -1;
-        return absl::FailedPreconditionError(
-            absl::StrCat("`", absl::StrJoin(args, " "), "` exited before it was ready:\n", out));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return absl::DeadlineExceededError(
-        absl::StrCat("the server was not ready in 5 minutes; its log:\n", p->Log()));
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      for (int i = 0; i < 200 && waitpid(pid_, nullptr, WNOHANG) != pid_; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        if (i == 199) {
-          kill(pid_, SIGKILL);
-          waitpid(pid_, nullptr, 0);
-        }
-      }
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string Log() const {
-    std::ifstream in(log_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-  const std::string& address() const { return address_; }
-  const std::string& http_address() const { return http_address_; }
-
- private:
-  explicit ServeProcess(std::string dir) : dir_(dir), log_(dir + "/serve.log") {}
-  std::string dir_, log_, address_, http_address_;
-  pid_t pid_ = -1;
-};
 
 struct Settings {
   int64_t new_tokens = 128;
@@ -482,7 +394,7 @@ absl::Status Run(const Flags& flags) {
         "--model and --serve-arg are for a server this tool starts, not one at --address");
   }
 
-  std::unique_ptr<ServeProcess> serve;
+  std::unique_ptr<ServeChild> serve;
   std::string address = flags.String("address"), http_address = flags.String("http-address");
   if (!attach) {
     const std::string model = flags.String("model", LOOM_DEFAULT_MODEL);
@@ -493,7 +405,9 @@ absl::Status Run(const Flags& flags) {
     args.insert(args.end(), {"--port", "0", "--http-port", "any"});
     for (const std::string& a : flags.All("serve-arg")) args.push_back(a);
     std::fprintf(stderr, "loom-bench-serving: starting %s\n", absl::StrJoin(args, " ").c_str());
-    LOOM_ASSIGN_OR_RETURN(serve, ServeProcess::Start(args));
+    LOOM_ASSIGN_OR_RETURN(serve, ServeChild::Start({.argv = args,
+                                                    .name = "loom-bench-serving",
+                                                    .require_http = true}));
     address = serve->address();
     http_address = serve->http_address();
   }
