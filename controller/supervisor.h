@@ -10,7 +10,9 @@
 // heartbeats to the controller stop being answered.
 //
 // External launcher: spawns nothing; the Controller service listens on TCP and waits for workers
-// started elsewhere (`loom-worker --controller HOST:PORT --rank R --world-size N`).
+// started elsewhere (`loom-worker --controller HOST:PORT --rank R --world-size N`). Stop asks
+// them to shut down; a Supervisor started again on the same fixed address is how
+// WorkerProcesses::Restart waits for their launcher to bring them back.
 //
 // Start returns once every rank registered, or fails naming the ranks that did not (with the
 // tail of their stderr) or that reported an error ("rank R: <error>"). A watcher thread per

@@ -1,11 +1,20 @@
 #include "controller/worker_processes.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/status.h"
 
 namespace loom {
 namespace {
 
 absl::Status ShuttingDown() { return absl::UnavailableError("the server is shutting down"); }
+
+// Whether "host:port" names a port of its own (not empty, not port 0: any free one).
+bool HasFixedPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return false;
+  const std::string port = address.substr(colon + 1);
+  return !port.empty() && port.find_first_not_of('0') != std::string::npos;
+}
 
 }  // namespace
 
@@ -36,15 +45,21 @@ absl::Status WorkerProcesses::Launch() {
 }
 
 absl::Status WorkerProcesses::Restart() {
-  if (options_.external) {
-    return absl::UnimplementedError(
-        "workers started by an outside launcher are not restarted by the controller");
+  if (options_.external && !HasFixedPort(options_.controller_address)) {
+    return absl::UnimplementedError(absl::StrCat(
+        "workers started by an outside launcher are not restarted: the controller listens on an "
+        "ephemeral port (", options_.controller_address.empty() ? "127.0.0.1:0"
+                                                                : options_.controller_address,
+        "), which a restarted worker could not find again; give --controller-address a fixed "
+        "port to let the cluster heal"));
   }
   {
-    // Killed first, under the shared lock: a call still waiting on a rank (one stuck in a
+    // Stopped first, under the shared lock: a call still waiting on a rank (one stuck in a
     // collective with the dead rank) fails now instead of holding the lock to its deadline.
+    // Local workers are killed; external ones (this process cannot signal them) are asked to
+    // shut down, and their launcher's restart loop starts them again.
     absl::ReaderMutexLock lock(&group_mu_);
-    if (supervisor_) supervisor_->Stop(/*kill_now=*/true);
+    if (supervisor_) supervisor_->Stop(/*kill_now=*/!options_.external);
   }
   absl::WriterMutexLock lock(&group_mu_);
   group_.reset();

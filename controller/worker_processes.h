@@ -33,8 +33,13 @@ class WorkerProcesses final : public Executor {
   int world_size() const override { return options_.world_size; }
   absl::StatusOr<GroupInitResult> Init(const EngineConfig& config, int num_threads,
                                        uint64_t weight_version) override;
-  // Stops every worker and spawns the group again (local launcher; Unimplemented for external
-  // workers, which only their launcher can bring back).
+  // Stops every worker and starts the group again. Local launcher: kills every rank and spawns
+  // it anew. External launcher with a fixed controller port: asks every live worker to shut down
+  // (it cannot signal remote processes), listens again on the same address and waits up to the
+  // register timeout for the launcher to bring every rank back (its restart loop, e.g.
+  // tools/run_worker.sh, restarts a worker that exited or was killed; docs/deploy.md).
+  // Unimplemented for external workers on an ephemeral port (port 0), which a restarted worker
+  // could not find again.
   absl::Status Restart() override;
   absl::StatusOr<std::vector<RankResult>> CollectiveCall(
       const std::string& method, const std::string& args_json, std::chrono::milliseconds timeout,

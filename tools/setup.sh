@@ -10,6 +10,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libcpp-httplib-dev  # the OpenAI-compatible HTTP API
   openssl  # the TLS tests make a self-signed certificate with it
+  iproute2  # tests/e2e/multi_host_test.cc: network namespaces joined by veth pairs (ip netns)
   python3 python3-venv  # the example Python client and its test (tools/test.sh makes the venv)
   # The fuzz targets only (tools/fuzz.sh, tests/fuzz): clang with libFuzzer and the sanitizer
   # runtimes, and clang's OpenMP for the configure step. The main build stays on g++.

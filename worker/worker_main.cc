@@ -2,11 +2,12 @@
 // launcher such as Slurm or Kubernetes), it serves the Worker service, registers with the
 // controller, and lives until the controller tells it to stop or goes away.
 //
-//   loom-worker --controller ADDR --rank R --world-size N [--device cpu|cuda|cuda:K] [--threads T]
+//   loom-worker --controller ADDR [--rank R] [--world-size N] [--device cpu|cuda|cuda:K] [--threads T]
 //               [--listen ADDR] [--enable-test-methods] [--controller-timeout-ms MS]
 //               [--cluster-secret-file PATH]
 //
-// --listen takes "unix:/path" or "host:port" (default 127.0.0.1:0, any free port). A worker that
+// Without --rank / --world-size, the rank and world size come from the launcher's environment
+// (Slurm, a Kubernetes StatefulSet; worker/launch_env.h). --listen takes "unix:/path" or "host:port" (default 127.0.0.1:0, any free port). A worker that
 // cannot serve (bad device, no listening port) still registers, with the error, so the controller
 // can report "rank R: <error>"; then it exits 1. Exit codes: 0 stopped by the controller, 1 could
 // not start, 2 bad command line, 3 lost the controller. With a cluster secret (the file, or
@@ -22,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +38,7 @@
 #include "kernels/execution_context.h"
 #include "loom/v1/worker.grpc.pb.h"
 #include "proto/cluster_channel.h"
+#include "worker/launch_env.h"
 #include "worker/worker_service.h"
 
 namespace loom {
@@ -82,11 +85,14 @@ absl::StatusOr<Flags> FlagsFrom(const cli::Flags& parsed) {
   flags.device = parsed.String("device", flags.device);
   flags.listen = parsed.String("listen", flags.listen);
   flags.enable_test_methods = parsed.Bool("enable-test-methods");
-  LOOM_ASSIGN_OR_RETURN(const int64_t rank, parsed.Int("rank", flags.rank));
-  LOOM_ASSIGN_OR_RETURN(const int64_t world_size, parsed.Int("world-size", flags.world_size));
+  std::optional<int64_t> rank_flag, world_size_flag;
+  if (parsed.Has("rank")) {
+    LOOM_ASSIGN_OR_RETURN(rank_flag, parsed.Int("rank", 0));
+  }
+  if (parsed.Has("world-size")) {
+    LOOM_ASSIGN_OR_RETURN(world_size_flag, parsed.Int("world-size", 0));
+  }
   LOOM_ASSIGN_OR_RETURN(const int64_t threads, parsed.Int("threads", flags.threads));
-  flags.rank = static_cast<int>(rank);
-  flags.world_size = static_cast<int>(world_size);
   flags.threads = static_cast<int>(threads);
   LOOM_ASSIGN_OR_RETURN(flags.controller_timeout_ms,
                         parsed.Int("controller-timeout-ms", flags.controller_timeout_ms));
@@ -95,11 +101,9 @@ absl::StatusOr<Flags> FlagsFrom(const cli::Flags& parsed) {
   LOOM_ASSIGN_OR_RETURN(flags.cluster_secret,
                         ClusterSecretFrom(parsed.String("cluster-secret-file")));
   if (flags.controller.empty()) return absl::InvalidArgumentError("--controller is required");
-  if (flags.world_size < 1 || flags.rank < 0 || flags.rank >= flags.world_size) {
-    return absl::InvalidArgumentError(absl::StrCat("--rank ", flags.rank, " --world-size ",
-                                                   flags.world_size,
-                                                   ": need 0 <= rank < world size"));
-  }
+  LOOM_ASSIGN_OR_RETURN(const RankAndWorld where, ResolveRankAndWorld(rank_flag, world_size_flag));
+  flags.rank = where.rank;
+  flags.world_size = where.world_size;
   if (flags.threads <= 0) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     flags.threads = std::max(1, cores / flags.world_size);
@@ -136,7 +140,10 @@ constexpr char kUsage[] =
     "One tensor-parallel rank of a Loom cluster. `loom serve` starts these itself; start them\n"
     "by hand (or from Slurm, Kubernetes) for `loom serve --launcher external`.\n\n"
     "  --controller ADDR            the controller's address (required)\n"
-    "  --rank R --world-size N      this rank and the number of ranks (required)\n"
+    "  --rank R --world-size N      this rank and the number of ranks; without the flags,\n"
+    "                               from SLURM_PROCID / SLURM_NTASKS (srun), or a Kubernetes\n"
+    "                               StatefulSet pod's ordinal (HOSTNAME <set>-R) with\n"
+    "                               LOOM_WORLD_SIZE (docs/deploy.md)\n"
     "  --device D                   cpu, cuda (rank R binds GPU R) or cuda:K (default cpu)\n"
     "  --threads T                  CPU threads (default: cores / world size)\n"
     "  --listen ADDR                where to serve: host:port or unix:/path (default 127.0.0.1:0)\n"

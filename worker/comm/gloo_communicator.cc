@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -76,9 +77,17 @@ absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
     return absl::InvalidArgumentError("Gloo: the timeout must be positive");
   }
   IgnoreSigpipeUnlessHandled();
+  // GLOO_SOCKET_IFNAME (as PyTorch reads it) names the interface whose address the mesh binds;
+  // without it, the address of options.hostname (docs/deploy.md).
+  const char* iface = std::getenv("GLOO_SOCKET_IFNAME");
+  const bool by_iface = iface != nullptr && *iface != '\0';
   try {
     gloo::transport::tcp::attr attr;
-    attr.hostname = options.hostname;
+    if (by_iface) {
+      attr.iface = iface;
+    } else {
+      attr.hostname = options.hostname;
+    }
     std::shared_ptr<gloo::transport::Device> device = gloo::transport::tcp::CreateDevice(attr);
     auto context = std::make_shared<gloo::rendezvous::Context>(static_cast<int>(rank),
                                                                static_cast<int>(world));
@@ -93,7 +102,10 @@ absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
     return std::unique_ptr<GlooCommunicator>(new GlooCommunicator(rank, world, context));
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("Gloo rendezvous failed on rank ", rank, " of ",
-                                               world, " (", options.hostname, ", prefix '",
+                                               world, " (",
+                                               by_iface ? absl::StrCat("GLOO_SOCKET_IFNAME=", iface)
+                                                        : options.hostname,
+                                               ", prefix '",
                                                options.prefix, "'): ", e.what()));
   }
 }
