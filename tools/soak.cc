@@ -17,7 +17,8 @@
 // and as many tokens as its usage says; every failure is printed with its error. It exits
 // non-zero on any failed request or admin call, on RSS growth of --max-rss-growth percent or more
 // on any process, on any growth of fds or threads past --fd-slack / --thread-slack, when a worker's
-// pid changed, and when the idle server still holds requests or KV blocks.
+// pid changed, and when the idle server still holds requests or KV blocks. docs/soak.md has the
+// details and measured runs.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -412,9 +414,11 @@ absl::StatusOr<loom::v1::GetStatusResponse> WaitIdle(loom::v1::Loom::Stub& stub)
 
 // One phase: `streams` streams for `duration`, the admin loop beside them; with `full_cycle` the
 // admin calls run back to back once around the cycle and the phase lasts until they are done.
+// `every` runs about every 30 s of the phase (not at all when empty).
 Totals RunPhase(const std::string& address, const Load& load, int64_t streams,
                 std::chrono::milliseconds duration, Admin& admin,
-                std::chrono::milliseconds admin_interval, bool full_cycle, uint64_t seed) {
+                std::chrono::milliseconds admin_interval, bool full_cycle, uint64_t seed,
+                const std::function<void()>& every = {}) {
   std::atomic<bool> stop{false}, admin_stop{false};
   std::vector<Totals> totals(streams);
   std::vector<std::thread> threads;
@@ -430,7 +434,14 @@ Totals RunPhase(const std::string& address, const Load& load, int64_t streams,
     }
   });
   if (full_cycle) admin_thread.join();
-  while (Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  Clock::time_point next_sample = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (every && Clock::now() >= next_sample) {
+      every();
+      next_sample += std::chrono::seconds(30);
+    }
+  }
   admin_stop = true;
   if (admin_thread.joinable()) admin_thread.join();
   stop = true;
@@ -532,7 +543,16 @@ absl::Status Run(const Flags& flags) {
                admin_interval.count() / 1000.0);
   const Clock::time_point soak_start = Clock::now();
   const Totals main = RunPhase(serve->address(), load, streams, duration, admin, admin_interval,
-                               /*full_cycle=*/false, static_cast<uint64_t>(seed) + 1);
+                               /*full_cycle=*/false, static_cast<uint64_t>(seed) + 1, [&] {
+                                 // The trend under load, to tell growth from a step.
+                                 std::string line;
+                                 for (const Process& p : processes) {
+                                   absl::StrAppend(&line, line.empty() ? "" : ", ", p.name, " ",
+                                                   Mb(Sample(p.pid).rss_kb));
+                                 }
+                                 std::fprintf(stderr, "loom-soak: %.0f s: RSS MB %s\n",
+                                              Seconds(soak_start, Clock::now()), line.c_str());
+                               });
   const double soak_seconds = Seconds(soak_start, Clock::now());
   LOOM_ASSIGN_OR_RETURN(const loom::v1::GetStatusResponse after, WaitIdle(*stub));
   std::vector<ProcSample> last;
