@@ -409,10 +409,10 @@ absl::StatusOr<StepOutput> Rank::Step(const StepInput& step, double* compute_sec
                                                   .max_positions = model.MaxContextLength(),
                                                   .block_size = runner_->block_size(),
                                                   .num_blocks = runner_->num_kv_blocks()}));
+  ScopedStep stepping;  // a stage running beside paces itself while steps run (stage_pacer.h)
   const auto start = std::chrono::steady_clock::now();
   try {
     LOOM_ASSIGN_OR_RETURN(StepOutput output, runner_->Execute(step));
-    NoteStepEnd();  // a stage running beside paces itself while steps come (stage_pacer.h)
     if (compute_seconds != nullptr) {
       *compute_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -72,8 +72,12 @@ TEST(StagePacerTest, AnOverrunSleepCountsAsSlept) {
   EXPECT_NEAR(pacer.slept_seconds(), 0.026, 1e-9);
 }
 
-TEST(StagePacerTest, StepEndsMarkTheRankBusyForAWindow) {
-  NoteStepEnd();
+TEST(StagePacerTest, ARunningStepAndARecentEndMarkTheRankBusy) {
+  {
+    ScopedStep step;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_TRUE(StepsRanWithin(std::chrono::milliseconds(1)));  // running, however long
+  }
   EXPECT_TRUE(StepsRanWithin(std::chrono::seconds(10)));
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_FALSE(StepsRanWithin(std::chrono::milliseconds(1)));

@@ -8,6 +8,7 @@ namespace loom {
 namespace {
 
 std::atomic<int64_t> last_step_end_ns{0};
+std::atomic<int> steps_running{0};
 thread_local StagePacer* active_pacer = nullptr;
 
 int64_t NowNs() {
@@ -18,9 +19,15 @@ int64_t NowNs() {
 
 }  // namespace
 
-void NoteStepEnd() { last_step_end_ns.store(NowNs(), std::memory_order_relaxed); }
+ScopedStep::ScopedStep() { steps_running.fetch_add(1, std::memory_order_relaxed); }
+
+ScopedStep::~ScopedStep() {
+  last_step_end_ns.store(NowNs(), std::memory_order_relaxed);
+  steps_running.fetch_sub(1, std::memory_order_relaxed);
+}
 
 bool StepsRanWithin(std::chrono::nanoseconds window) {
+  if (steps_running.load(std::memory_order_relaxed) > 0) return true;
   const int64_t last = last_step_end_ns.load(std::memory_order_relaxed);
   return last != 0 && NowNs() - last <= window.count();
 }

@@ -5,7 +5,8 @@
 // meet at barriers, so one of them losing its core for a scheduler slice stalls the whole step.
 // So the stage also paces itself: its reads go in chunks, and after each chunk, if the rank ran a
 // step within the last kBusyWindow, it sleeps so that its working time is at most `share` of the
-// wall time (share 0.5: as long asleep as it worked). While the rank is idle it reads flat out.
+// wall time (share 0.5: as long asleep as it worked). A step running counts, whatever its length
+// (a 150 ms step must not look idle). While the rank is idle it reads flat out.
 //
 // The pacer of the thread running a stage is found by the reads themselves (ActivePacer), so the
 // readers of every weight source pace without being told; a thread with none never waits.
@@ -18,13 +19,21 @@
 
 namespace loom {
 
-// The step loop marks each step's end; stages read the mark. One rank per process.
-void NoteStepEnd();
+// The step loop marks each step while it runs (ScopedStep); stages read the marks. One rank per
+// process.
+class ScopedStep {
+ public:
+  ScopedStep();
+  ~ScopedStep();  // the step's end
+  ScopedStep(const ScopedStep&) = delete;
+  ScopedStep& operator=(const ScopedStep&) = delete;
+};
+// A step runs now, or one ended within `window`.
 bool StepsRanWithin(std::chrono::nanoseconds window);
 
 class StagePacer {
  public:
-  // How recent a step must be for the rank to count as serving.
+  // How recent a step's end must be for the rank to count as serving between two steps.
   static constexpr std::chrono::milliseconds kBusyWindow{50};
   // Bytes a reader moves between two calls of Pace.
   static constexpr int64_t kChunkBytes = int64_t{4} << 20;
