@@ -37,9 +37,11 @@ struct LoadConfig {
   // checkpoint's own type (ResolveWeightDType), so a user's weights are never silently rounded.
   std::optional<DType> weight_dtype;
   // The share of wall time a stage (stage_weights, a staged reload) may spend loading while the
-  // rank is serving steps, in (0, 1]; it sleeps the rest between chunks of its reads. 1 never
-  // waits. An idle rank's stage always runs flat out (worker/loader/stage_pacer.h).
-  double stage_share = 0.5;
+  // rank is serving steps, in (0, 1]; it sleeps the rest between chunks of its reads. 1 (the
+  // default) never waits: a lower share protects decode but can stretch a stage past its RPC
+  // deadline on a machine the steps keep busy (docs/weights.md has the measured trade). An idle
+  // rank's stage always runs flat out (worker/loader/stage_pacer.h).
+  double stage_share = 1.0;
 };
 
 struct CacheConfig {

@@ -35,7 +35,7 @@ std::vector<FlagSpec> EngineFlagSpecs() {
       {"dummy-seed", false, "seed of --load-format dummy weights", "0"},
       {"dummy-range", false, "dummy weights are uniform in +-this", "0.001"},
       {"stage-share", false,
-       "share of time a stage may spend loading while the rank serves steps, in (0, 1]", "0.5"},
+       "share of time a stage may spend loading while the rank serves steps, in (0, 1]", "1"},
       {"weight-dtype", false, "in-memory weight type: auto (the checkpoint's own), float16, bfloat16 or float32", "auto"},
       {"kv-cache-memory", false, "memory for the paged KV cache of CPU ranks, e.g. 512M, 2G", "2G"},
       {"gpu-memory-utilization", false,
