@@ -178,6 +178,11 @@ void OneRequest(loom::v1::Loom::Stub& stub, const loom::v1::GenerateRequest& req
   ++t.sent;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + load.request_deadline);
+  // A new connection's first attempt may fail transiently (seen: 24–48 first requests of fresh
+  // channels, UNAVAILABLE "failed to connect", with the server up and serving the other
+  // streams); wait-for-ready retries the connect within the deadline, as a production client
+  // would. A server that stays unreachable still fails every request at the deadline.
+  context.set_wait_for_ready(true);
   auto reader = stub.Generate(&context, request);
   bool cancelled = false;
   if (cancel_after == 0) {
