@@ -1,6 +1,10 @@
 // Detection and choice of the CPU kernel variant. Compiled without AVX flags (cpu_isa.h).
 #include "kernels/cpu/cpu_isa.h"
 
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -25,6 +29,21 @@ bool HasAvx512() {
          __builtin_cpu_supports("avx512vl");
 }
 
+// AMX-TILE and AMX-BF16 (CPUID leaf 7, EDX bits 24 and 22), and the kernel's leave for this
+// process to use the tile data registers: Linux keeps them off until asked (arch_prctl
+// ARCH_REQ_XCOMP_PERM, once per process; a kernel before 5.16 refuses). Asked once, on first use.
+bool HasAmx() {
+  static const bool granted = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    if (((edx >> 24) & 1) == 0 || ((edx >> 22) & 1) == 0) return false;
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtileData = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0;
+  }();
+  return granted;
+}
+
 const internal::IsaKernels* TableOf(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::kAvx2:
@@ -38,6 +57,12 @@ const internal::IsaKernels* TableOf(CpuIsa isa) {
     case CpuIsa::kAvx512Bf16:
 #ifdef LOOM_HAVE_AVX512BF16_KERNELS
       return &internal::kAvx512Bf16Kernels;
+#else
+      return nullptr;
+#endif
+    case CpuIsa::kAmx:
+#ifdef LOOM_HAVE_AMX_KERNELS
+      return &internal::kAmxKernels;
 #else
       return nullptr;
 #endif
@@ -77,12 +102,14 @@ const char* CpuIsaName(CpuIsa isa) {
       return "avx512";
     case CpuIsa::kAvx512Bf16:
       return "avx512bf16";
+    case CpuIsa::kAmx:
+      return "amx";
   }
   return "unknown";
 }
 
 std::optional<CpuIsa> ParseCpuIsa(std::string_view name) {
-  for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16}) {
+  for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
     if (name == CpuIsaName(isa)) return isa;
   }
   return std::nullopt;
@@ -97,12 +124,14 @@ bool CpuSupports(CpuIsa isa) {
       return HasAvx512();
     case CpuIsa::kAvx512Bf16:
       return HasAvx512() && __builtin_cpu_supports("avx512bf16");
+    case CpuIsa::kAmx:
+      return HasAvx512() && __builtin_cpu_supports("avx512bf16") && HasAmx();
   }
   return false;
 }
 
 std::optional<CpuIsa> DetectedIsa() {
-  for (CpuIsa isa : {CpuIsa::kAvx512Bf16, CpuIsa::kAvx512, CpuIsa::kAvx2}) {
+  for (CpuIsa isa : {CpuIsa::kAmx, CpuIsa::kAvx512Bf16, CpuIsa::kAvx512, CpuIsa::kAvx2}) {
     if (CpuSupports(isa)) return isa;
   }
   return std::nullopt;
@@ -126,7 +155,7 @@ absl::Status CheckHostCpu() {
   const std::optional<CpuIsa> isa = ParseCpuIsa(requested);
   if (!isa.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        kEnvVar, "=", requested, ": not a CPU kernel variant (avx2, avx512 or avx512bf16)"));
+        kEnvVar, "=", requested, ": not a CPU kernel variant (avx2, avx512, avx512bf16 or amx)"));
   }
   if (!CpuSupports(*isa)) {
     return absl::FailedPreconditionError(

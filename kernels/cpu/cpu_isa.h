@@ -4,7 +4,7 @@
 // AVX-512 Xeon without ever executing an instruction the CPU lacks.
 //
 // The choice is made once, on first use: the fastest variant the CPU supports, or the one the
-// environment variable LOOM_CPU_ISA names (avx2, avx512, avx512bf16) to compare variants on one
+// environment variable LOOM_CPU_ISA names (avx2, avx512, avx512bf16, amx) to compare variants on one
 // machine. A value that is unknown or asks for more than the CPU has is refused when a host
 // context is created (CheckHostCpu) and never executed.
 //
@@ -25,9 +25,11 @@ enum class CpuIsa {
   kAvx2,        // AVX2 + FMA + F16C: the baseline, the least Loom runs on
   kAvx512,      // + AVX-512 F, BW, VL
   kAvx512Bf16,  // + AVX-512 BF16: vdpbf16ps for bf16 weights. Never the default: see DefaultIsa
+  kAmx,         // + AMX-TILE and AMX-BF16, and the OS's leave to use the tiles: bf16 weights on
+                // tiles (isa_amx.cc)
 };
 
-// "avx2", "avx512", "avx512bf16": what LOOM_CPU_ISA takes and tools print.
+// "avx2", "avx512", "avx512bf16", "amx": what LOOM_CPU_ISA takes and tools print.
 const char* CpuIsaName(CpuIsa isa);
 std::optional<CpuIsa> ParseCpuIsa(std::string_view name);
 
@@ -38,8 +40,9 @@ bool CpuSupports(CpuIsa isa);
 
 // The fastest variant this CPU supports: DetectedIsa(), but kAvx512 where that is kAvx512Bf16.
 // Keeping the activations' f32 precision costs kAvx512Bf16 two vdpbf16ps per 32 weights and
-// activation row, and those ran slower than kAvx512's FMAs (isa_avx512bf16.cc has the numbers).
-// kAvx2 below the baseline.
+// activation row, and those ran slower than kAvx512's FMAs (isa_avx512bf16.cc has the numbers);
+// kAmx pays three tile products per tile of weights and is the fastest at every row count
+// (docs/cpu_performance.md). kAvx2 below the baseline.
 CpuIsa DefaultIsa();
 
 // The variant the kernels run: LOOM_CPU_ISA when set and supported, otherwise DefaultIsa().

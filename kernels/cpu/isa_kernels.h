@@ -3,8 +3,8 @@
 // the BLAS calls, and call through ActiveKernels() once per slice of work, never per element.
 //
 // Each table lives in its own translation unit, compiled with that variant's flags: isa_avx2.cc,
-// isa_avx512.cc, isa_avx512bf16.cc. Those files include only this header, <immintrin.h> and
-// isa_avx512-inl.h, and keep every function in an anonymous namespace: an inline function or
+// isa_avx512.cc, isa_avx512bf16.cc, isa_amx.cc. Those files include only this header, the C++
+// library, <immintrin.h> and isa_avx512-inl.h, and keep every function in an anonymous namespace: an inline function or
 // template with external linkage compiled there could become the copy the linker keeps for the
 // whole program, and then run AVX-512 code on a CPU without it.
 #ifndef LOOM_KERNELS_CPU_ISA_KERNELS_H_
@@ -26,8 +26,13 @@ struct LinearSlice {
 // pack_bf16 rearranges whole blocks of this many columns; the K % kPackBlock columns after them
 // are read from x itself.
 inline constexpr int64_t kPackBlock = 32;
-// Floats pack_bf16 writes for M rows of K columns.
+// Floats the AVX-512 tables' pack_bf16 write for M rows of K columns: one per activation.
 inline int64_t PackedFloats(int64_t M, int64_t K) { return M * (K / kPackBlock * kPackBlock); }
+// Row counts at and below which Linear streams 16-bit weights through the FMA kernels; above,
+// it widens them for sgemm (linear16.h has the measurements).
+inline constexpr int64_t kLinearStreamingMaxRows = 16;
+// linear_bf16_max_rows of a table whose linear_bf16 is fastest at every row count.
+inline constexpr int64_t kAnyRows = INT64_MAX;
 
 // One online-softmax chunk of attention for a group of query heads (paged_attention.cc).
 struct AttentionChunk {
@@ -51,8 +56,14 @@ struct IsaKernels {
   void (*linear_f32)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
   void (*linear_bf16)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
   void (*linear_f16)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
-  // Fills PackedFloats(M, K) floats at `packed` for linear_bf16; null when it reads x as is.
+  // Fills packed_floats(M, K) floats at `packed` for linear_bf16; both null when it reads x as is.
   void (*pack_bf16)(const float* x, int64_t M, int64_t K, float* packed);
+  int64_t (*packed_floats)(int64_t M, int64_t K);
+  // Linear calls linear_bf16 for up to this many activation rows; above, it widens blocks of
+  // weights to f32 for sgemm (prefill on CPUs whose bf16 arithmetic is the FMA's).
+  int64_t linear_bf16_max_rows;
+  // The linear_* functions are handed stretches of weight rows that start at multiples of this.
+  int64_t row_group;
   // dst[i] = src[i] widened to f32, for i < n.
   void (*widen_bf16)(const uint16_t* src, int64_t n, float* dst);
   void (*widen_f16)(const uint16_t* src, int64_t n, float* dst);
@@ -63,10 +74,12 @@ struct IsaKernels {
 };
 
 // The tables each isa_*.cc defines; the AVX-512 ones exist when the compiler took their flags
-// (LOOM_HAVE_AVX512_KERNELS, LOOM_HAVE_AVX512BF16_KERNELS).
+// (LOOM_HAVE_AVX512_KERNELS, LOOM_HAVE_AVX512BF16_KERNELS,
+// LOOM_HAVE_AMX_KERNELS).
 extern const IsaKernels kAvx2Kernels;
 extern const IsaKernels kAvx512Kernels;
 extern const IsaKernels kAvx512Bf16Kernels;
+extern const IsaKernels kAmxKernels;
 
 // The table of ActiveIsa() (kernels/cpu/cpu_isa.h). A load of one pointer after the first call.
 const IsaKernels& ActiveKernels();

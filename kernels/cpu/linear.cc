@@ -8,7 +8,8 @@
 //    a fraction of the read bandwidth with one or a few rows.
 //  - many rows (prefill): compute dominates, so blocks of 16-bit weight rows are widened into a
 //    scratch buffer and handed to sgemm (f32 weights directly), whose blocking beats a
-//    hand-written loop.
+//    hand-written loop of FMAs. Not for bf16 weights on a CPU with AMX tiles, whose kernel
+//    (isa_amx.cc) beats sgemm at every row count.
 // Both paths accumulate in f32; neither rounds the activations to bf16. The inner loops are
 // those of the CPU's instruction set (isa_kernels.h); this file threads and blocks them.
 #include <cblas.h>
@@ -70,7 +71,7 @@ void ForEachColumnSlice(int64_t M, int64_t N, int64_t K, Fn fn) {
 // Runs fn(n_begin, n_end) over contiguous stretches of the N weight rows, one per OpenMP
 // thread (prefetcher-friendly); tiny matrices stay on one thread so the fork costs nothing.
 template <typename Fn>
-void ForEachRowStretch(int64_t N, int64_t K, Fn fn) {
+void ForEachRowStretch(int64_t N, int64_t K, int64_t group, Fn fn) {
   if (N * K < (int64_t{1} << 16)) {
     fn(0, N);
     return;
@@ -78,10 +79,10 @@ void ForEachRowStretch(int64_t N, int64_t K, Fn fn) {
 #pragma omp parallel
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    // Stretches of whole groups of 4 rows keep every thread on full tiles.
-    const int64_t groups = (N + 3) / 4;
-    const int64_t begin = std::min(N, groups * t / nt * 4);
-    const int64_t end = std::min(N, groups * (t + 1) / nt * 4);
+    // Stretches of whole groups of rows keep every thread on full tiles.
+    const int64_t groups = (N + group - 1) / group;
+    const int64_t begin = std::min(N, groups * t / nt * group);
+    const int64_t end = std::min(N, groups * (t + 1) / nt * group);
     if (begin < end) fn(begin, end);
   }
 }
@@ -101,11 +102,12 @@ void LinearStreaming(DType dtype, const float* x, int64_t M, const void* w, int6
     // Kept per thread across calls: a fresh buffer of a few hundred KiB would be mapped and
     // faulted in on every call.
     thread_local std::vector<float> packed;
-    packed.resize(static_cast<size_t>(PackedFloats(M, K)));
+    packed.resize(static_cast<size_t>(isa.packed_floats(M, K)));
     isa.pack_bf16(x, M, K, packed.data());
     slice.packed = packed.data();
   }
-  ForEachRowStretch(N, K, [&](int64_t n_begin, int64_t n_end) { rows(slice, n_begin, n_end); });
+  ForEachRowStretch(N, K, isa.row_group,
+                    [&](int64_t n_begin, int64_t n_end) { rows(slice, n_begin, n_end); });
 }
 
 void Linear16Streaming(DType dtype, const float* x, int64_t M, const uint16_t* w, int64_t N,
@@ -145,7 +147,8 @@ absl::Status cpu::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
     ForEachColumnSlice(M, N, K, [&](int64_t n0, int64_t n1) {
       Sgemm(xp, M, wp + n0 * K, n1 - n0, K, op + n0, N);
     });
-  } else if (M <= internal::kLinearStreamingMaxRows) {
+  } else if (M <= (w.dtype() == DType::kBF16 ? internal::ActiveKernels().linear_bf16_max_rows
+                                              : internal::kLinearStreamingMaxRows)) {
     internal::Linear16Streaming(w.dtype(), xp, M, w.data<uint16_t>(), N, K, op);
   } else {
     internal::Linear16Blocked(w.dtype(), xp, M, w.data<uint16_t>(), N, K, op);

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "controller/tokenizer/tokenizer.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "loom/v1/loom.grpc.pb.h"
 #include "tests/e2e/model_dir.h"
 #include "tests/e2e/serve_process.h"
@@ -144,7 +145,9 @@ TEST_F(ServeTest, ClientVerbsTalkToTheServer) {
   EXPECT_TRUE(absl::StrContains(out, "tp=2")) << out;
   EXPECT_TRUE(absl::StrContains(out, "rank 1: ready")) << out;
   // Each rank says where its memory went, on which device (the host names its kernel variant).
-  EXPECT_TRUE(absl::StrContains(out, "memory: cpu (avx")) << out;
+  EXPECT_TRUE(absl::StrContains(
+      out, absl::StrCat("memory: cpu (", kernels::CpuIsaName(kernels::ActiveIsa()), ")")))
+      << out;
   EXPECT_TRUE(absl::StrContains(out, "): weights ")) << out;
   EXPECT_TRUE(absl::StrContains(out, " blocks); host: kv_cache_bytes as configured")) << out;
   ASSERT_EQ(testing::RunCommand(Loom() + " rpc check_health" + at, &out), 0) << out;

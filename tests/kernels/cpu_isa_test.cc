@@ -85,6 +85,21 @@ TEST_P(CpuIsaTest, LinearMatchesScalarReference) {
       }
     }
   }
+  // Prefill row counts: the AMX kernel makes passes of 256 activation rows, in pairs of 16-row
+  // blocks, over pairs of 16-row weight groups; both threads, and remainders of all of them.
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    for (int64_t m : {300, 512}) {
+      const int64_t n = 200, k = 333;
+      SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " M=" << m << " N=" << n << " K=" << k);
+      std::mt19937 rng(seed++);
+      Tensor x = testing::RandomF32({m, k}, rng);
+      Tensor w = *testing::RandomF32({n, k}, rng).To(dtype);
+      Tensor out = testing::PoisonedF32({m, n});
+      ASSERT_TRUE(Linear(HostContext(), x, w, nullptr, out).ok());
+      ExpectClose(out.data<float>(), LinearReference(x, w), 1e-5,
+                  AbsTolerancePerTerm(dtype) * static_cast<double>(k), "out");
+    }
+  }
 }
 
 // One decode or prefill step over a paged cache, against dense softmax attention in double.
@@ -158,13 +173,14 @@ TEST_P(CpuIsaTest, PagedAttentionMatchesScalarReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, CpuIsaTest,
-                         ::testing::Values(CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16),
+                         ::testing::Values(CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16,
+                                           CpuIsa::kAmx),
                          [](const ::testing::TestParamInfo<CpuIsa>& info) {
                            return std::string(CpuIsaName(info.param));
                          });
 
 TEST(CpuIsaChoiceTest, NamesRoundTripAndTheChoiceIsSupported) {
-  for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16}) {
+  for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
     EXPECT_EQ(ParseCpuIsa(CpuIsaName(isa)), isa);
   }
   EXPECT_FALSE(ParseCpuIsa("avx1024").has_value());
@@ -175,6 +191,9 @@ TEST(CpuIsaChoiceTest, NamesRoundTripAndTheChoiceIsSupported) {
   EXPECT_NE(DefaultIsa(), CpuIsa::kAvx512Bf16);
   // Each variant needs what the ones before it need.
   EXPECT_TRUE(!CpuSupports(CpuIsa::kAvx512Bf16) || CpuSupports(CpuIsa::kAvx512));
+  EXPECT_TRUE(!CpuSupports(CpuIsa::kAmx) || CpuSupports(CpuIsa::kAvx512Bf16));
+  // The tiles are the fastest where the CPU and the OS allow them.
+  if (CpuSupports(CpuIsa::kAmx)) EXPECT_EQ(DefaultIsa(), CpuIsa::kAmx);
   EXPECT_EQ(HostContext().Description(), std::string("cpu (") + CpuIsaName(ActiveIsa()) + ")");
 }
 
@@ -186,7 +205,7 @@ TEST(CpuIsaChoiceTest, CheckHostCpuRefusesAnUnknownOrUnsupportedVariant) {
   EXPECT_EQ(CheckHostCpu().code(), absl::StatusCode::kInvalidArgument);
   setenv("LOOM_CPU_ISA", "avx2", 1);
   EXPECT_TRUE(CheckHostCpu().ok());
-  for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvx512Bf16}) {
+  for (CpuIsa isa : {CpuIsa::kAvx512, CpuIsa::kAvx512Bf16, CpuIsa::kAmx}) {
     setenv("LOOM_CPU_ISA", CpuIsaName(isa), 1);
     EXPECT_EQ(CheckHostCpu().ok(), CpuSupports(isa)) << CpuIsaName(isa);
   }
