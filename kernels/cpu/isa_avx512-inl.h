@@ -54,7 +54,12 @@ inline void AccumulateInOrder(__m512 (&acc)[kW][R], const float* x, int64_t ldx,
   int64_t k = k0;
   for (; k + 16 <= K; k += 16) {
     __m512 wv[kW];
-    for (int j = 0; j < kW; ++j) wv[j] = W::Load16(w + j * K + k);
+    for (int j = 0; j < kW; ++j) {
+      // A kilobyte ahead on every row: the hardware prefetcher alone left f16 batch-1 decode
+      // at 0.85x of these loops with it (Qwen3-0.6B shape, 2 cores, 16.0 vs 18.8 tok/s).
+      _mm_prefetch(reinterpret_cast<const char*>(w + j * K + k) + 1024, _MM_HINT_T0);
+      wv[j] = W::Load16(w + j * K + k);
+    }
     for (int r = 0; r < R; ++r) {
       const __m512 xv = _mm512_loadu_ps(x + r * ldx + k);
       for (int j = 0; j < kW; ++j) acc[j][r] = _mm512_fmadd_ps(wv[j], xv, acc[j][r]);

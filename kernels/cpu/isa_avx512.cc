@@ -5,12 +5,11 @@
 namespace loom::kernels::internal {
 
 constinit const IsaKernels kAvx512Kernels = {
-    .linear_f32 = LinearRows<InOrder<F32Weights>>,
-    .linear_bf16 = LinearRows<EvenOdd>,
-    .linear_f16 = LinearRows<InOrder<F16Weights>>,
-    .pack_bf16 = PackEvenOdd,
+    .linear_f32 = {LinearRows<InOrder<F32Weights>>, kLinearF32StreamingMaxRows, false},
+    .linear_bf16 = {LinearRows<EvenOdd>, kLinearStreamingMaxRows, true},
+    .linear_f16 = {LinearRows<InOrder<F16Weights>>, kLinearStreamingMaxRows, false},
+    .pack = PackEvenOdd,
     .packed_floats = PackedFloats,
-    .linear_bf16_max_rows = kLinearStreamingMaxRows,
     .row_group = 4,
     .widen_bf16 = Widen<Bf16Weights>,
     .widen_f16 = Widen<F16Weights>,

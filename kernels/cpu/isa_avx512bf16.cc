@@ -82,12 +82,11 @@ struct DotBf16 {
 }  // namespace
 
 constinit const IsaKernels kAvx512Bf16Kernels = {
-    .linear_f32 = LinearRows<InOrder<F32Weights>>,
-    .linear_bf16 = LinearRows<DotBf16>,
-    .linear_f16 = LinearRows<InOrder<F16Weights>>,
-    .pack_bf16 = PackHiLo,
+    .linear_f32 = {LinearRows<InOrder<F32Weights>>, kLinearF32StreamingMaxRows, false},
+    .linear_bf16 = {LinearRows<DotBf16>, kLinearStreamingMaxRows, true},
+    .linear_f16 = {LinearRows<InOrder<F16Weights>>, kLinearStreamingMaxRows, false},
+    .pack = PackHiLo,
     .packed_floats = PackedFloats,
-    .linear_bf16_max_rows = kLinearStreamingMaxRows,
     .row_group = 4,
     .widen_bf16 = Widen<Bf16Weights>,
     .widen_f16 = Widen<F16Weights>,

@@ -17,22 +17,36 @@ namespace loom::kernels::internal {
 // One Linear call: out[M, N] = x[M, K] · w[N, K]ᵀ, all contiguous, M, N, K > 0.
 struct LinearSlice {
   const float* x;
-  const float* packed;  // x rearranged by the table's pack_bf16, for linear_bf16
+  const float* packed;  // x rearranged by the table's pack, for the kernels marked `packed`
   const void* w;        // float, or the bits of bf16 / f16
   float* out;
   int64_t M, N, K;
 };
 
-// pack_bf16 rearranges whole blocks of this many columns; the K % kPackBlock columns after them
-// are read from x itself.
+// pack rearranges whole blocks of this many columns; the K % kPackBlock columns after them are
+// read from x itself.
 inline constexpr int64_t kPackBlock = 32;
-// Floats the AVX-512 tables' pack_bf16 write for M rows of K columns: one per activation.
+// Floats the AVX-512 tables' pack writes for M rows of K columns: one per activation.
 inline int64_t PackedFloats(int64_t M, int64_t K) { return M * (K / kPackBlock * kPackBlock); }
-// Row counts at and below which Linear streams 16-bit weights through the FMA kernels; above,
-// it widens them for sgemm (linear16.h has the measurements).
+// Row counts at and below which the FMA kernels beat sgemm, for 16-bit and f32 weights. f32
+// weights reach sgemm without a widening copy, so it catches up sooner: on one core of an
+// AVX-512 Xeon, Qwen3-0.6B's projections stream at 2.2x sgemm's speed with 1 row, 1.25x with 8
+// and 0.75x with 16 (AVX2: 1.8x, 1.2x, 0.75x).
 inline constexpr int64_t kLinearStreamingMaxRows = 16;
-// linear_bf16_max_rows of a table whose linear_bf16 is fastest at every row count.
+inline constexpr int64_t kLinearF32StreamingMaxRows = 8;
+// LinearKernel::max_rows of a kernel that beats sgemm at every row count.
 inline constexpr int64_t kAnyRows = INT64_MAX;
+
+// One weight format's inner loop for Linear.
+struct LinearKernel {
+  // out[m, n] for every m < M and n in [n_begin, n_end), each weight row read once.
+  void (*rows)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
+  // Linear calls `rows` for up to this many activation rows; above, sgemm (16-bit weights are
+  // widened to f32 block by block for it).
+  int64_t max_rows;
+  // Whether `rows` reads the activations as the table's pack left them (when K >= kPackBlock).
+  bool packed;
+};
 
 // One online-softmax chunk of attention for a group of query heads (paged_attention.cc).
 struct AttentionChunk {
@@ -52,17 +66,12 @@ struct AttentionChunk {
 };
 
 struct IsaKernels {
-  // out[m, n] for every m < M and n in [n_begin, n_end), each weight row read once.
-  void (*linear_f32)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
-  void (*linear_bf16)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
-  void (*linear_f16)(const LinearSlice& s, int64_t n_begin, int64_t n_end);
-  // Fills packed_floats(M, K) floats at `packed` for linear_bf16; both null when it reads x as is.
-  void (*pack_bf16)(const float* x, int64_t M, int64_t K, float* packed);
+  LinearKernel linear_f32, linear_bf16, linear_f16;
+  // Fills packed_floats(M, K) floats at `packed` for the kernels marked `packed`; both null when
+  // none is.
+  void (*pack)(const float* x, int64_t M, int64_t K, float* packed);
   int64_t (*packed_floats)(int64_t M, int64_t K);
-  // Linear calls linear_bf16 for up to this many activation rows; above, it widens blocks of
-  // weights to f32 for sgemm (prefill on CPUs whose bf16 arithmetic is the FMA's).
-  int64_t linear_bf16_max_rows;
-  // The linear_* functions are handed stretches of weight rows that start at multiples of this.
+  // The linear kernels are handed stretches of weight rows that start at multiples of this.
   int64_t row_group;
   // dst[i] = src[i] widened to f32, for i < n.
   void (*widen_bf16)(const uint16_t* src, int64_t n, float* dst);

@@ -91,23 +91,25 @@ void ForEachRowStretch(int64_t N, int64_t K, int64_t group, Fn fn) {
 
 namespace internal {
 
+const LinearKernel& KernelFor(const IsaKernels& isa, DType dtype) {
+  return dtype == DType::kF32 ? isa.linear_f32 : dtype == DType::kF16 ? isa.linear_f16 : isa.linear_bf16;
+}
+
 void LinearStreaming(DType dtype, const float* x, int64_t M, const void* w, int64_t N, int64_t K,
                      float* out) {
   const IsaKernels& isa = ActiveKernels();
+  const LinearKernel& kernel = KernelFor(isa, dtype);
   LinearSlice slice{x, nullptr, w, out, M, N, K};
-  auto* rows = dtype == DType::kF32   ? isa.linear_f32
-               : dtype == DType::kF16 ? isa.linear_f16
-                                      : isa.linear_bf16;
-  if (dtype == DType::kBF16 && isa.pack_bf16 != nullptr && K >= kPackBlock) {
+  if (kernel.packed && K >= kPackBlock) {
     // Kept per thread across calls: a fresh buffer of a few hundred KiB would be mapped and
     // faulted in on every call.
     thread_local std::vector<float> packed;
     packed.resize(static_cast<size_t>(isa.packed_floats(M, K)));
-    isa.pack_bf16(x, M, K, packed.data());
+    isa.pack(x, M, K, packed.data());
     slice.packed = packed.data();
   }
   ForEachRowStretch(N, K, isa.row_group,
-                    [&](int64_t n_begin, int64_t n_end) { rows(slice, n_begin, n_end); });
+                    [&](int64_t n_begin, int64_t n_end) { kernel.rows(slice, n_begin, n_end); });
 }
 
 void Linear16Streaming(DType dtype, const float* x, int64_t M, const uint16_t* w, int64_t N,
@@ -140,16 +142,13 @@ absl::Status cpu::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
   float* op = out.data<float>();
   if (K == 0) {
     std::fill(op, op + M * N, 0.0f);
-  } else if (w.dtype() == DType::kF32 && M <= internal::kLinearF32StreamingMaxRows) {
-    internal::LinearStreaming(DType::kF32, xp, M, w.data<float>(), N, K, op);
+  } else if (M <= internal::KernelFor(internal::ActiveKernels(), w.dtype()).max_rows) {
+    internal::LinearStreaming(w.dtype(), xp, M, w.raw_data(), N, K, op);
   } else if (w.dtype() == DType::kF32) {
     const float* wp = w.data<float>();
     ForEachColumnSlice(M, N, K, [&](int64_t n0, int64_t n1) {
       Sgemm(xp, M, wp + n0 * K, n1 - n0, K, op + n0, N);
     });
-  } else if (M <= (w.dtype() == DType::kBF16 ? internal::ActiveKernels().linear_bf16_max_rows
-                                              : internal::kLinearStreamingMaxRows)) {
-    internal::Linear16Streaming(w.dtype(), xp, M, w.data<uint16_t>(), N, K, op);
   } else {
     internal::Linear16Blocked(w.dtype(), xp, M, w.data<uint16_t>(), N, K, op);
   }

@@ -85,10 +85,10 @@ TEST_P(CpuIsaTest, LinearMatchesScalarReference) {
       }
     }
   }
-  // Prefill row counts: the AMX kernel makes passes of 256 activation rows, in pairs of 16-row
-  // blocks, over pairs of 16-row weight groups; both threads, and remainders of all of them.
-  for (DType dtype : {DType::kBF16, DType::kF32}) {
-    for (int64_t m : {300, 512}) {
+  // Prefill row counts: the AMX kernel makes passes of 80 activation rows, in pairs of 5-row
+  // tiles, over pairs of 16-row weight groups; both threads, and remainders of all of them.
+  for (DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
+    for (int64_t m : {64, 65, 300, 512}) {
       const int64_t n = 200, k = 333;
       SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " M=" << m << " N=" << n << " K=" << k);
       std::mt19937 rng(seed++);
