@@ -284,7 +284,7 @@ void LinearRowsAmx(const LinearSlice& s, int64_t n_begin, int64_t n_end) {
 }  // namespace
 
 constinit const IsaKernels kAmxKernels = {
-    .linear_f32 = {LinearRows<InOrder<F32Weights>>, kLinearF32StreamingMaxRows, false},
+    .linear_f32 = {LinearRows<InOrder<F32Weights>>, kLinearStreamingMaxRows, false},
     .linear_bf16 = {LinearRowsAmx, kAnyRows, true},
     .linear_f16 = {LinearRows<InOrder<F16Weights>>, kLinearStreamingMaxRows, false},
     .pack = PackTiles,

@@ -160,7 +160,7 @@ void AttentionValues(const AttentionChunk& c) {
 }  // namespace
 
 constinit const IsaKernels kAvx2Kernels = {
-    .linear_f32 = {LinearRows<F32Weights>, kLinearF32StreamingMaxRows, false},
+    .linear_f32 = {LinearRows<F32Weights>, kAvx2F32StreamingMaxRows, false},
     .linear_bf16 = {LinearRows<Bf16Weights>, kLinearStreamingMaxRows, false},
     .linear_f16 = {LinearRows<F16Weights>, kLinearStreamingMaxRows, false},
     .pack = nullptr,

@@ -5,7 +5,7 @@
 namespace loom::kernels::internal {
 
 constinit const IsaKernels kAvx512Kernels = {
-    .linear_f32 = {LinearRows<InOrder<F32Weights>>, kLinearF32StreamingMaxRows, false},
+    .linear_f32 = {LinearRows<InOrder<F32Weights>>, kLinearStreamingMaxRows, false},
     .linear_bf16 = {LinearRows<EvenOdd>, kLinearStreamingMaxRows, true},
     .linear_f16 = {LinearRows<InOrder<F16Weights>>, kLinearStreamingMaxRows, false},
     .pack = PackEvenOdd,

@@ -82,7 +82,7 @@ struct DotBf16 {
 }  // namespace
 
 constinit const IsaKernels kAvx512Bf16Kernels = {
-    .linear_f32 = {LinearRows<InOrder<F32Weights>>, kLinearF32StreamingMaxRows, false},
+    .linear_f32 = {LinearRows<InOrder<F32Weights>>, kLinearStreamingMaxRows, false},
     .linear_bf16 = {LinearRows<DotBf16>, kLinearStreamingMaxRows, true},
     .linear_f16 = {LinearRows<InOrder<F16Weights>>, kLinearStreamingMaxRows, false},
     .pack = PackHiLo,
