@@ -118,8 +118,8 @@ show generate "${at[@]}" --prompt "\"$prompt\"" --max-tokens 40 "${sampling[@]}"
 loom generate "${at[@]}" --prompt "$prompt" --max-tokens 40 "${sampling[@]}"
 
 step "5. Stage v2 while a request streams, then commit it: the request goes on under v2"
-show generate "${at[@]}" --prompt "\"$prompt\"" --max-tokens 160 --ignore-eos "${sampling[@]}" '&'
-"$bin/loom" generate "${at[@]}" --prompt "$prompt" --max-tokens 160 --ignore-eos "${sampling[@]}" \
+show generate "${at[@]}" --prompt "\"$prompt\"" --max-tokens 1000 --ignore-eos "${sampling[@]}" '&'
+"$bin/loom" generate "${at[@]}" --prompt "$prompt" --max-tokens 1000 --ignore-eos "${sampling[@]}" \
   >"$work/stream.txt" 2>&1 &
 stream_pid=$!
 for _ in $(seq 300); do [ -s "$work/stream.txt" ] && break; sleep 0.01; done  # tokens flow

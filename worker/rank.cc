@@ -15,6 +15,7 @@
 #include "kernels/threading.h"
 #include "worker/comm/device_ordered_communicator.h"
 #include "worker/comm/gloo_communicator.h"
+#include "worker/comm/shm_communicator.h"
 #include "worker/comm/host_staged_communicator.h"
 #include "worker/comm/nccl_group.h"
 #include "worker/kv_cache_sizing.h"
@@ -179,6 +180,7 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
   num_threads_ = threads;
 
   std::unique_ptr<Communicator> comm, weight_comm;
+  std::string step_collectives = options_.world_size > 1 ? "nccl" : "none";  // for describe
   std::shared_ptr<gloo::rendezvous::Store> store;
   {
     // The controller may send Init as soon as it has seen the rank register, before the
@@ -200,7 +202,17 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
     gloo.hostname = options_.hostname;
     gloo.timeout = options_.collective_timeout;
     if (device.is_cpu()) {
-      LOOM_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(gloo));
+      // Shared memory when every rank runs on this machine (a step's collectives are small and
+      // many, so their latency is what counts), Gloo over TCP otherwise.
+      ShmOptions shm{options_.rank, options_.world_size, store, gloo.prefix,
+                     options_.collective_timeout};
+      LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ShmCommunicator> local, ShmCommunicator::Create(shm));
+      step_collectives = local != nullptr ? "shared memory" : "gloo";
+      if (local != nullptr) {
+        comm = std::move(local);
+      } else {
+        LOOM_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(gloo));
+      }
     } else {
       // NCCL on the rank's GPU, waiting for the context's queued kernels before each collective.
       NcclGroupOptions nccl{gloo.prefix, options_.rank, options_.world_size, device.index,
@@ -295,6 +307,7 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
       {"num_kv_blocks", runner_->num_kv_blocks()},
       {"kv_cache_bytes", runner_->kv_cache().nbytes()},
       {"device_name", context_->Description()},
+      {"step_collectives", step_collectives},
       {"memory_plan", memory_plan},
       {"decode_graphs",
        runner_->decode_graphs() != nullptr

@@ -2,7 +2,8 @@
 // bridge stand for three hosts. The controller (`loom serve --launcher external` on a fixed
 // address) runs in one, one worker in each of two others — each through tools/run_worker.sh with
 // its rank from SLURM_PROCID / SLURM_NTASKS, the command the Slurm recipe of docs/deploy.md runs
-// — and Gloo binds the veth interface named by GLOO_SOCKET_IFNAME. Generation at TP=2 across them
+// — and Gloo binds the veth interface named by GLOO_SOCKET_IFNAME (for the steps too, as
+// LOOM_CPU_COLLECTIVES=gloo keeps the ranks from sharing memory). Generation at TP=2 across them
 // equals the fixture's HF reference; a remote worker SIGKILLed is brought back by its restart
 // loop, the controller heals (restarts == 1) and generation equals the reference again.
 //
@@ -196,7 +197,9 @@ TEST(MultiHostTest, TpTwoAcrossNamespacesGeneratesAndHealsAKilledRemoteWorker) {
     // As srun starts each task: the rank and world size in the environment, the same script.
     loops.push_back(SpawnGroup(absl::StrCat(
         "exec ip netns exec ", hosts.Ns(absl::StrCat("w", rank)), " env ", secret,
-        " SLURM_PROCID=", rank, " SLURM_NTASKS=2 GLOO_SOCKET_IFNAME=loom0 LOOM_WORKER=",
+        " SLURM_PROCID=", rank, " SLURM_NTASKS=2 GLOO_SOCKET_IFNAME=loom0",
+        // The stand-in hosts share one kernel: without this the ranks would share memory.
+        " LOOM_CPU_COLLECTIVES=gloo LOOM_WORKER=",
         testing::BinaryDir(), "/worker/loom-worker ", testing::SourceDir(),
         "/tools/run_worker.sh --controller ", controller, " --threads 1 >", dir, "/worker", rank,
         ".log 2>&1")));

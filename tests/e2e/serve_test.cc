@@ -153,6 +153,9 @@ TEST_F(ServeTest, ClientVerbsTalkToTheServer) {
   ASSERT_EQ(testing::RunCommand(Loom() + " rpc check_health" + at, &out), 0) << out;
   EXPECT_TRUE(absl::StrContains(out, "rank 0: {\"state\":\"ready\"}")) << out;
   EXPECT_TRUE(absl::StrContains(out, "rank 1: {\"state\":\"ready\"}")) << out;
+  // The two ranks run on this machine, so their steps' collectives go through shared memory.
+  ASSERT_EQ(testing::RunCommand(Loom() + " rpc describe" + at, &out), 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "\"step_collectives\":\"shared memory\"")) << out;
   EXPECT_NE(testing::RunCommand(Loom() + " rpc no_such_method" + at, &out), 0);
   EXPECT_TRUE(absl::StrContains(out, "no_such_method")) << out;
   EXPECT_NE(testing::RunCommand(Loom() + " rpc describe '{bad'" + at, &out), 0);

@@ -1,5 +1,6 @@
 #include "worker/comm/collective_args.h"
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,14 @@ absl::Status CheckContiguous(const char* op, const char* what, const Tensor& t) 
         absl::StrCat(op, ": ", what, " must be contiguous, got ", t.DebugString()));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckF32(const char* op, const char* what, const Tensor& t) {
+  if (t.dtype() != DType::kF32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": ", what, " must be F32, got ", t.DebugString()));
+  }
+  return CheckContiguous(op, what, t);
 }
 
 absl::Status CheckAllGatherArgs(const Tensor& in, const Tensor& out, int64_t world_size) {
@@ -75,6 +84,17 @@ absl::Status CheckScatterArgs(absl::Span<const Tensor> parts, const Tensor& out,
                      ShapeString(parts[root].shape()), ", got ", out.DebugString()));
   }
   return absl::OkStatus();
+}
+
+void InterleaveLastDim(const Tensor& gathered, int64_t world_size, Tensor& out) {
+  const int64_t n = gathered.shape().back(), rows = n == 0 ? 0 : gathered.numel() / world_size / n;
+  const float* g = gathered.data<float>();
+  float* o = out.data<float>();
+  for (int64_t w = 0; w < world_size; ++w) {
+    for (int64_t r = 0; r < rows; ++r) {
+      std::memcpy(o + (r * world_size + w) * n, g + (w * rows + r) * n, n * sizeof(float));
+    }
+  }
 }
 
 }  // namespace loom

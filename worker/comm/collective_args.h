@@ -1,5 +1,6 @@
-// Argument checks every communicator applies before a collective, so Gloo and NCCL reject the
-// same bad calls with the same messages.
+// Argument checks every communicator applies before a collective, so Gloo, shared memory and
+// NCCL reject the same bad calls with the same messages; and the layout step the host
+// communicators share.
 #ifndef LOOM_WORKER_COMM_COLLECTIVE_ARGS_H_
 #define LOOM_WORKER_COMM_COLLECTIVE_ARGS_H_
 
@@ -13,6 +14,8 @@ namespace loom {
 
 // `what` of collective `op` must be defined and contiguous.
 absl::Status CheckContiguous(const char* op, const char* what, const Tensor& t);
+// ... and f32.
+absl::Status CheckF32(const char* op, const char* what, const Tensor& t);
 // AllGather: both contiguous, out = [world, in.shape...] of in's dtype.
 absl::Status CheckAllGatherArgs(const Tensor& in, const Tensor& out, int64_t world_size);
 // AllGatherLastDim: both contiguous, in has a dim, out = in.shape with the last dim × world, of
@@ -23,6 +26,11 @@ absl::Status CheckAllGatherLastDimArgs(const Tensor& in, const Tensor& out, int6
 // cannot be checked here (their sizes are theirs).
 absl::Status CheckScatterArgs(absl::Span<const Tensor> parts, const Tensor& out, int64_t root,
                               int64_t rank, int64_t world_size);
+
+// AllGatherLastDim from an AllGather: `gathered` is [world, rows..., n] (every rank's `in` whole,
+// rank after rank), `out` [rows..., world * n]. Rows are independent, so interleaving them is
+// the whole of it. f32, both contiguous and checked by the caller.
+void InterleaveLastDim(const Tensor& gathered, int64_t world_size, Tensor& out);
 
 }  // namespace loom
 

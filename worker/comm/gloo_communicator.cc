@@ -28,14 +28,6 @@
 namespace loom {
 namespace {
 
-absl::Status CheckF32(const char* op, const char* what, const Tensor& t) {
-  if (t.dtype() != DType::kF32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, ": ", what, " must be F32, got ", t.DebugString()));
-  }
-  return CheckContiguous(op, what, t);
-}
-
 // Gloo writes to its sockets with writev(2): a peer that dies mid-collective would kill this
 // process with SIGPIPE instead of failing the write with EPIPE, which Gloo turns into an
 // exception we can report. Leaves a handler someone else installed alone.
@@ -176,20 +168,11 @@ absl::Status GlooCommunicator::AllGatherLastDim(const Tensor& in, Tensor& out) {
   LOOM_RETURN_IF_ERROR(CheckF32("AllGatherLastDim", "in", in));
   LOOM_RETURN_IF_ERROR(CheckAllGatherLastDimArgs(in, out, world_size_));
   if (world_size_ == 1) return out.CopyFrom(in);
-  // Gloo gathers whole buffers rank after rank: [world, rows, n]. Rows are independent, so
-  // interleaving afterwards gives out[rows, world * n].
-  const int64_t n = in.shape().back(), rows = n == 0 ? 0 : in.numel() / n;
   std::vector<int64_t> gathered_shape = {world_size_};
   gathered_shape.insert(gathered_shape.end(), in.shape().begin(), in.shape().end());
   Tensor gathered = Tensor::Empty(DType::kF32, gathered_shape);
   if (absl::Status s = AllGather(in, gathered); !s.ok()) return s;
-  const float* g = gathered.data<float>();
-  float* o = out.data<float>();
-  for (int64_t w = 0; w < world_size_; ++w) {
-    for (int64_t r = 0; r < rows; ++r) {
-      std::memcpy(o + (r * world_size_ + w) * n, g + (w * rows + r) * n, n * sizeof(float));
-    }
-  }
+  InterleaveLastDim(gathered, world_size_, out);
   return absl::OkStatus();
 }
 

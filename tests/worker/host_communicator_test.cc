@@ -1,12 +1,16 @@
-// GlooCommunicator between real processes over loopback TCP: each collective gives every rank
-// what the definition says, and failures come back as Status values, never as a hang or a crash.
-#include "worker/comm/gloo_communicator.h"
+// The host communicators between real processes: GlooCommunicator over loopback TCP and
+// ShmCommunicator through shared memory run the same roles, and each collective gives every rank
+// what the definition says; failures come back as Status values, never as a hang or a crash.
+#include <dirent.h>
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -14,6 +18,8 @@
 #include "common/status.h"
 #include "tests/test_paths.h"
 #include "tests/worker/rank_processes.h"
+#include "worker/comm/gloo_communicator.h"
+#include "worker/comm/shm_communicator.h"
 
 namespace loom {
 namespace {
@@ -21,14 +27,24 @@ namespace {
 using std::chrono::milliseconds;
 using testing::RankContext;
 
-absl::StatusOr<std::unique_ptr<GlooCommunicator>> Connect(
-    const RankContext& c, milliseconds timeout = milliseconds(20000)) {
+// The communicator RunRanks' "comm" argument names: "gloo", or "shm" (which must not fall back).
+absl::StatusOr<std::unique_ptr<Communicator>> Connect(const RankContext& c,
+                                                      milliseconds timeout = milliseconds(20000)) {
+  LOOM_ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> store,
+                        MakeFileStore(c.dir + "/store"));
+  if (c.args.count("comm") != 0 && c.args.at("comm") == "shm") {
+    ShmOptions options{c.rank, c.world_size, store, "loom", timeout};
+    LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ShmCommunicator> comm, ShmCommunicator::Create(options));
+    if (comm == nullptr) return absl::InternalError("the ranks could not share memory");
+    return std::unique_ptr<Communicator>(std::move(comm));
+  }
   GlooOptions options;
   options.rank = c.rank;
   options.world_size = c.world_size;
-  LOOM_ASSIGN_OR_RETURN(options.store, MakeFileStore(c.dir + "/store"));
+  options.store = store;
   options.timeout = timeout;
-  return GlooCommunicator::Create(options);
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<GlooCommunicator> comm, GlooCommunicator::Create(options));
+  return std::unique_ptr<Communicator>(std::move(comm));
 }
 
 absl::Status Expect(bool ok, const std::string& what) {
@@ -224,52 +240,138 @@ const bool kPeerDies = testing::RegisterRankRole("peer_dies", [](const RankConte
 
 constexpr milliseconds kGroupTimeout(20000);
 
-TEST(GlooCommunicatorTest, AllReduceSumGivesEveryRankTheSum) {
+class HostCommunicatorTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::map<std::string, std::string> Args() const { return {{"comm", GetParam()}}; }
+};
+
+
+TEST_P(HostCommunicatorTest, AllReduceSumGivesEveryRankTheSum) {
   for (int world : {2, 3, 4}) {
-    absl::Status s = testing::RunRanks("allreduce", world, {}, kGroupTimeout);
+    absl::Status s = testing::RunRanks("allreduce", world, Args(), kGroupTimeout);
     EXPECT_TRUE(s.ok()) << "world " << world << ": " << s;
   }
 }
 
-TEST(GlooCommunicatorTest, AllGatherLastDimPlacesEachRankSideBySideInEveryRow) {
+TEST_P(HostCommunicatorTest, AllGatherLastDimPlacesEachRankSideBySideInEveryRow) {
   for (int world : {2, 3, 4}) {
-    absl::Status s = testing::RunRanks("allgather_last_dim", world, {}, kGroupTimeout);
+    absl::Status s = testing::RunRanks("allgather_last_dim", world, Args(), kGroupTimeout);
     EXPECT_TRUE(s.ok()) << "world " << world << ": " << s;
   }
 }
 
-TEST(GlooCommunicatorTest, BroadcastAllGatherAndBarrierMoveRawBytes) {
+TEST_P(HostCommunicatorTest, BroadcastAllGatherAndBarrierMoveRawBytes) {
   for (int world : {2, 4}) {
-    absl::Status s = testing::RunRanks("broadcast_allgather", world, {}, kGroupTimeout);
+    absl::Status s = testing::RunRanks("broadcast_allgather", world, Args(), kGroupTimeout);
     EXPECT_TRUE(s.ok()) << "world " << world << ": " << s;
   }
 }
 
-TEST(GlooCommunicatorTest, BadArgumentsAreRefusedAndLeaveTheGroupUsable) {
-  absl::Status s = testing::RunRanks("bad_arguments", 2, {}, kGroupTimeout);
+TEST_P(HostCommunicatorTest, BadArgumentsAreRefusedAndLeaveTheGroupUsable) {
+  absl::Status s = testing::RunRanks("bad_arguments", 2, Args(), kGroupTimeout);
   EXPECT_TRUE(s.ok()) << s;
 }
 
-TEST(GlooCommunicatorTest, ScatterGivesEachRankItsOwnPartOfItsOwnSize) {
+TEST_P(HostCommunicatorTest, ScatterGivesEachRankItsOwnPartOfItsOwnSize) {
   for (int world : {2, 3, 4}) {
-    absl::Status s = testing::RunRanks("scatter", world, {}, kGroupTimeout);
+    absl::Status s = testing::RunRanks("scatter", world, Args(), kGroupTimeout);
     EXPECT_TRUE(s.ok()) << "world " << world << ": " << s;
   }
 }
 
-TEST(GlooCommunicatorTest, ScatterRefusesBadPartsClearlyAndLeavesTheGroupUsable) {
-  absl::Status s = testing::RunRanks("scatter_bad_arguments", 2, {}, kGroupTimeout);
+TEST_P(HostCommunicatorTest, ScatterRefusesBadPartsClearlyAndLeavesTheGroupUsable) {
+  absl::Status s = testing::RunRanks("scatter_bad_arguments", 2, Args(), kGroupTimeout);
   EXPECT_TRUE(s.ok()) << s;
 }
 
-TEST(GlooCommunicatorTest, ScatterIntoAWronglySizedOutFailsOnThatRankAlone) {
-  absl::Status s = testing::RunRanks("scatter_wrong_size", 2, {}, kGroupTimeout);
+TEST_P(HostCommunicatorTest, ScatterIntoAWronglySizedOutFailsOnThatRankAlone) {
+  absl::Status s = testing::RunRanks("scatter_wrong_size", 2, Args(), kGroupTimeout);
   EXPECT_TRUE(s.ok()) << s;
 }
 
-TEST(GlooCommunicatorTest, ADeadPeerFailsTheCollectiveWithAStatus) {
-  absl::Status s = testing::RunRanks("peer_dies", 2, {}, kGroupTimeout);
+TEST_P(HostCommunicatorTest, ADeadPeerFailsTheCollectiveWithAStatus) {
+  absl::Status s = testing::RunRanks("peer_dies", 2, Args(), kGroupTimeout);
   EXPECT_TRUE(s.ok()) << s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, HostCommunicatorTest, ::testing::Values("gloo", "shm"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+// One rank told to use Gloo (LOOM_CPU_COLLECTIVES=gloo) makes every rank of the group decline
+// shared memory, so they all fall back together.
+const bool kShmDeclined = testing::RegisterRankRole("shm_declined", [](const RankContext& c) {
+  if (c.rank == 1) setenv("LOOM_CPU_COLLECTIVES", "gloo", 1);
+  LOOM_ASSIGN_OR_RETURN(std::shared_ptr<gloo::rendezvous::Store> store,
+                        MakeFileStore(c.dir + "/store"));
+  ShmOptions options{c.rank, c.world_size, store, "loom", milliseconds(20000)};
+  LOOM_ASSIGN_OR_RETURN(std::unique_ptr<ShmCommunicator> comm, ShmCommunicator::Create(options));
+  return Expect(comm == nullptr, absl::StrCat("rank ", c.rank, " joined shared memory"));
+});
+
+// Once Create returns, the segment is mapped by every rank and its name is gone from /dev/shm:
+// a crash later leaves nothing behind.
+const bool kShmUnlinked = testing::RegisterRankRole("shm_unlinked", [](const RankContext& c) {
+  LOOM_ASSIGN_OR_RETURN(auto comm, Connect(c));
+  if (c.rank == 0) {
+    const std::string mine = absl::StrCat("loom-", getpid(), "-");
+    DIR* dir = opendir("/dev/shm");
+    if (dir == nullptr) return absl::InternalError("cannot list /dev/shm");
+    bool found = false;
+    while (dirent* e = readdir(dir)) found = found || absl::StartsWith(e->d_name, mine);
+    closedir(dir);
+    LOOM_RETURN_IF_ERROR(Expect(!found, "the segment's name is still in /dev/shm"));
+  }
+  return comm->Barrier();
+});
+
+TEST(ShmCommunicatorTest, OneRankToldToUseGlooMakesTheWholeGroupFallBack) {
+  absl::Status s = testing::RunRanks("shm_declined", 3, {}, kGroupTimeout);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(ShmCommunicatorTest, TheSegmentsNameIsUnlinkedOnceEveryRankHasMappedIt) {
+  absl::Status s = testing::RunRanks("shm_unlinked", 2, {{"comm", "shm"}}, kGroupTimeout);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(ShmCommunicatorTest, RendezvousWithAMissingRankTimesOut) {
+  auto store = MakeFileStore(testing::MakeTempDir("loom-shm") + "/store");
+  ASSERT_TRUE(store.ok()) << store.status();
+  ShmOptions options{0, 2, *store, "loom", milliseconds(300)};
+  const auto start = std::chrono::steady_clock::now();
+  auto comm = ShmCommunicator::Create(options);
+  ASSERT_FALSE(comm.ok());
+  EXPECT_TRUE(absl::IsUnavailable(comm.status())) << comm.status();
+  EXPECT_TRUE(absl::StrContains(comm.status().message(), "rank 0 of 2")) << comm.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST(ShmCommunicatorTest, CreateRefusesBadOptions) {
+  ShmOptions options;
+  options.world_size = 2;
+  options.rank = 2;
+  EXPECT_TRUE(absl::IsInvalidArgument(ShmCommunicator::Create(options).status()));
+  options.rank = 0;  // no store
+  EXPECT_TRUE(absl::IsInvalidArgument(ShmCommunicator::Create(options).status()));
+}
+
+TEST(ShmCommunicatorTest, WorldOfOneNeedsNoPeers) {
+  auto store = MakeFileStore(testing::MakeTempDir("loom-shm") + "/store");
+  ASSERT_TRUE(store.ok()) << store.status();
+  ShmOptions options{0, 1, *store, "loom", milliseconds(1000)};
+  auto comm = ShmCommunicator::Create(options);
+  ASSERT_TRUE(comm.ok()) << comm.status();
+  ASSERT_NE(*comm, nullptr);
+  Tensor t = Tensor::Empty(DType::kF32, {2, 3});
+  t.data<float>()[4] = 5;
+  EXPECT_TRUE((*comm)->AllReduceSum(t).ok());
+  EXPECT_EQ(t.data<float>()[4], 5);
+  Tensor all = Tensor::Empty(DType::kF32, {1, 2, 3});
+  EXPECT_TRUE((*comm)->AllGather(t, all).ok());
+  EXPECT_EQ(all.data<float>()[4], 5);
+  EXPECT_TRUE((*comm)->Barrier().ok());
 }
 
 TEST(GlooCommunicatorTest, RendezvousWithAMissingRankTimesOut) {
