@@ -27,6 +27,11 @@ absl::StatusOr<nlohmann::json> MethodRegistry::Call(const std::string& name,
   return it->second.handler(args);
 }
 
+const MethodSpec* MethodRegistry::Spec(const std::string& name) const {
+  auto it = handlers_.find(name);
+  return it == handlers_.end() ? nullptr : &it->second.spec;
+}
+
 std::vector<std::string> MethodRegistry::Names() const {
   std::vector<std::string> names;
   names.reserve(handlers_.size());

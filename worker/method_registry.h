@@ -32,10 +32,14 @@ struct MethodSpec {
   // JSON pointers of the args that name a file or directory ("/path", "/source/model"); each
   // must lie in the server's allowed roots.
   std::vector<std::string> path_args;
+  // May run kernels (loads, conversions): the rank runs it on a short-lived thread of its own,
+  // whose OpenMP pool ends with it (kernels/threading.h says why). Methods that only read the
+  // rank's state run on the calling thread: a thread per call cost a no-op call most of its time.
+  bool runs_kernels = true;
 };
 
-// A method that only reads: callable with the client key.
-inline MethodSpec ReadOnlyMethod() { return MethodSpec{.admin = false}; }
+// A method that only reads the rank's state: callable with the client key, run in place.
+inline MethodSpec ReadOnlyMethod() { return MethodSpec{.admin = false, .runs_kernels = false}; }
 
 class MethodRegistry {
  public:
@@ -46,6 +50,8 @@ class MethodRegistry {
   absl::StatusOr<nlohmann::json> Call(const std::string& name, const nlohmann::json& args) const;
 
   std::vector<std::string> Names() const;  // sorted
+  // The spec `name` was registered with; nullptr when there is no such method.
+  const MethodSpec* Spec(const std::string& name) const;
 
   // {name: {"admin": bool, "path_args": [pointer, ...]}} for every method, as `describe` reports
   // it under "methods".

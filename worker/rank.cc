@@ -325,14 +325,16 @@ absl::Status Rank::DoInit(const EngineConfig& config, const RankInit& init,
 
 absl::StatusOr<nlohmann::json> Rank::Call(const std::string& method, const nlohmann::json& args) {
   // Handlers report errors as Status; an exception from a JSON accessor inside one still must
-  // not take the rank down. Loads run kernels: on a thread of their own (threading.h).
+  // not take the rank down. Methods that may run kernels get a thread of their own
+  // (threading.h); those that only read state run here.
   absl::StatusOr<nlohmann::json> result;
   kernels::ExecutionContext* context = nullptr;
   {
     absl::MutexLock lock(&mu_);
     context = context_.get();  // set once by Init, never replaced
   }
-  kernels::RunOnShortLivedThread([&] {
+  const MethodSpec* spec = methods_.Spec(method);
+  auto run = [&] {
     if (num_threads_ > 0) kernels::SetNumThreads(num_threads_);
     if (context != nullptr) {
       if (absl::Status bound = context->BindThread(); !bound.ok()) {
@@ -345,7 +347,12 @@ absl::StatusOr<nlohmann::json> Rank::Call(const std::string& method, const nlohm
     } catch (const std::exception& e) {
       result = absl::InternalError(absl::StrCat("method ", method, " threw: ", e.what()));
     }
-  });
+  };
+  if (spec != nullptr && !spec->runs_kernels) {
+    run();
+  } else {
+    kernels::RunOnShortLivedThread(run);
+  }
   return result;
 }
 
