@@ -144,6 +144,9 @@ void EvenOddTile(const LinearSlice& s, int64_t m, int64_t n) {
 // The tile functions a row loop calls: Tile<R, kW>(s, m, n) writes out[m.., n..].
 template <typename W>
 struct InOrder {
+  // Weight rows a tile of four activation rows can take: 16 accumulators, 4 weight vectors and
+  // one activation vector fit the 32 registers.
+  static constexpr int kRowsWithFour = 4;
   template <int R, int kW>
   static void Tile(const LinearSlice& s, int64_t m, int64_t n) {
     InOrderTile<W, R, kW>(s, s.x + m * s.K, static_cast<const typename W::T*>(s.w) + n * s.K,
@@ -151,6 +154,7 @@ struct InOrder {
   }
 };
 struct EvenOdd {
+  static constexpr int kRowsWithFour = 2;  // even and odd accumulators: twice the registers
   template <int R, int kW>
   static void Tile(const LinearSlice& s, int64_t m, int64_t n) {
     EvenOddTile<R, kW>(s, m, n);
@@ -178,12 +182,13 @@ void TileRows(const LinearSlice& s, int64_t n) {
 }
 
 // Weight rows [n_begin, n_end) in groups of kW. With one or two activation rows the loop is bound
-// by how many weight rows stream at once, so it takes four; with more, two leave registers for
-// the accumulators.
+// by how many weight rows stream at once, so it takes four; with more, as many as leave
+// registers for the accumulators (Kernel::kRowsWithFour): each weight row loaded serves every
+// activation row of the tile, and each activation row every weight row.
 template <typename Kernel>
 void LinearRows(const LinearSlice& s, int64_t n_begin, int64_t n_end) {
   int64_t n = n_begin;
-  if (s.M <= 2) {
+  if (s.M <= 2 || Kernel::kRowsWithFour == 4) {
     for (; n + 4 <= n_end; n += 4) TileRows<Kernel, 4>(s, n);
   }
   for (; n + 2 <= n_end; n += 2) TileRows<Kernel, 2>(s, n);

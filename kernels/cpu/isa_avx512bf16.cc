@@ -73,6 +73,7 @@ void DotBf16Tile(const LinearSlice& s, int64_t m, int64_t n) {
 }
 
 struct DotBf16 {
+  static constexpr int kRowsWithFour = 2;  // hi and lo accumulators: twice the registers
   template <int R, int kW>
   static void Tile(const LinearSlice& s, int64_t m, int64_t n) {
     DotBf16Tile<R, kW>(s, m, n);
