@@ -4,8 +4,8 @@
 // AVX-512 Xeon without ever executing an instruction the CPU lacks.
 //
 // The choice is made once, on first use: the fastest variant the CPU supports, or the one the
-// environment variable LOOM_CPU_ISA names (avx2, avx512, avx512bf16, amx) to compare variants on one
-// machine. A value that is unknown or asks for more than the CPU has is refused when a host
+// environment variable LOOM_CPU_ISA names (avx2, avx512, avx512bf16, amx) to compare variants on
+// one machine. A value that is unknown or asks for more than the CPU has is refused when a host
 // context is created (CheckHostCpu) and never executed.
 //
 // cpu_isa.cc and host_context.cc are compiled without AVX flags, so a CPU below the AVX2 baseline

@@ -188,16 +188,22 @@ void PackTiles(const float* x, int64_t M, int64_t K, float* packed) {
 }
 
 // Stores C tile (16 weight rows from n, piece rows of activation tile b) into out, summing each
-// activation row's three pieces; rows past M are dropped.
+// activation row's three pieces; rows past M are dropped. Transposed in registers first, so each
+// output row is three vector loads, two adds and a store.
 template <int T>
 inline void StoreTile(const LinearSlice& s, int64_t b, int64_t n) {
   alignas(64) float c[kTile][kTile];
   Store<T>(c);
+  __m512i v[16];
+  for (int j = 0; j < kTile; ++j) v[j] = _mm512_load_si512(c[j]);
+  Transpose16x16(v);  // v[q]: piece row q across the 16 weight rows
   const int64_t m = b * kRowsPerTile, rows = std::min<int64_t>(kRowsPerTile, s.M - m);
   for (int64_t i = 0; i < rows; ++i) {
-    float* dst = s.out + (m + i) * s.N + n;
     const int q = static_cast<int>(i) * kPieces;
-    for (int j = 0; j < kTile; ++j) dst[j] = (c[j][q] + c[j][q + 1]) + c[j][q + 2];
+    const __m512 sum = _mm512_add_ps(
+        _mm512_add_ps(_mm512_castsi512_ps(v[q]), _mm512_castsi512_ps(v[q + 1])),
+        _mm512_castsi512_ps(v[q + 2]));
+    _mm512_storeu_ps(s.out + (m + i) * s.N + n, sum);
   }
 }
 

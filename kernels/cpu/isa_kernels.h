@@ -4,9 +4,10 @@
 //
 // Each table lives in its own translation unit, compiled with that variant's flags: isa_avx2.cc,
 // isa_avx512.cc, isa_avx512bf16.cc, isa_amx.cc. Those files include only this header, the C++
-// library, <immintrin.h> and isa_avx512-inl.h, and keep every function in an anonymous namespace: an inline function or
-// template with external linkage compiled there could become the copy the linker keeps for the
-// whole program, and then run AVX-512 code on a CPU without it.
+// library, <immintrin.h> and isa_avx512-inl.h, and keep every function in an anonymous
+// namespace: an inline function or template with external linkage compiled there could become
+// the copy the linker keeps for the whole program, and then run AVX-512 code on a CPU without
+// it.
 #ifndef LOOM_KERNELS_CPU_ISA_KERNELS_H_
 #define LOOM_KERNELS_CPU_ISA_KERNELS_H_
 

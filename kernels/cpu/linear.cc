@@ -87,13 +87,16 @@ void ForEachRowStretch(int64_t N, int64_t K, int64_t group, Fn fn) {
   }
 }
 
+// The active table's kernel for weights of `dtype` (f32, f16, or else bf16).
+const internal::LinearKernel& KernelFor(const internal::IsaKernels& isa, DType dtype) {
+  return dtype == DType::kF32   ? isa.linear_f32
+         : dtype == DType::kF16 ? isa.linear_f16
+                                : isa.linear_bf16;
+}
+
 }  // namespace
 
 namespace internal {
-
-const LinearKernel& KernelFor(const IsaKernels& isa, DType dtype) {
-  return dtype == DType::kF32 ? isa.linear_f32 : dtype == DType::kF16 ? isa.linear_f16 : isa.linear_bf16;
-}
 
 void LinearStreaming(DType dtype, const float* x, int64_t M, const void* w, int64_t N, int64_t K,
                      float* out) {
@@ -142,7 +145,7 @@ absl::Status cpu::Linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
   float* op = out.data<float>();
   if (K == 0) {
     std::fill(op, op + M * N, 0.0f);
-  } else if (M <= internal::KernelFor(internal::ActiveKernels(), w.dtype()).max_rows) {
+  } else if (M <= KernelFor(internal::ActiveKernels(), w.dtype()).max_rows) {
     internal::LinearStreaming(w.dtype(), xp, M, w.raw_data(), N, K, op);
   } else if (w.dtype() == DType::kF32) {
     const float* wp = w.data<float>();

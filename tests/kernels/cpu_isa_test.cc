@@ -61,6 +61,20 @@ std::vector<double> LinearReference(const Tensor& x, const Tensor& w) {
   return out;
 }
 
+// Linear on random [m, k] activations and [n, k] weights of `dtype` against the reference.
+void CheckLinear(DType dtype, int64_t m, int64_t n, int64_t k, uint32_t seed,
+                 double tolerance_per_term) {
+  SCOPED_TRACE(::testing::Message()
+               << DTypeName(dtype) << " M=" << m << " N=" << n << " K=" << k);
+  std::mt19937 rng(seed);
+  Tensor x = testing::RandomF32({m, k}, rng);
+  Tensor w = *testing::RandomF32({n, k}, rng).To(dtype);
+  Tensor out = testing::PoisonedF32({m, n});
+  ASSERT_TRUE(Linear(HostContext(), x, w, nullptr, out).ok());
+  ExpectClose(out.data<float>(), LinearReference(x, w), 1e-5,
+              tolerance_per_term * static_cast<double>(k), "out");
+}
+
 TEST_P(CpuIsaTest, LinearMatchesScalarReference) {
   ASSERT_EQ(ActiveIsa(), GetParam());
   // Row counts of both paths (streaming up to 8 or 16 rows, sgemm above) with every remainder
@@ -73,15 +87,7 @@ TEST_P(CpuIsaTest, LinearMatchesScalarReference) {
   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
     for (int64_t m : rows) {
       for (const auto& [n, k] : shapes) {
-        SCOPED_TRACE(::testing::Message()
-                     << DTypeName(dtype) << " M=" << m << " N=" << n << " K=" << k);
-        std::mt19937 rng(seed++);
-        Tensor x = testing::RandomF32({m, k}, rng);
-        Tensor w = *testing::RandomF32({n, k}, rng).To(dtype);
-        Tensor out = testing::PoisonedF32({m, n});
-        ASSERT_TRUE(Linear(HostContext(), x, w, nullptr, out).ok());
-        ExpectClose(out.data<float>(), LinearReference(x, w), 1e-5,
-                    AbsTolerancePerTerm(dtype) * static_cast<double>(k), "out");
+        CheckLinear(dtype, m, n, k, seed++, AbsTolerancePerTerm(dtype));
       }
     }
   }
@@ -89,15 +95,7 @@ TEST_P(CpuIsaTest, LinearMatchesScalarReference) {
   // tiles, over pairs of 16-row weight groups; both threads, and remainders of all of them.
   for (DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
     for (int64_t m : {64, 65, 300, 512}) {
-      const int64_t n = 200, k = 333;
-      SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << " M=" << m << " N=" << n << " K=" << k);
-      std::mt19937 rng(seed++);
-      Tensor x = testing::RandomF32({m, k}, rng);
-      Tensor w = *testing::RandomF32({n, k}, rng).To(dtype);
-      Tensor out = testing::PoisonedF32({m, n});
-      ASSERT_TRUE(Linear(HostContext(), x, w, nullptr, out).ok());
-      ExpectClose(out.data<float>(), LinearReference(x, w), 1e-5,
-                  AbsTolerancePerTerm(dtype) * static_cast<double>(k), "out");
+      CheckLinear(dtype, m, 200, 333, seed++, AbsTolerancePerTerm(dtype));
     }
   }
 }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "worker/comm/communicator.h"
 
 namespace loom {
 
@@ -86,15 +87,25 @@ absl::Status CheckScatterArgs(absl::Span<const Tensor> parts, const Tensor& out,
   return absl::OkStatus();
 }
 
-void InterleaveLastDim(const Tensor& gathered, int64_t world_size, Tensor& out) {
-  const int64_t n = gathered.shape().back(), rows = n == 0 ? 0 : gathered.numel() / world_size / n;
+absl::Status AllGatherLastDimByRows(Communicator& comm, const Tensor& in, Tensor& out) {
+  LOOM_RETURN_IF_ERROR(CheckF32("AllGatherLastDim", "in", in));
+  const int64_t world = comm.world_size();
+  LOOM_RETURN_IF_ERROR(CheckAllGatherLastDimArgs(in, out, world));
+  if (world == 1) return out.CopyFrom(in);
+  std::vector<int64_t> gathered_shape = {world};
+  gathered_shape.insert(gathered_shape.end(), in.shape().begin(), in.shape().end());
+  Tensor gathered = Tensor::Empty(DType::kF32, gathered_shape);
+  LOOM_RETURN_IF_ERROR(comm.AllGather(in, gathered));
+  // Rows are independent: [world, rows, n] interleaved is [rows, world * n].
+  const int64_t n = in.shape().back(), rows = n == 0 ? 0 : in.numel() / n;
   const float* g = gathered.data<float>();
   float* o = out.data<float>();
-  for (int64_t w = 0; w < world_size; ++w) {
+  for (int64_t w = 0; w < world; ++w) {
     for (int64_t r = 0; r < rows; ++r) {
-      std::memcpy(o + (r * world_size + w) * n, g + (w * rows + r) * n, n * sizeof(float));
+      std::memcpy(o + (r * world + w) * n, g + (w * rows + r) * n, n * sizeof(float));
     }
   }
+  return absl::OkStatus();
 }
 
 }  // namespace loom

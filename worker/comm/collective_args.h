@@ -12,6 +12,8 @@
 
 namespace loom {
 
+class Communicator;
+
 // `what` of collective `op` must be defined and contiguous.
 absl::Status CheckContiguous(const char* op, const char* what, const Tensor& t);
 // ... and f32.
@@ -27,10 +29,10 @@ absl::Status CheckAllGatherLastDimArgs(const Tensor& in, const Tensor& out, int6
 absl::Status CheckScatterArgs(absl::Span<const Tensor> parts, const Tensor& out, int64_t root,
                               int64_t rank, int64_t world_size);
 
-// AllGatherLastDim from an AllGather: `gathered` is [world, rows..., n] (every rank's `in` whole,
-// rank after rank), `out` [rows..., world * n]. Rows are independent, so interleaving them is
-// the whole of it. f32, both contiguous and checked by the caller.
-void InterleaveLastDim(const Tensor& gathered, int64_t world_size, Tensor& out);
+// AllGatherLastDim through comm.AllGather, for transports that move whole buffers rank after
+// rank: gathers [world, rows..., n], then interleaves the rows into out [rows..., world * n].
+// Checks the arguments as every AllGatherLastDim does.
+absl::Status AllGatherLastDimByRows(Communicator& comm, const Tensor& in, Tensor& out);
 
 }  // namespace loom
 

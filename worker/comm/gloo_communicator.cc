@@ -165,15 +165,7 @@ absl::Status GlooCommunicator::AllGather(const Tensor& in, Tensor& out) {
 }
 
 absl::Status GlooCommunicator::AllGatherLastDim(const Tensor& in, Tensor& out) {
-  LOOM_RETURN_IF_ERROR(CheckF32("AllGatherLastDim", "in", in));
-  LOOM_RETURN_IF_ERROR(CheckAllGatherLastDimArgs(in, out, world_size_));
-  if (world_size_ == 1) return out.CopyFrom(in);
-  std::vector<int64_t> gathered_shape = {world_size_};
-  gathered_shape.insert(gathered_shape.end(), in.shape().begin(), in.shape().end());
-  Tensor gathered = Tensor::Empty(DType::kF32, gathered_shape);
-  if (absl::Status s = AllGather(in, gathered); !s.ok()) return s;
-  InterleaveLastDim(gathered, world_size_, out);
-  return absl::OkStatus();
+  return AllGatherLastDimByRows(*this, in, out);
 }
 
 absl::Status GlooCommunicator::Broadcast(Tensor& tensor, int64_t root) {

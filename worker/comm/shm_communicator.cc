@@ -335,15 +335,7 @@ absl::Status ShmCommunicator::AllGather(const Tensor& in, Tensor& out) {
 }
 
 absl::Status ShmCommunicator::AllGatherLastDim(const Tensor& in, Tensor& out) {
-  LOOM_RETURN_IF_ERROR(CheckF32("AllGatherLastDim", "in", in));
-  LOOM_RETURN_IF_ERROR(CheckAllGatherLastDimArgs(in, out, world_size_));
-  if (world_size_ == 1) return out.CopyFrom(in);
-  std::vector<int64_t> gathered_shape = {world_size_};
-  gathered_shape.insert(gathered_shape.end(), in.shape().begin(), in.shape().end());
-  Tensor gathered = Tensor::Empty(DType::kF32, gathered_shape);
-  LOOM_RETURN_IF_ERROR(AllGather(in, gathered));
-  InterleaveLastDim(gathered, world_size_, out);
-  return absl::OkStatus();
+  return AllGatherLastDimByRows(*this, in, out);
 }
 
 absl::Status ShmCommunicator::Broadcast(Tensor& tensor, int64_t root) {
