@@ -165,6 +165,8 @@ def conversion_view(model, work, fixtures):
         sys.exit(f"{model} has a stand-in tokenizer and no real one fits (vocab {vocab}; looked in "
                  f"{qwen}); give a model with its own tokenizer")
     view = work / "convert-view" / model.name  # the GGUF's general.name
+    if view.exists():  # made by an earlier conversion of this model (another dtype)
+        return view
     view.mkdir(parents=True)
     for f in model.iterdir():
         if f.name not in ("tokenizer.json", "tokenizer_config.json"):
