@@ -116,17 +116,13 @@ int64_t PackedTileFloats(int64_t M, int64_t K) {
   return ActivationTiles(M) * (K / kPackBlock) * kTileBytes / 4;
 }
 
-__m512 Bf16ToF32(__m256i bits) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
-}
-
 // The next bf16 piece of 32 values held as two f32 vectors (their first 16, their last 16):
 // returns the piece, 32 bf16 values in order, and leaves in x0, x1 what it did not take.
 inline __m512i TakePiece(__m512& x0, __m512& x1) {
   // Rounds to nearest even; the first operand fills the upper 16 values.
   const __m512i piece = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(x1, x0));
-  x0 = _mm512_sub_ps(x0, Bf16ToF32(_mm512_castsi512_si256(piece)));
-  x1 = _mm512_sub_ps(x1, Bf16ToF32(_mm512_extracti64x4_epi64(piece, 1)));
+  x0 = _mm512_sub_ps(x0, Bf16Weights::Widen(_mm512_castsi512_si256(piece)));
+  x1 = _mm512_sub_ps(x1, Bf16Weights::Widen(_mm512_extracti64x4_epi64(piece, 1)));
   return piece;
 }
 

@@ -16,10 +16,6 @@
 namespace loom::kernels::internal {
 namespace {
 
-__m512 Bf16HalvesToF32(__m256i bits) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
-}
-
 // Per block of 32 columns: 32 bf16 hi values, then 32 bf16 lo values (64 bytes each, so a
 // block takes the 32 floats' room PackedFloats counts).
 void PackHiLo(const float* x, int64_t M, int64_t K, float* packed) {
@@ -31,8 +27,8 @@ void PackHiLo(const float* x, int64_t M, int64_t K, float* packed) {
       const __m512 x0 = _mm512_loadu_ps(row + k), x1 = _mm512_loadu_ps(row + k + 16);
       // Rounds to nearest even; the first operand fills the upper 16 values.
       const __m512i hi = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(x1, x0));
-      const __m512 lo0 = _mm512_sub_ps(x0, Bf16HalvesToF32(_mm512_castsi512_si256(hi)));
-      const __m512 lo1 = _mm512_sub_ps(x1, Bf16HalvesToF32(_mm512_extracti64x4_epi64(hi, 1)));
+      const __m512 lo0 = _mm512_sub_ps(x0, Bf16Weights::Widen(_mm512_castsi512_si256(hi)));
+      const __m512 lo1 = _mm512_sub_ps(x1, Bf16Weights::Widen(_mm512_extracti64x4_epi64(hi, 1)));
       const __m512i lo = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(lo1, lo0));
       _mm512_storeu_si512(dst + k, hi);
       _mm512_storeu_si512(dst + k + 16, lo);

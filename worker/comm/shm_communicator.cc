@@ -234,11 +234,9 @@ ShmCommunicator::ShmCommunicator(int64_t rank, int64_t world_size,
 
 ShmCommunicator::~ShmCommunicator() { munmap(segment_, bytes_); }
 
-uint8_t* ShmCommunicator::Slot(int64_t rank) const {
-  // Round round_ + 1 is the one being filled: its parity picks the pair of slots.
-  const int64_t parity = (round_ + 1) % 2;
+uint8_t* ShmCommunicator::Slot(uint32_t round, int64_t rank) const {
   return reinterpret_cast<uint8_t*>(segment_) + kHeaderBytes +
-         (rank * 2 + parity) * kSlotBytes;
+         (rank * 2 + round % 2) * kSlotBytes;
 }
 
 absl::Status ShmCommunicator::CheckUsable(const char* op) const {
@@ -296,15 +294,14 @@ absl::Status ShmCommunicator::AllReduceSum(Tensor& tensor) {
   const int64_t n = tensor.numel(), chunk = kSlotBytes / static_cast<int64_t>(sizeof(float));
   for (int64_t off = 0; off < n; off += chunk) {
     const int64_t count = std::min(chunk, n - off);
-    std::memcpy(Slot(rank_), data + off, count * sizeof(float));
-    std::vector<const float*> slots(world_size_);
-    for (int64_t r = 0; r < world_size_; ++r) slots[r] = reinterpret_cast<float*>(Slot(r));
+    const uint32_t round = NextRound();
+    std::memcpy(Slot(round, rank_), data + off, count * sizeof(float));
     LOOM_RETURN_IF_ERROR(Exchange("AllReduceSum"));
     // In rank order from the same bytes on every rank: bit-identical sums.
     float* dst = data + off;
-    std::memcpy(dst, slots[0], count * sizeof(float));
+    std::memcpy(dst, Slot(round, 0), count * sizeof(float));
     for (int64_t r = 1; r < world_size_; ++r) {
-      const float* src = slots[r];
+      const auto* src = reinterpret_cast<const float*>(Slot(round, r));
       for (int64_t i = 0; i < count; ++i) dst[i] += src[i];
     }
   }
@@ -325,11 +322,12 @@ absl::Status ShmCommunicator::AllGather(const Tensor& in, Tensor& out) {
   LOOM_RETURN_IF_ERROR(CheckUsable("AllGather"));
   for (int64_t off = 0; off < bytes; off += kSlotBytes) {
     const int64_t count = std::min(kSlotBytes, bytes - off);
-    std::memcpy(Slot(rank_), src + off, count);
-    std::vector<const uint8_t*> slots(world_size_);
-    for (int64_t r = 0; r < world_size_; ++r) slots[r] = Slot(r);
+    const uint32_t round = NextRound();
+    std::memcpy(Slot(round, rank_), src + off, count);
     LOOM_RETURN_IF_ERROR(Exchange("AllGather"));
-    for (int64_t r = 0; r < world_size_; ++r) std::memcpy(dst + r * bytes + off, slots[r], count);
+    for (int64_t r = 0; r < world_size_; ++r) {
+      std::memcpy(dst + r * bytes + off, Slot(round, r), count);
+    }
   }
   return absl::OkStatus();
 }
@@ -351,7 +349,7 @@ absl::Status ShmCommunicator::Broadcast(Tensor& tensor, int64_t root) {
   LOOM_RETURN_IF_ERROR(CheckUsable("Broadcast"));
   for (int64_t off = 0; off < bytes; off += kSlotBytes) {
     const int64_t count = std::min(kSlotBytes, bytes - off);
-    uint8_t* slot = Slot(root);
+    uint8_t* slot = Slot(NextRound(), root);
     if (rank_ == root) std::memcpy(slot, data + off, count);
     LOOM_RETURN_IF_ERROR(Exchange("Broadcast"));
     if (rank_ != root) std::memcpy(data + off, slot, count);
@@ -370,7 +368,7 @@ absl::Status ShmCommunicator::Scatter(absl::Span<const Tensor> parts, Tensor& ou
   // First round: every part's size, so each rank knows how many rounds follow and whether its
   // `out` fits.
   std::vector<int64_t> sizes(world_size_);
-  uint8_t* slot = Slot(root);
+  uint8_t* slot = Slot(NextRound(), root);
   if (rank_ == root) {
     for (int64_t r = 0; r < world_size_; ++r) sizes[r] = static_cast<int64_t>(parts[r].nbytes());
     std::memcpy(slot, sizes.data(), sizes.size() * sizeof(int64_t));
@@ -386,7 +384,7 @@ absl::Status ShmCommunicator::Scatter(absl::Span<const Tensor> parts, Tensor& ou
   const bool fits = rank_ == root || sizes[rank_] == static_cast<int64_t>(out.nbytes());
   auto* mine = static_cast<uint8_t*>(out.raw_data());
   for (int64_t j = 0; j < rounds; ++j) {
-    slot = Slot(root);
+    slot = Slot(NextRound(), root);
     const int64_t off = j * stretch;
     if (rank_ == root) {
       for (int64_t r = 0; r < world_size_; ++r) {

@@ -85,8 +85,10 @@ class ShmCommunicator : public Communicator {
   ShmCommunicator(int64_t rank, int64_t world_size, std::chrono::milliseconds timeout,
                   void* base, size_t bytes);
 
-  // The slot of `rank` for the round about to be exchanged (the next Exchange's).
-  uint8_t* Slot(int64_t rank) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The slot of `rank` in round `round` (rounds alternate between each rank's two slots).
+  uint8_t* Slot(uint32_t round, int64_t rank) const;
+  // The round the next Exchange completes.
+  uint32_t NextRound() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return round_ + 1; }
   // One round: publishes this rank's arrival and waits for every peer's. `op` names the
   // collective in errors. Marks the communicator broken on failure.
   absl::Status Exchange(const char* op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
